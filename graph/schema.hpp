@@ -1,0 +1,188 @@
+// graph/schema.hpp — the declarative description of a node type.
+//
+// A Schema names an op, documents it, lists its typed inputs, outputs and
+// attributes (with defaults and ranges) and carries the shape-inference rule
+// that also declares the node's trainable parameters. graph/ validates and
+// shape-checks pipelines from schemas alone; it never sees oneDNN or TBB.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace noiseflow::graph {
+
+using Json = nlohmann::json;
+/// Logical tensor shape, outermost dimension first (NCHW for images).
+using Shape = std::vector<int64_t>;
+
+/// "[64, 1, 28, 28]".
+std::string shape_str(const Shape& s);
+/// Product of the dimensions (1 for a scalar shape []).
+int64_t numel(const Shape& s);
+
+/// The type of an attribute value, checked during validation.
+enum class AttrType { Int, Float, Bool, String, IntList, FloatList, Any };
+std::string attr_type_name(AttrType t);
+
+/// One attribute of a node type.
+struct AttrSpec {
+  std::string name;
+  AttrType type = AttrType::Float;
+  Json default_value;  ///< null: the attribute is required
+  std::optional<double> min, max;
+  std::vector<std::string> choices;  ///< for strings: the allowed values
+  std::string doc;
+  bool required() const { return default_value.is_null(); }
+};
+
+/// One input or output port.
+struct PortSpec {
+  std::string name;
+  std::string doc;
+  bool optional = false;        ///< inputs only
+  bool differentiable = false;  ///< inputs only: backward yields its gradient
+};
+
+/// How a trainable parameter starts.
+struct Init {
+  enum Kind { Zeros, Ones, KaimingUniform, UniformFanIn, Normal } kind = Zeros;
+  int64_t fan_in = 1;
+  double scale = 1.0;  ///< Normal: standard deviation
+  static Init zeros() { return {Zeros, 1, 1.0}; }
+  static Init ones() { return {Ones, 1, 1.0}; }
+  /// PyTorch's default for conv/linear weights: U(-b, b), b = 1/sqrt(fan_in) (kaiming_uniform, a = sqrt(5)).
+  static Init kaiming_uniform(int64_t fan_in) { return {KaimingUniform, fan_in, 1.0}; }
+  /// PyTorch's default for biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+  static Init uniform_fan_in(int64_t fan_in) { return {UniformFanIn, fan_in, 1.0}; }
+  static Init normal(double stddev) { return {Normal, 1, stddev}; }
+};
+
+/// A trainable parameter declared by shape inference.
+struct ParamDecl {
+  std::string name;  ///< local name ("weight"); qualified with the node id at plan time
+  Shape shape;
+  Init init;
+};
+
+/// Thrown by shape inference; `field` names the offending input or attribute.
+struct ShapeError : std::runtime_error {
+  std::string field;
+  ShapeError(std::string field_, const std::string& msg) : std::runtime_error(msg), field(std::move(field_)) {}
+};
+
+class Schema;
+
+/// What a shape-inference rule sees and declares.
+class ShapeContext {
+ public:
+  ShapeContext(const Schema& schema, const Json& attrs, std::vector<std::optional<Shape>> inputs);
+
+  /// Shape of an input; throws ShapeError when a required input has none.
+  const Shape& input(const std::string& name) const;
+  bool has_input(const std::string& name) const;
+  const Json& attr(const std::string& name) const;
+  int64_t attr_int(const std::string& name) const { return attr(name).get<int64_t>(); }
+  double attr_float(const std::string& name) const { return attr(name).get<double>(); }
+  bool attr_bool(const std::string& name) const { return attr(name).get<bool>(); }
+  std::string attr_string(const std::string& name) const { return attr(name).get<std::string>(); }
+  std::vector<int64_t> attr_ints(const std::string& name) const { return attr(name).get<std::vector<int64_t>>(); }
+
+  void set_output(const std::string& name, Shape s);
+  void param(const std::string& name, Shape s, Init init);
+
+  /// Throws ShapeError naming `field` (an input or attribute name).
+  [[noreturn]] void fail(const std::string& field, const std::string& msg) const;
+  /// Fails unless input `name` has rank `rank`.
+  const Shape& input_rank(const std::string& name, size_t rank) const;
+
+  std::vector<Shape> outputs;  ///< indexed like Schema::outputs
+  std::vector<ParamDecl> params;
+
+ private:
+  const Schema& schema_;
+  const Json& attrs_;
+  std::vector<std::optional<Shape>> inputs_;
+};
+
+using ShapeFn = std::function<void(ShapeContext&)>;
+
+/// Declarative node-type description with a builder interface.
+class Schema {
+ public:
+  Schema() = default;
+  Schema(std::string op, std::string doc) : op_(std::move(op)), doc_(std::move(doc)) {}
+
+  Schema& input(std::string name, std::string doc = {});
+  Schema& optional_input(std::string name, std::string doc = {});
+  Schema& output(std::string name, std::string doc = {});
+  Schema& attr_int(std::string name, std::optional<int64_t> def, std::optional<int64_t> min = {},
+                   std::optional<int64_t> max = {}, std::string doc = {});
+  Schema& attr_float(std::string name, std::optional<double> def, std::optional<double> min = {},
+                     std::optional<double> max = {}, std::string doc = {});
+  Schema& attr_bool(std::string name, std::optional<bool> def, std::string doc = {});
+  Schema& attr_string(std::string name, std::optional<std::string> def, std::vector<std::string> choices = {},
+                      std::string doc = {});
+  Schema& attr_ints(std::string name, std::optional<std::vector<int64_t>> def, std::string doc = {});
+  Schema& attr_floats(std::string name, std::optional<std::vector<double>> def, std::string doc = {});
+  /// Inputs whose gradients backward() computes.
+  Schema& differentiable(std::vector<std::string> inputs);
+  Schema& shape(ShapeFn fn) { shape_fn_ = std::move(fn); return *this; }
+  /// Runs on the serial compute lane (oneDNN primitives using all cores).
+  Schema& heavy() { heavy_ = true; return *this; }
+  /// A sink: may carry `every` and `at_end`, runs after the tick's compute.
+  Schema& sink() { sink_ = true; return *this; }
+  /// Inputs that are not ordering edges (the `next` of a state node).
+  Schema& back_edge(std::string input) { back_edges_.push_back(std::move(input)); return *this; }
+  /// An optimizer: the runtime derives the backward pass from its `loss` input.
+  Schema& optimizer() { optimizer_ = true; return *this; }
+
+  const std::string& op() const { return op_; }
+  const std::string& doc() const { return doc_; }
+  const std::vector<PortSpec>& inputs() const { return inputs_; }
+  const std::vector<PortSpec>& outputs() const { return outputs_; }
+  const std::vector<AttrSpec>& attrs() const { return attrs_; }
+  const std::vector<std::string>& back_edges() const { return back_edges_; }
+  bool is_heavy() const { return heavy_; }
+  bool is_sink() const { return sink_; }
+  bool is_optimizer() const { return optimizer_; }
+  bool is_differentiable() const;
+  const ShapeFn& shape_fn() const { return shape_fn_; }
+
+  const PortSpec* find_input(const std::string& name) const;
+  int input_index(const std::string& name) const;
+  int output_index(const std::string& name) const;
+  const AttrSpec* find_attr(const std::string& name) const;
+  bool is_back_edge(const std::string& input) const;
+
+  /// `attrs` with every missing attribute set to its default (no validation).
+  Json with_defaults(const Json& attrs) const;
+  /// Runs shape inference; throws ShapeError.
+  ShapeContext infer(const Json& attrs_with_defaults, std::vector<std::optional<Shape>> inputs) const;
+
+  /// The schema as JSON (for `noiseflow nodes --json` and docs).
+  Json to_json() const;
+
+ private:
+  std::string op_, doc_;
+  std::vector<PortSpec> inputs_, outputs_;
+  std::vector<AttrSpec> attrs_;
+  std::vector<std::string> back_edges_;
+  ShapeFn shape_fn_;
+  bool heavy_ = false, sink_ = false, optimizer_ = false;
+};
+
+/// How graph/ looks node types up; the runtime's registry implements it.
+class SchemaProvider {
+ public:
+  virtual ~SchemaProvider() = default;
+  virtual const Schema* find_schema(const std::string& op) const = 0;
+  virtual std::vector<std::string> ops() const = 0;
+};
+
+}  // namespace noiseflow::graph

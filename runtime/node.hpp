@@ -1,0 +1,166 @@
+// runtime/node.hpp — the node interface, its run context, and the registry.
+//
+// A node type is one C++ file: a static schema(), optional plan(), forward()
+// and, when differentiable, backward(); NOISEFLOW_REGISTER_NODE(Type) makes
+// it known. Nodes write into the output tensors the plan allocated for them
+// (never reassign them), and backward() overwrites grad_input(...) for every
+// input where wants_grad(...) and param_grad(...) for every parameter.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "graph/schema.hpp"
+#include "runtime/tensor.hpp"
+
+namespace noiseflow::runtime {
+
+using graph::Json;
+using graph::Schema;
+
+/// The process-wide oneDNN CPU engine and stream.
+struct Engine {
+  dnnl::engine engine;
+  dnnl::stream stream;
+  static Engine& get();
+};
+
+/// A trainable (or loaded) parameter, qualified by its node id: "net.stem.weight".
+struct Param {
+  std::string name;
+  Tensor value, grad;
+  graph::Init init;
+};
+
+/// An error raised while planning or running a node; the executor adds the
+/// pipeline file and node id: `FILE: node "ID", FIELD: message`.
+struct NodeError : std::runtime_error {
+  std::string field;
+  NodeError(std::string field_, const std::string& msg) : std::runtime_error(msg), field(std::move(field_)) {}
+};
+
+/// Raised to stop a run early on purpose (cancel()).
+struct Cancelled : std::runtime_error {
+  Cancelled() : std::runtime_error("cancelled") {}
+};
+
+class RunState;
+
+/// Everything a node sees while it plans and runs.
+class Context {
+ public:
+  const std::string& id() const { return id_; }
+  const std::string& op() const { return schema_->op(); }
+  const Schema& schema() const { return *schema_; }
+
+  /// Attributes with defaults filled and params substituted.
+  const Json& attrs() const { return attrs_; }
+  const Json& attr(const std::string& name) const;
+  int64_t attr_int(const std::string& name) const { return attr(name).get<int64_t>(); }
+  double attr_float(const std::string& name) const { return attr(name).get<double>(); }
+  bool attr_bool(const std::string& name) const { return attr(name).get<bool>(); }
+  std::string attr_string(const std::string& name) const { return attr(name).get<std::string>(); }
+  std::vector<int64_t> attr_ints(const std::string& name) const { return attr(name).get<std::vector<int64_t>>(); }
+
+  bool has_input(const std::string& name) const;
+  const Tensor& input(const std::string& name) const;
+  Tensor& output(const std::string& name);
+  Tensor& output(size_t i = 0) { return outputs_.at(i); }
+  Param& param_ref(const std::string& name);
+  Tensor& param(const std::string& name) { return param_ref(name).value; }
+  Tensor& param_grad(const std::string& name) { return param_ref(name).grad; }
+  const std::vector<Param*>& params() const { return params_; }
+
+  /// Backward: the gradient of the loss with respect to an output.
+  const Tensor& grad_output(const std::string& name) const;
+  /// Backward: where to write the gradient with respect to an input.
+  Tensor& grad_input(const std::string& name);
+  /// Backward: whether the gradient of this input is needed.
+  bool wants_grad(const std::string& name) const;
+
+  int64_t tick() const { return tick_; }
+  int64_t ticks() const { return ticks_; }
+  bool last_tick() const { return tick_ + 1 >= ticks_; }
+  uint64_t seed() const { return seed_; }
+  /// Key of this node's random stream: hash of (seed, node id).
+  uint64_t random_key() const;
+  const dnnl::engine& engine() const { return Engine::get().engine; }
+  dnnl::stream& stream() const { return Engine::get().stream; }
+
+  /// Optimizer nodes: every trainable parameter upstream of their loss.
+  const std::vector<Param*>& trainable() const { return trainable_; }
+  /// Shared run state (loss history, run folder, resume info); may be null in tests.
+  RunState* run_state() const { return run_state_; }
+
+  /// Throws NodeError naming `field`.
+  [[noreturn]] void fail(const std::string& field, const std::string& msg) const { throw NodeError(field, msg); }
+
+  // ---- filled by the framework ----
+  std::string id_;
+  const Schema* schema_ = nullptr;
+  Json attrs_;
+  std::vector<Tensor> inputs_;        ///< indexed like schema inputs; empty() when unconnected
+  std::vector<Tensor> outputs_;       ///< indexed like schema outputs
+  std::vector<Tensor> grad_outputs_;  ///< indexed like outputs
+  std::vector<Tensor> grad_inputs_;   ///< indexed like inputs; empty() when not wanted
+  std::vector<Param*> params_;
+  std::map<std::string, Param*> param_by_local_;
+  std::vector<Param*> trainable_;
+  int64_t tick_ = 0, ticks_ = 1;
+  uint64_t seed_ = 0;
+  RunState* run_state_ = nullptr;
+};
+
+/// The base of every node type.
+class Node {
+ public:
+  virtual ~Node() = default;
+  /// Once, before the first tick: build primitives, allocate scratch.
+  virtual void plan(Context&) {}
+  virtual void forward(Context&) = 0;
+  /// Vector-Jacobian product; only called for schemas with differentiable inputs or parameters.
+  virtual void backward(Context& ctx) { ctx.fail("op", "node type " + ctx.op() + " has no backward"); }
+  /// After every tick (state nodes latch their next value here).
+  virtual void end_tick(Context&) {}
+  /// Extra tensors to save in a checkpoint (optimizer moments, EMA weights), by qualified name.
+  virtual std::vector<std::pair<std::string, Tensor>> state_tensors(Context&) { return {}; }
+};
+
+/// A registered node type.
+struct NodeType {
+  Schema schema;
+  std::function<std::unique_ptr<Node>()> make;
+};
+
+/// All known node types. Nodes register themselves at static-initialisation
+/// time; plugins register when loaded.
+class Registry : public graph::SchemaProvider {
+ public:
+  static Registry& global();
+  /// Adds a type; throws if the op name is taken.
+  bool add(NodeType type);
+  const NodeType* find(const std::string& op) const;
+  const graph::Schema* find_schema(const std::string& op) const override;
+  std::vector<std::string> ops() const override;
+  size_t size() const { return types_.size(); }
+
+ private:
+  std::map<std::string, NodeType> types_;
+};
+
+#define NOISEFLOW_CONCAT_INNER(a, b) a##b
+#define NOISEFLOW_CONCAT(a, b) NOISEFLOW_CONCAT_INNER(a, b)
+/// Registers a node type T (with `static Schema schema()`) in the global registry.
+#define NOISEFLOW_REGISTER_NODE(T)                                                      \
+  static const bool NOISEFLOW_CONCAT(noiseflow_registered_, __LINE__) =                  \
+      ::noiseflow::runtime::Registry::global().add(                                      \
+          {T::schema(), []() -> std::unique_ptr<::noiseflow::runtime::Node> { return std::make_unique<T>(); }})
+
+}  // namespace noiseflow::runtime

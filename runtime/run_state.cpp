@@ -1,0 +1,31 @@
+#include "runtime/run_state.hpp"
+
+#include <algorithm>
+
+namespace noiseflow::runtime {
+
+void RunState::artifact(const std::string& kind, const std::string& path) {
+  std::lock_guard lock(m_);
+  auto e = std::make_pair(kind, path);
+  if (std::find(artifacts_.begin(), artifacts_.end(), e) == artifacts_.end()) artifacts_.push_back(e);
+}
+
+std::vector<std::pair<std::string, std::string>> RunState::artifacts() const {
+  std::lock_guard lock(m_);
+  return artifacts_;
+}
+
+void RunState::scalar(const std::string& name, int64_t tick, double value) {
+  std::lock_guard lock(m_);
+  latest_[name] = {tick, value};
+}
+
+bool RunState::latest(const std::string& name, double& value) const {
+  std::lock_guard lock(m_);
+  auto it = latest_.find(name);
+  if (it == latest_.end()) return false;
+  value = it->second.second;
+  return true;
+}
+
+}  // namespace noiseflow::runtime

@@ -1,0 +1,33 @@
+// runtime/run_state.hpp — what a run shares across its nodes: the files it
+// wrote, scalars it logged, its run folder. Thread-safe.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace noiseflow::runtime {
+
+class RunState {
+ public:
+  /// Records a file the run wrote ("image", "checkpoint", ...); the CLI prints them.
+  void artifact(const std::string& kind, const std::string& path);
+  std::vector<std::pair<std::string, std::string>> artifacts() const;
+
+  /// Records a scalar (e.g. "loss") at a tick.
+  void scalar(const std::string& name, int64_t tick, double value);
+  /// The latest value of a scalar, if any.
+  bool latest(const std::string& name, double& value) const;
+
+  /// The run's folder (runs/NAME), empty when the pipeline has none.
+  std::string run_dir;
+
+ private:
+  mutable std::mutex m_;
+  std::vector<std::pair<std::string, std::string>> artifacts_;
+  std::map<std::string, std::pair<int64_t, double>> latest_;
+};
+
+}  // namespace noiseflow::runtime

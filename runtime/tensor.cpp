@@ -1,0 +1,88 @@
+#include "runtime/tensor.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+namespace noiseflow::runtime {
+
+namespace {
+std::shared_ptr<float> alloc_floats(int64_t n) {
+  size_t bytes = size_t(std::max<int64_t>(n, 1)) * sizeof(float);
+  bytes = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, bytes);
+  return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
+}
+}  // namespace
+
+Tensor::Tensor(Shape shape) : shape_(std::move(shape)), numel_(graph::numel(shape_)) {
+  for (auto d : shape_)
+    if (d < 0) throw std::invalid_argument("Tensor: negative dimension in " + graph::shape_str(shape_));
+  buf_ = alloc_floats(numel_);
+}
+
+Tensor::Tensor(Shape shape, const std::vector<float>& values) : Tensor(std::move(shape)) {
+  if (int64_t(values.size()) != numel_)
+    throw std::invalid_argument("Tensor: " + std::to_string(values.size()) + " values for shape " +
+                                graph::shape_str(shape_));
+  std::copy(values.begin(), values.end(), data());
+}
+
+Tensor Tensor::view(Shape shape) const {
+  if (graph::numel(shape) != numel_)
+    throw std::invalid_argument("Tensor::view: " + graph::shape_str(shape) + " does not fit " +
+                                graph::shape_str(shape_));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(shape_);
+  if (numel_) std::memcpy(t.data(), data(), size_t(numel_) * sizeof(float));
+  return t;
+}
+
+void Tensor::fill(float v) { std::fill(data(), data() + numel_, v); }
+
+void Tensor::copy_from(const Tensor& other) {
+  if (other.numel_ != numel_)
+    throw std::invalid_argument("Tensor::copy_from: " + graph::shape_str(other.shape_) + " into " +
+                                graph::shape_str(shape_));
+  if (other.data() != data() && numel_) std::memcpy(data(), other.data(), size_t(numel_) * sizeof(float));
+}
+
+dnnl::memory::format_tag plain_tag(int rank) {
+  using tag = dnnl::memory::format_tag;
+  switch (rank) {
+    case 1: return tag::a;
+    case 2: return tag::ab;
+    case 3: return tag::abc;
+    case 4: return tag::abcd;
+    case 5: return tag::abcde;
+    case 6: return tag::abcdef;
+  }
+  throw std::invalid_argument("plain_tag: unsupported rank " + std::to_string(rank));
+}
+
+dnnl::memory::dims to_dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
+
+dnnl::memory::desc Tensor::plain_desc() const { return plain_desc(to_dims(shape_.empty() ? Shape{1} : shape_)); }
+
+dnnl::memory::desc Tensor::plain_desc(const dnnl::memory::dims& dims) const {
+  return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, plain_tag(int(dims.size())));
+}
+
+dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng) const { return dnnl_memory(eng, plain_desc()); }
+
+dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) const {
+  if (int64_t(md.get_size()) > std::max<int64_t>(numel_, 1) * int64_t(sizeof(float)) + 63)
+    throw std::invalid_argument("Tensor::dnnl_memory: descriptor larger than the buffer");
+  return dnnl::memory(md, eng, const_cast<float*>(data()));
+}
+
+}  // namespace noiseflow::runtime
