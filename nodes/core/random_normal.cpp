@@ -1,0 +1,62 @@
+// nodes/core/random_normal.cpp — Gaussian noise, a fresh draw every tick.
+//
+// y[i] = mean + std * z, z ~ N(0, 1) from Philox keyed by (seed, node id),
+// stream = tick, counter = element index: identical whatever the thread count.
+#include <string>
+#include <vector>
+
+#include "runtime/node.hpp"
+#include "runtime/random.hpp"
+
+namespace noiseflow::nodes {
+namespace {
+
+using namespace noiseflow::runtime;
+
+struct RandomNormal final : Node {
+  static Schema schema() {
+    return Schema("random.normal",
+                  "Gaussian noise y ~ N(mean, std^2), elementwise, drawn afresh every tick; the shape comes from "
+                  "input `like` or attribute `shape` (exactly one of them)")
+        .optional_input("like", "any tensor; y takes its shape (its values are not read)")
+        .output("y", "the noise")
+        .attr_ints("shape", std::vector<int64_t>{}, "shape of y when `like` is not connected; [] when it is")
+        .attr_float("mean", 0.0, {}, {}, "mean of the distribution")
+        .attr_float("std", 1.0, 0.0, {}, "standard deviation (>= 0)")
+        .shape([](graph::ShapeContext& c) {
+          const std::vector<int64_t> shape = c.attr_ints("shape");
+          const bool has_like = c.has_input("like");
+          if (has_like && !shape.empty())
+            c.fail("shape", "give either input `like` or attribute `shape`, not both (like is " +
+                                graph::shape_str(c.input("like")) + ", shape is " + graph::shape_str(shape) + ")");
+          if (!has_like && shape.empty())
+            c.fail("shape", "give either input `like` or a non-empty attribute `shape` to set the output shape");
+          if (c.attr_float("std") < 0.0) c.fail("std", "std must be >= 0, got " + std::to_string(c.attr_float("std")));
+          const graph::Shape out = has_like ? c.input("like") : graph::Shape(shape);
+          if (out.empty()) c.fail("like", "cannot take the shape of a scalar shape []; a scalar is shape [1]");
+          for (auto d : out)
+            if (d <= 0) c.fail(has_like ? "like" : "shape", "every dimension must be positive, got " + graph::shape_str(out));
+          c.set_output("y", out);
+        });
+  }
+
+  void plan(Context& ctx) override {
+    key_ = ctx.random_key();
+    mean_ = float(ctx.attr_float("mean"));
+    std_ = float(ctx.attr_float("std"));
+  }
+
+  void forward(Context& ctx) override {
+    Tensor& y = ctx.output("y");
+    random::fill_normal(y.data(), y.numel(), key_, uint64_t(ctx.tick()), mean_, std_);
+  }
+
+ private:
+  uint64_t key_ = 0;
+  float mean_ = 0.f, std_ = 1.f;
+};
+
+NOISEFLOW_REGISTER_NODE(RandomNormal);
+
+}  // namespace
+}  // namespace noiseflow::nodes

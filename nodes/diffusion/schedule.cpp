@@ -1,0 +1,147 @@
+// nodes/diffusion/schedule.cpp — the DDPM noise schedule as a constant table.
+//
+// Betas by kind (computed in double, stored as float):
+//   linear   beta_t = linspace(beta_start, beta_end, T)                  (Ho et al. 2020)
+//   cosine   abar(t) = f(t)/f(0), f(t) = cos(((t/T)+s)/(1+s) * pi/2)^2,
+//            beta_t = min(1 - abar(t+1)/abar(t), max_beta)               (Nichol & Dhariwal 2021)
+//   sigmoid  beta_t = sigmoid(linspace(-6, 6, T)) * (beta_end - beta_start) + beta_start  (GeoDiff)
+// and everything the forward process and the samplers derive from them
+// (row layout in schedule_table.hpp).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <numbers>
+#include <vector>
+
+#include "nodes/diffusion/schedule_table.hpp"
+#include "runtime/node.hpp"
+
+namespace noiseflow::nodes {
+namespace {
+
+using namespace noiseflow::runtime;
+using namespace noiseflow::nodes::diffusion;
+
+// The separate [T] outputs, in output order after `table`, with their table rows.
+constexpr std::array<std::pair<const char*, ScheduleRow>, 6> kRowOutputs{{
+    {"betas", kBeta},
+    {"alphas", kAlpha},
+    {"alpha_bar", kAlphaBar},
+    {"sqrt_alpha_bar", kSqrtAlphaBar},
+    {"sqrt_one_minus_alpha_bar", kSqrtOneMinusAlphaBar},
+    {"posterior_variance", kPosteriorVariance},
+}};
+
+// Linear grid of n points from a to b inclusive (a when n == 1), like numpy.linspace.
+double linspace_at(double a, double b, int64_t n, int64_t i) {
+  return n == 1 ? a : a + (b - a) * double(i) / double(n - 1);
+}
+
+// betas_t, t = 0..T-1, in double.
+std::vector<double> make_betas(const std::string& kind, int64_t T, double beta_start, double beta_end, double s,
+                               double max_beta) {
+  std::vector<double> b(static_cast<size_t>(T));
+  if (kind == "linear") {
+    for (int64_t t = 0; t < T; ++t) b[t] = linspace_at(beta_start, beta_end, T, t);
+  } else if (kind == "cosine") {
+    auto f = [&](double t) {
+      double c = std::cos((t / double(T) + s) / (1.0 + s) * std::numbers::pi / 2.0);
+      return c * c;
+    };
+    for (int64_t t = 0; t < T; ++t) b[t] = std::min(1.0 - f(double(t + 1)) / f(double(t)), max_beta);
+  } else {  // sigmoid
+    for (int64_t t = 0; t < T; ++t) {
+      double x = linspace_at(-6.0, 6.0, T, t);
+      b[t] = 1.0 / (1.0 + std::exp(-x)) * (beta_end - beta_start) + beta_start;
+    }
+  }
+  return b;
+}
+
+struct Schedule final : Node {
+  static Schema schema() {
+    Schema s("diffusion.schedule",
+             "Noise schedule of the diffusion forward process (linear, cosine or sigmoid betas) as a constant "
+             "[8, T] table: rows beta, alpha = 1 - beta, alpha_bar = cumprod(alpha), sqrt(alpha_bar), "
+             "sqrt(1 - alpha_bar), posterior variance beta (1 - alpha_bar_prev) / (1 - alpha_bar), alpha_bar_prev, "
+             "1 / sqrt(alpha); the first six rows are also separate [T] outputs");
+    s.output("table", "[8, T] schedule table (row layout in nodes/diffusion/schedule_table.hpp); "
+                      "connect it to the `schedule` input of timesteps, add_noise and the samplers");
+    s.output("betas", "[T] beta_t")
+        .output("alphas", "[T] alpha_t = 1 - beta_t")
+        .output("alpha_bar", "[T] cumulative product of alpha up to t")
+        .output("sqrt_alpha_bar", "[T] sqrt(alpha_bar_t)")
+        .output("sqrt_one_minus_alpha_bar", "[T] sqrt(1 - alpha_bar_t)")
+        .output("posterior_variance", "[T] beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t), 0 at t = 0");
+    s.attr_string("kind", "linear", {"linear", "cosine", "sigmoid"},
+                  "beta schedule: linear (Ho et al. 2020), cosine (Nichol & Dhariwal 2021) or sigmoid (GeoDiff)")
+        .attr_int("T", 1000, 1, 100000, "number of diffusion steps")
+        .attr_float("beta_start", 1e-4, 0.0, 1.0, "first beta (linear, sigmoid); must be > 0")
+        .attr_float("beta_end", 0.02, 0.0, 1.0, "last beta (linear), upper asymptote (sigmoid); must be > 0 and < 1")
+        .attr_float("cosine_s", 0.008, 0.0, 1.0, "offset s of the cosine schedule")
+        .attr_float("max_beta", 0.999, 0.0, 1.0, "cosine: betas are clipped to at most this; must be > 0 and < 1");
+    s.shape([](graph::ShapeContext& c) {
+      std::string kind = c.attr_string("kind");
+      if (kind != "linear" && kind != "cosine" && kind != "sigmoid")
+        c.fail("kind", "unknown schedule kind \"" + kind + "\" (expected linear, cosine or sigmoid)");
+      int64_t T = c.attr_int("T");
+      if (T < 1 || T > 100000) c.fail("T", "T must be in [1, 100000], got " + std::to_string(T));
+      for (const char* a : {"beta_start", "beta_end", "max_beta"}) {
+        double v = c.attr_float(a);
+        if (!(v > 0.0 && v < 1.0)) c.fail(a, std::string(a) + " must be in (0, 1), got " + std::to_string(v));
+      }
+      double s = c.attr_float("cosine_s");
+      if (!(s >= 0.0 && s <= 1.0)) c.fail("cosine_s", "cosine_s must be in [0, 1], got " + std::to_string(s));
+      c.set_output("table", {kScheduleRows, T});
+      for (auto& [name, row] : kRowOutputs) c.set_output(name, {T});
+    });
+    return s;
+  }
+
+  void plan(Context& ctx) override {
+    const int64_t T = ctx.attr_int("T");
+    std::vector<double> beta = make_betas(ctx.attr_string("kind"), T, ctx.attr_float("beta_start"),
+                                          ctx.attr_float("beta_end"), ctx.attr_float("cosine_s"),
+                                          ctx.attr_float("max_beta"));
+    table_.assign(size_t(kScheduleRows * T), 0.f);
+    auto put = [&](ScheduleRow r, int64_t t, double v) { table_[size_t(int64_t(r) * T + t)] = float(v); };
+    double abar = 1.0;
+    for (int64_t t = 0; t < T; ++t) {
+      const double b = beta[t], a = 1.0 - b, abar_prev = abar;
+      abar *= a;
+      put(kBeta, t, b);
+      put(kAlpha, t, a);
+      put(kAlphaBar, t, abar);
+      put(kSqrtAlphaBar, t, std::sqrt(abar));
+      put(kSqrtOneMinusAlphaBar, t, std::sqrt(1.0 - abar));
+      // abar_{-1} = 1, so the posterior variance at t = 0 is exactly 0 (avoid 0/0 for tiny beta_0).
+      put(kPosteriorVariance, t, t == 0 ? 0.0 : b * (1.0 - abar_prev) / (1.0 - abar));
+      put(kAlphaBarPrev, t, abar_prev);
+      put(kRecipSqrtAlpha, t, 1.0 / std::sqrt(a));
+    }
+    write(ctx);
+  }
+
+  // The outputs are constant; copying them each tick (14 T floats) keeps them
+  // right even if the plan ever reuses their buffers.
+  void forward(Context& ctx) override { write(ctx); }
+
+ private:
+  void write(Context& ctx) const {
+    Tensor& table = ctx.output("table");
+    if (table.empty()) return;
+    const int64_t T = table.dim(1);
+    std::copy(table_.begin(), table_.end(), table.data());
+    for (auto& [name, row] : kRowOutputs) {
+      Tensor& out = ctx.output(name);
+      std::copy_n(table_.begin() + int64_t(row) * T, T, out.data());
+    }
+  }
+
+  std::vector<float> table_;
+};
+
+NOISEFLOW_REGISTER_NODE(Schedule);
+
+}  // namespace
+}  // namespace noiseflow::nodes
