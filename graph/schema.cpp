@@ -174,7 +174,7 @@ ShapeContext Schema::infer(const Json& attrs, std::vector<std::optional<Shape>> 
   inputs.resize(inputs_.size());
   ShapeContext ctx(*this, attrs, std::move(inputs));
   for (size_t i = 0; i < inputs_.size(); ++i)
-    if (!inputs_[i].optional && !ctx.has_input(inputs_[i].name)) ctx.fail(inputs_[i].name, "input is not connected");
+    if (!inputs_[i].optional && !is_back_edge(inputs_[i].name) && !ctx.has_input(inputs_[i].name)) ctx.fail(inputs_[i].name, "input is not connected");
   if (shape_fn_) shape_fn_(ctx);
   for (size_t i = 0; i < outputs_.size(); ++i)
     if (ctx.outputs[i].empty() && shape_fn_)

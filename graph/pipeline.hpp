@@ -1,0 +1,88 @@
+// graph/pipeline.hpp — pipeline files (format `noiseflow: 1`) to a validated,
+// expanded, ordered and shape-checked graph.
+//
+//   pipeline.json ──parse──> params/$subst ──includes──> flat nodes
+//        ──resolve refs──> attrs/inputs checked against schemas
+//        ──Boost.Graph──> topological order ──> shapes of every edge
+//
+// Every problem is collected and reported together (GraphError).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "graph/diagnostics.hpp"
+#include "graph/schema.hpp"
+
+namespace noiseflow::graph {
+
+/// Where an input comes from: node index and output index.
+struct NodeRef {
+  int node = -1;
+  int output = 0;
+  bool operator==(const NodeRef&) const = default;
+};
+
+/// One node of the expanded graph (subgraph instances are inlined; their
+/// nodes' ids carry the instance prefix, e.g. "net.down.0.conv1").
+struct GraphNode {
+  std::string id;
+  std::string op;
+  const Schema* schema = nullptr;
+  Json attrs;                                ///< defaults filled, params substituted
+  std::vector<std::optional<NodeRef>> inputs;  ///< indexed like schema inputs
+  int64_t every = 0;                         ///< sinks: run every N ticks (0: every tick unless at_end)
+  bool at_end = false;                       ///< sinks: run after the last tick
+  std::string file;                          ///< the file that declared it
+  std::vector<Shape> output_shapes;          ///< indexed like schema outputs
+  std::vector<ParamDecl> params;             ///< trainable parameters (local names)
+};
+
+/// A validated pipeline.
+struct Graph {
+  std::string file;  ///< the top-level pipeline file
+  std::string name;
+  Json params;       ///< resolved top-level params
+  int64_t ticks = 1;
+  uint64_t seed = 0;
+  std::vector<GraphNode> nodes;
+  std::vector<int> order;  ///< topological order (producers first)
+  Json resolved;           ///< the flattened pipeline, params substituted (itself loadable)
+
+  /// Index of a node id, -1 if none.
+  int find(const std::string& id) const;
+  /// Resolves "node" or "node.output"; nullopt if none.
+  std::optional<NodeRef> resolve(const std::string& ref) const;
+  /// Shape of a node output.
+  const Shape& shape(NodeRef r) const { return nodes[r.node].output_shapes[r.output]; }
+  /// "node.output" name of a ref.
+  std::string ref_name(NodeRef r) const;
+  /// Total count of trainable parameter elements.
+  int64_t param_count() const;
+  /// Graphviz text of the graph (edges labelled with shapes).
+  std::string dot() const;
+  /// Hash of the resolved pipeline (for checkpoint metadata).
+  std::string hash() const;
+};
+
+/// Options for loading.
+struct LoadOptions {
+  const SchemaProvider* schemas = nullptr;
+  std::map<std::string, Json> overrides;  ///< param values (from --set or the API)
+  std::optional<uint64_t> seed;           ///< overrides run.seed
+  std::optional<int64_t> ticks;           ///< overrides run.ticks
+};
+
+/// Loads, validates and shape-checks a pipeline file. Throws GraphError.
+Graph load_pipeline(const std::string& path, const LoadOptions& options);
+/// The same from text; `path` names it in messages and anchors relative includes.
+Graph load_pipeline_text(const std::string& text, const std::string& path, const LoadOptions& options);
+
+/// Parses a `--set key=value` argument (value as JSON if it parses, else as a
+/// string). Throws GraphError with code bad_set.
+std::pair<std::string, Json> parse_set(const std::string& arg);
+
+}  // namespace noiseflow::graph

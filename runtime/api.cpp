@@ -1,0 +1,59 @@
+#include <dlfcn.h>
+
+#include <stdexcept>
+
+#include "noiseflow/noiseflow.hpp"
+
+namespace noiseflow {
+
+namespace {
+graph::Graph load(const std::string& path, const Options& o) {
+  graph::LoadOptions lo;
+  lo.schemas = &runtime::Registry::global();
+  lo.overrides = o.params;
+  lo.seed = o.seed;
+  lo.ticks = o.ticks;
+  return graph::load_pipeline(path, lo);
+}
+}  // namespace
+
+Pipeline::Pipeline(std::string path, Options options)
+    : path_(std::move(path)), options_(std::move(options)), graph_(std::make_unique<graph::Graph>(load(path_, options_))) {}
+
+Pipeline::~Pipeline() = default;
+Pipeline::Pipeline(Pipeline&&) noexcept = default;
+Pipeline& Pipeline::operator=(Pipeline&&) noexcept = default;
+
+void Pipeline::set_param(const std::string& name, const nlohmann::json& value) {
+  if (exec_) throw std::logic_error("set_param: the pipeline has already been planned");
+  auto o = options_;
+  o.params[name] = value;
+  graph_ = std::make_unique<graph::Graph>(load(path_, o));
+  options_ = std::move(o);
+}
+
+const graph::Graph& Pipeline::graph() const { return *graph_; }
+
+runtime::Executor& Pipeline::executor() {
+  if (!exec_) exec_ = std::make_unique<runtime::Executor>(*graph_, runtime::ExecutorOptions{options_.threads});
+  return *exec_;
+}
+
+void Pipeline::run(const std::function<void(const TickInfo&)>& on_tick) { executor().run(on_tick); }
+void Pipeline::step() { executor().step(); }
+void Pipeline::cancel() {
+  if (exec_) exec_->cancel();
+}
+Tensor Pipeline::output(const std::string& ref) { return executor().output(ref); }
+std::vector<std::pair<std::string, std::string>> Pipeline::artifacts() const {
+  return exec_ ? exec_->state().artifacts() : std::vector<std::pair<std::string, std::string>>{};
+}
+
+std::vector<std::string> node_types() { return runtime::Registry::global().ops(); }
+
+void load_plugin(const std::string& path) {
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  if (!h) throw std::runtime_error(path + ": cannot load plugin: " + dlerror());
+}
+
+}  // namespace noiseflow

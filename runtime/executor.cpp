@@ -1,0 +1,345 @@
+#include "runtime/executor.hpp"
+
+#include <chrono>
+#include <set>
+
+#include <omp.h>
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+
+#include "runtime/parameters.hpp"
+
+namespace noiseflow::runtime {
+
+namespace flow = tbb::flow;
+
+struct Executor::Flow {
+  flow::graph g;
+  flow::broadcast_node<flow::continue_msg> start{g};
+  std::vector<std::unique_ptr<flow::continue_node<flow::continue_msg>>> fwd, bwd;
+  std::unique_ptr<tbb::global_control> limit;
+};
+
+namespace {
+std::string q(const std::string& s) { return "\"" + s + "\""; }
+
+int effective_threads(int requested) {
+  if (requested > 0) return requested;
+  return omp_get_num_procs();
+}
+}  // namespace
+
+[[noreturn]] void Executor::rethrow(const std::exception& e, int i, const char* phase) const {
+  const graph::GraphNode& n = graph_.nodes[i];
+  std::string field;
+  if (auto* ne = dynamic_cast<const NodeError*>(&e)) {
+    field = ne->field;
+    const Schema& s = *n.schema;
+    if (s.find_input(field)) field = "input " + q(field);
+    else if (s.find_attr(field)) field = "attr " + q(field);
+  } else if (auto* gs = dynamic_cast<const graph::ShapeError*>(&e)) {
+    field = gs->field;
+  } else {
+    field = phase;
+  }
+  std::string msg = n.file + ": node " + q(n.id) + ", " + (field.empty() ? std::string(phase) : field) + ": " + e.what();
+  throw RunError(msg, n.id, phase);
+}
+
+Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<RunState> state)
+    : graph_(g), opt_(opt), state_(state ? std::move(state) : std::make_shared<RunState>()) {
+  int threads = effective_threads(opt_.threads);
+  omp_set_num_threads(threads);
+  flow_ = std::make_unique<Flow>();
+  flow_->limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+
+  const size_t n = graph_.nodes.size();
+  instances_.resize(n);
+  // Outputs and parameters first, so inputs can bind to producers' tensors.
+  for (size_t i = 0; i < n; ++i) {
+    const graph::GraphNode& gn = graph_.nodes[i];
+    Instance& in = instances_[i];
+    const NodeType* type = Registry::global().find(gn.op);
+    if (!type) throw RunError(gn.file + ": node " + q(gn.id) + ", op: no node type " + q(gn.op), gn.id, "plan");
+    in.node = type->make();
+    Context& c = in.ctx;
+    c.id_ = gn.id;
+    c.schema_ = &type->schema;
+    c.attrs_ = gn.attrs;
+    c.seed_ = graph_.seed;
+    c.ticks_ = graph_.ticks;
+    c.run_state_ = state_.get();
+    for (auto& s : gn.output_shapes) c.outputs_.emplace_back(s);
+    for (auto& d : gn.params) {
+      params_.push_back(make_param(gn.id + "." + d.name, d.shape, d.init, graph_.seed));
+      c.params_.push_back(&params_.back());
+      c.param_by_local_[d.name] = &params_.back();
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const graph::GraphNode& gn = graph_.nodes[i];
+    Context& c = instances_[i].ctx;
+    c.inputs_.resize(gn.inputs.size());
+    for (size_t p = 0; p < gn.inputs.size(); ++p)
+      if (gn.inputs[p]) c.inputs_[p] = instances_[gn.inputs[p]->node].ctx.outputs_[gn.inputs[p]->output];
+  }
+  plan_autodiff();
+  // Plan every node (primitives are created here, on this thread, once).
+  for (int i : graph_.order) {
+    try {
+      instances_[i].node->plan(instances_[i].ctx);
+    } catch (const std::exception& e) {
+      rethrow(e, i, "plan");
+    }
+  }
+  build_flow();
+}
+
+Executor::~Executor() = default;
+
+void Executor::plan_autodiff() {
+  const size_t n = graph_.nodes.size();
+  std::vector<int> optimizers;
+  for (size_t i = 0; i < n; ++i)
+    if (graph_.nodes[i].schema->is_optimizer()) optimizers.push_back(int(i));
+  if (optimizers.empty()) return;
+  const graph::GraphNode& opt_node = graph_.nodes[optimizers[0]];
+  if (optimizers.size() > 1)
+    throw RunError(opt_node.file + ": node " + q(graph_.nodes[optimizers[1]].id) +
+                       ", op: only one optimizer per pipeline is supported (found " + q(opt_node.id) + " too)",
+                   graph_.nodes[optimizers[1]].id, "plan");
+  int li = opt_node.schema->input_index("loss");
+  if (li < 0 || !opt_node.inputs[li])
+    throw RunError(opt_node.file + ": node " + q(opt_node.id) + ", input \"loss\": the optimizer needs a loss input",
+                   opt_node.id, "plan");
+  int loss = opt_node.inputs[li]->node;
+
+  // requires_grad: a node has parameters, or a differentiable input fed by such a node.
+  std::vector<bool> req(n, false);
+  for (int i : graph_.order) {
+    const graph::GraphNode& gn = graph_.nodes[i];
+    if (!gn.params.empty() && !gn.schema->is_optimizer()) req[i] = true;
+    for (size_t p = 0; p < gn.inputs.size(); ++p)
+      if (gn.inputs[p] && gn.schema->inputs()[p].differentiable && req[gn.inputs[p]->node]) req[i] = true;
+  }
+  // Ancestors of the loss (ordering edges only).
+  std::vector<bool> anc(n, false);
+  anc[loss] = true;
+  for (auto it = graph_.order.rbegin(); it != graph_.order.rend(); ++it) {
+    if (!anc[*it]) continue;
+    const graph::GraphNode& gn = graph_.nodes[*it];
+    for (size_t p = 0; p < gn.inputs.size(); ++p)
+      if (gn.inputs[p] && !gn.schema->is_back_edge(gn.schema->inputs()[p].name)) anc[gn.inputs[p]->node] = true;
+  }
+  if (!req[loss])
+    throw RunError(opt_node.file + ": node " + q(opt_node.id) + ", input \"loss\": no trainable parameter upstream of " +
+                       q(graph_.nodes[loss].id) + " (nothing to optimise)",
+                   opt_node.id, "plan");
+  // A node on the path whose gradient would be silently dropped is an error.
+  for (size_t i = 0; i < n; ++i) {
+    if (!anc[i]) continue;
+    const graph::GraphNode& gn = graph_.nodes[i];
+    for (size_t p = 0; p < gn.inputs.size(); ++p)
+      if (gn.inputs[p] && req[gn.inputs[p]->node] && !gn.schema->inputs()[p].differentiable)
+        throw RunError(gn.file + ": node " + q(gn.id) + ", input " + q(gn.schema->inputs()[p].name) + ": " + gn.op +
+                           " is not differentiable in this input, but it lies between trainable parameters and the loss " +
+                           q(graph_.nodes[loss].id),
+                       gn.id, "plan");
+  }
+  // Backward order: consumers first.
+  for (auto it = graph_.order.rbegin(); it != graph_.order.rend(); ++it)
+    if (anc[*it] && req[*it]) {
+      backward_order_.push_back(*it);
+      instances_[*it].in_backward = true;
+    }
+  // Gradient routing: who sends gradient to which (producer, output).
+  std::map<std::pair<int, int>, std::vector<std::pair<int, int>>> senders;  // (prod, out) -> [(cons, port)]
+  for (int i : backward_order_) {
+    const graph::GraphNode& gn = graph_.nodes[i];
+    Context& c = instances_[i].ctx;
+    c.grad_inputs_.assign(gn.inputs.size(), Tensor());
+    c.grad_outputs_.resize(gn.output_shapes.size());
+    instances_[i].grad_sources.resize(gn.output_shapes.size());
+    for (size_t p = 0; p < gn.inputs.size(); ++p)
+      if (gn.inputs[p] && gn.schema->inputs()[p].differentiable && instances_[gn.inputs[p]->node].in_backward)
+        senders[{gn.inputs[p]->node, gn.inputs[p]->output}].push_back({i, int(p)});
+  }
+  for (int i : backward_order_) {
+    Instance& in = instances_[i];
+    for (size_t o = 0; o < in.ctx.grad_outputs_.size(); ++o) {
+      auto it = senders.find({i, int(o)});
+      const Shape& shape = graph_.nodes[i].output_shapes[o];
+      if (it == senders.end()) {
+        in.ctx.grad_outputs_[o] = Tensor(shape);  // no gradient flows back: zeros
+      } else if (it->second.size() == 1) {
+        Tensor t(shape);  // one consumer: it writes straight into our gradient
+        in.ctx.grad_outputs_[o] = t;
+        instances_[it->second[0].first].ctx.grad_inputs_[it->second[0].second] = t;
+      } else {
+        in.ctx.grad_outputs_[o] = Tensor(shape);
+        for (auto [cons, port] : it->second) {
+          Tensor t(shape);
+          instances_[cons].ctx.grad_inputs_[port] = t;
+          in.grad_sources[o].push_back(t);
+        }
+      }
+    }
+  }
+  instances_[loss].ctx.grad_outputs_[opt_node.inputs[li]->output].fill(1.f);  // d loss / d loss
+  for (int i : backward_order_)
+    for (Param* p : instances_[i].ctx.params_) instances_[optimizers[0]].ctx.trainable_.push_back(p);
+}
+
+bool Executor::due(const Instance& in, int64_t tick) const {
+  const graph::GraphNode& gn = graph_.nodes[&in - instances_.data()];
+  if (!gn.every && !gn.at_end) return true;
+  if (gn.every && (tick + 1) % gn.every == 0) return true;
+  return gn.at_end && tick + 1 == graph_.ticks;
+}
+
+void Executor::build_flow() {
+  Flow& f = *flow_;
+  const size_t n = graph_.nodes.size();
+  const int threads = effective_threads(opt_.threads);
+  f.fwd.resize(n);
+  f.bwd.resize(n);
+  auto body = [this, threads](int i, bool backward) {
+    return [this, i, backward, threads](const flow::continue_msg&) {
+      Instance& in = instances_[i];
+      {
+        std::lock_guard lock(error_m_);
+        if (error_) return flow::continue_msg();
+      }
+      if (!backward && !due(in, in.ctx.tick_)) return flow::continue_msg();
+      try {
+        if (cancel_) throw Cancelled();
+        std::unique_lock<std::mutex> lane(lane_, std::defer_lock);
+        if (in.ctx.schema_->is_heavy()) lane.lock();
+        omp_set_num_threads(in.ctx.schema_->is_heavy() ? threads : 1);
+        if (backward) {
+          for (size_t o = 0; o < in.grad_sources.size(); ++o) {
+            if (in.grad_sources[o].empty()) continue;
+            Tensor& g = in.ctx.grad_outputs_[o];
+            g.copy_from(in.grad_sources[o][0]);
+            float* d = g.data();
+            for (size_t k = 1; k < in.grad_sources[o].size(); ++k) {
+              const float* s = in.grad_sources[o][k].data();
+              for (int64_t e = 0; e < g.numel(); ++e) d[e] += s[e];
+            }
+          }
+          in.node->backward(in.ctx);
+        } else {
+          in.node->forward(in.ctx);
+        }
+      } catch (...) {
+        std::lock_guard lock(error_m_);
+        if (!error_) {
+          try {
+            throw;
+          } catch (const Cancelled&) {
+            error_ = std::current_exception();
+          } catch (const std::exception& e) {
+            try {
+              rethrow(e, i, backward ? "backward" : "forward");
+            } catch (...) {
+              error_ = std::current_exception();
+            }
+          }
+        }
+      }
+      return flow::continue_msg();
+    };
+  };
+  for (size_t i = 0; i < n; ++i)
+    f.fwd[i] = std::make_unique<flow::continue_node<flow::continue_msg>>(f.g, body(int(i), false));
+  for (int i : backward_order_)
+    f.bwd[i] = std::make_unique<flow::continue_node<flow::continue_msg>>(f.g, body(i, true));
+
+  std::set<std::pair<flow::continue_node<flow::continue_msg>*, flow::continue_node<flow::continue_msg>*>> edges;
+  auto edge = [&](flow::continue_node<flow::continue_msg>* a, flow::continue_node<flow::continue_msg>* b) {
+    if (a != b && edges.insert({a, b}).second) flow::make_edge(*a, *b);
+  };
+  std::vector<bool> has_pred(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    const graph::GraphNode& gn = graph_.nodes[i];
+    for (size_t p = 0; p < gn.inputs.size(); ++p)
+      if (gn.inputs[p] && !gn.schema->is_back_edge(gn.schema->inputs()[p].name)) {
+        edge(f.fwd[gn.inputs[p]->node].get(), f.fwd[i].get());
+        has_pred[i] = true;
+      }
+  }
+  // Backward: after the node's own forward and after every consumer's backward.
+  for (int i : backward_order_) {
+    edge(f.fwd[i].get(), f.bwd[i].get());
+    const graph::GraphNode& gn = graph_.nodes[i];
+    for (size_t p = 0; p < gn.inputs.size(); ++p)
+      if (gn.inputs[p] && instances_[gn.inputs[p]->node].in_backward && gn.schema->inputs()[p].differentiable)
+        edge(f.bwd[i].get(), f.bwd[gn.inputs[p]->node].get());
+  }
+  // The optimizer steps after every backward task, and everything it feeds after it.
+  for (size_t i = 0; i < n; ++i)
+    if (graph_.nodes[i].schema->is_optimizer()) {
+      for (int b : backward_order_) edge(f.bwd[b].get(), f.fwd[i].get());
+      has_pred[i] = true;
+    }
+  for (size_t i = 0; i < n; ++i)
+    if (!has_pred[i]) flow::make_edge(f.start, *f.fwd[i]);
+}
+
+void Executor::run_tick(int64_t tick) {
+  for (auto& in : instances_) in.ctx.tick_ = tick;
+  flow_->start.try_put(flow::continue_msg());
+  flow_->g.wait_for_all();
+  std::exception_ptr err;
+  {
+    std::lock_guard lock(error_m_);
+    err = error_;
+    error_ = nullptr;
+  }
+  if (err) {
+    flow_->g.reset();
+    std::rethrow_exception(err);
+  }
+  for (int i : graph_.order) {
+    try {
+      instances_[i].node->end_tick(instances_[i].ctx);
+    } catch (const std::exception& e) {
+      rethrow(e, i, "end of tick");
+    }
+  }
+}
+
+void Executor::step() {
+  omp_set_num_threads(effective_threads(opt_.threads));
+  run_tick(next_tick_);
+  ++next_tick_;
+}
+
+void Executor::run(const std::function<void(const TickInfo&)>& on_tick) {
+  cancel_ = false;
+  auto t0 = std::chrono::steady_clock::now();
+  omp_set_num_threads(effective_threads(opt_.threads));
+  while (next_tick_ < graph_.ticks) {
+    if (cancel_) throw Cancelled();
+    run_tick(next_tick_);
+    ++next_tick_;
+    if (on_tick) {
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      on_tick({next_tick_ - 1, graph_.ticks, s});
+    }
+  }
+}
+
+Tensor Executor::output(const std::string& ref) const {
+  auto r = graph_.resolve(ref);
+  if (!r) throw std::invalid_argument("no node output " + q(ref) + " in " + graph_.file);
+  return instances_[r->node].ctx.outputs_[r->output];
+}
+
+Param* Executor::find_param(const std::string& name) {
+  for (auto& p : params_)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+}  // namespace noiseflow::runtime

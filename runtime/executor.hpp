@@ -1,0 +1,107 @@
+// runtime/executor.hpp — a validated graph planned once and run per tick on
+// a tbb::flow::graph.
+//
+//   start ──> data ──> add_noise ──> net ──> loss ──> [backward tasks] ──> opt
+//        └──> sched ──┘        └──> write_images (sink, every N)
+//
+// Plan: node instances, their primitives (plan()), every output tensor
+// preallocated, parameters created and initialised, one flow-graph node per
+// graph node. Heavy nodes (oneDNN) run one at a time on a compute lane that
+// uses all cores; light nodes (data, I/O) run beside them on TBB.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "graph/pipeline.hpp"
+#include "runtime/node.hpp"
+#include "runtime/run_state.hpp"
+
+namespace noiseflow::runtime {
+
+/// An error while planning or running a node, already formatted
+/// `FILE: node "ID", FIELD: message` (phase: plan, forward, backward).
+struct RunError : std::runtime_error {
+  std::string node, phase;
+  RunError(const std::string& msg, std::string node_, std::string phase_)
+      : std::runtime_error(msg), node(std::move(node_)), phase(std::move(phase_)) {}
+};
+
+struct ExecutorOptions {
+  int threads = 0;  ///< 0: all cores
+};
+
+/// Progress of a run, handed to the per-tick callback.
+struct TickInfo {
+  int64_t tick = 0;   ///< the tick just finished (0-based)
+  int64_t ticks = 0;  ///< total ticks of the run
+  double seconds = 0; ///< wall time since the run started
+};
+
+class Executor {
+ public:
+  /// Plans the graph; throws RunError when a node cannot be planned.
+  Executor(const graph::Graph& g, ExecutorOptions opt = {}, std::shared_ptr<RunState> state = {});
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  /// Runs ticks [first, graph.ticks), calling on_tick after each. Throws
+  /// RunError (or Cancelled after cancel()).
+  void run(const std::function<void(const TickInfo&)>& on_tick = {});
+  /// Runs exactly one tick (its index is the next tick).
+  void step();
+  /// Asks a running run() to stop after the current tick (thread-safe).
+  void cancel() { cancel_ = true; }
+
+  /// The tensor of "node" or "node.output".
+  Tensor output(const std::string& ref) const;
+  /// Every parameter, by qualified name.
+  std::deque<Param>& params() { return params_; }
+  Param* find_param(const std::string& name);
+  const graph::Graph& graph() const { return graph_; }
+  RunState& state() { return *state_; }
+  int64_t next_tick() const { return next_tick_; }
+  /// Sets the next tick to run (resume).
+  void set_next_tick(int64_t t) { next_tick_ = t; }
+  /// Node instances (for checkpointing optimizer state).
+  Node& node(int i) { return *instances_[i].node; }
+  Context& context(int i) { return instances_[i].ctx; }
+  /// Whether the graph has an optimizer (a training pipeline).
+  bool training() const { return !backward_order_.empty(); }
+
+ private:
+  struct Instance {
+    std::unique_ptr<Node> node;
+    Context ctx;
+    bool in_backward = false;
+    // Gradient routing: for each output, the consumers' grad-input tensors to sum.
+    std::vector<std::vector<Tensor>> grad_sources;
+  };
+  void plan_autodiff();
+  void build_flow();
+  void run_tick(int64_t tick);
+  [[noreturn]] void rethrow(const std::exception& e, int node, const char* phase) const;
+  bool due(const Instance& in, int64_t tick) const;
+
+  graph::Graph graph_;
+  ExecutorOptions opt_;
+  std::shared_ptr<RunState> state_;
+  std::vector<Instance> instances_;
+  std::deque<Param> params_;
+  std::vector<int> backward_order_;  // nodes whose backward runs, consumers first
+  struct Flow;
+  std::unique_ptr<Flow> flow_;
+  std::mutex lane_;  // the compute lane for heavy nodes
+  std::atomic<bool> cancel_{false};
+  int64_t next_tick_ = 0;
+  std::mutex error_m_;
+  std::exception_ptr error_;
+};
+
+}  // namespace noiseflow::runtime

@@ -1,0 +1,85 @@
+// noiseflow/noiseflow.hpp — the public embedding API.
+//
+//   #include <noiseflow/noiseflow.hpp>
+//   noiseflow::Pipeline p("pipelines/train.json", {{"steps", 200}});
+//   p.run([](const noiseflow::TickInfo& t) { /* progress */ });
+//   noiseflow::Tensor x = p.output("net.out");
+//
+// Link noiseflow::nodes for the built-in node library; add your own node
+// types with NOISEFLOW_REGISTER_NODE in your program or a plugin library.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "graph/diagnostics.hpp"
+#include "graph/pipeline.hpp"
+#include "runtime/executor.hpp"
+#include "runtime/node.hpp"
+#include "runtime/tensor.hpp"
+
+namespace noiseflow {
+
+using runtime::Tensor;
+using runtime::TickInfo;
+/// Raised for an invalid pipeline; what() lists every problem, one per line.
+using graph::GraphError;
+/// Raised when a node fails while planning or running.
+using runtime::RunError;
+using runtime::Cancelled;
+
+/// Settings of a pipeline run.
+struct Options {
+  std::map<std::string, nlohmann::json> params;  ///< overrides of the pipeline's params
+  std::optional<uint64_t> seed;                  ///< overrides run.seed
+  std::optional<int64_t> ticks;                  ///< overrides run.ticks
+  int threads = 0;                               ///< 0: all cores
+};
+
+/// A pipeline file, validated, planned and run.
+class Pipeline {
+ public:
+  /// Loads and validates; throws GraphError listing every problem.
+  explicit Pipeline(std::string path, Options options = {});
+  ~Pipeline();
+  Pipeline(Pipeline&&) noexcept;
+  Pipeline& operator=(Pipeline&&) noexcept;
+
+  /// Overrides a param (before the first run; re-validates).
+  void set_param(const std::string& name, const nlohmann::json& value);
+  /// The validated graph (nodes, shapes, order).
+  const graph::Graph& graph() const;
+  /// Plans (if not yet) and runs every remaining tick; on_tick after each.
+  void run(const std::function<void(const TickInfo&)>& on_tick = {});
+  /// Plans (if not yet) and runs one tick.
+  void step();
+  /// Asks a running run() to stop; run() then throws Cancelled. Thread-safe.
+  void cancel();
+  /// The current value of "node" or "node.output" (after a run or step).
+  Tensor output(const std::string& ref);
+  /// Files the run wrote, as (kind, path).
+  std::vector<std::pair<std::string, std::string>> artifacts() const;
+  /// The planned executor (plans it if needed).
+  runtime::Executor& executor();
+
+ private:
+  std::string path_;
+  Options options_;
+  std::unique_ptr<graph::Graph> graph_;
+  std::unique_ptr<runtime::Executor> exec_;
+};
+
+/// Every registered node type's op name.
+std::vector<std::string> node_types();
+/// Loads a plugin shared library whose node types register themselves.
+/// Throws std::runtime_error naming the file when it cannot be loaded.
+void load_plugin(const std::string& path);
+
+}  // namespace noiseflow

@@ -1,0 +1,192 @@
+// tools/noiseflow.cpp — the `noiseflow` command: run, check, dot, nodes.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "noiseflow/noiseflow.hpp"
+
+namespace {
+
+std::string with_commas(int64_t v) {
+  std::string s = std::to_string(v), out;
+  int k = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) {
+    if (k && k % 3 == 0 && *it != '-') out.insert(out.begin(), ',');
+    out.insert(out.begin(), *it);
+    ++k;
+  }
+  return out;
+}
+
+noiseflow::Options make_options(const std::vector<std::string>& sets, int64_t seed, int threads, int64_t ticks) {
+  noiseflow::Options o;
+  for (auto& s : sets) {
+    auto [k, v] = noiseflow::graph::parse_set(s);
+    o.params[k] = v;
+  }
+  if (seed >= 0) o.seed = uint64_t(seed);
+  if (ticks > 0) o.ticks = ticks;
+  o.threads = threads;
+  return o;
+}
+
+std::string fmt_time(double s) {
+  char b[32];
+  if (s < 60) std::snprintf(b, sizeof b, "%.0fs", s);
+  else if (s < 3600) std::snprintf(b, sizeof b, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else std::snprintf(b, sizeof b, "%dh%02dm", int(s) / 3600, int(s) / 60 % 60);
+  return b;
+}
+
+noiseflow::Pipeline* g_running = nullptr;
+void on_signal(int) {
+  if (g_running) g_running->cancel();
+}
+
+int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, int64_t log_every) {
+  noiseflow::Pipeline p(file, o);
+  const auto& g = p.graph();
+  bool tty = isatty(fileno(stderr));
+  double smooth = NAN;
+  if (!quiet)
+    std::cerr << "noiseflow: running " << file << " (" << g.nodes.size() << " nodes, " << g.ticks << " ticks, seed "
+              << g.seed << ")\n";
+  g_running = &p;
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  int64_t every = log_every > 0 ? log_every : std::max<int64_t>(1, g.ticks / 20);
+  p.run([&](const noiseflow::TickInfo& t) {
+    if (quiet) return;
+    double loss;
+    bool has_loss = p.executor().state().latest("loss", loss);
+    if (has_loss) smooth = std::isnan(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
+    double rate = (t.tick + 1) / std::max(t.seconds, 1e-9);
+    double eta = (t.ticks - t.tick - 1) / std::max(rate, 1e-9);
+    char line[256];
+    std::snprintf(line, sizeof line, "tick %lld/%lld%s  %.2f ticks/s  elapsed %s  eta %s", (long long)(t.tick + 1),
+                  (long long)t.ticks, has_loss ? ("  loss " + std::to_string(smooth)).c_str() : "", rate,
+                  fmt_time(t.seconds).c_str(), fmt_time(eta).c_str());
+    if (tty) std::cerr << "\r\033[K" << line << std::flush;
+    else if ((t.tick + 1) % every == 0 || t.tick + 1 == t.ticks) std::cerr << line << "\n";
+  });
+  g_running = nullptr;
+  if (tty && !quiet) std::cerr << "\n";
+  for (auto& [kind, path] : p.artifacts()) std::cout << "wrote " << kind << ": " << path << "\n";
+  return 0;
+}
+
+int cmd_check(const std::string& file, const noiseflow::Options& o) {
+  noiseflow::Pipeline p(file, o);
+  const auto& g = p.graph();
+  size_t edges = 0;
+  for (int i : g.order) {
+    const auto& n = g.nodes[i];
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      if (!n.inputs[k]) continue;
+      ++edges;
+      std::cout << "  " << g.ref_name(*n.inputs[k]) << " -> " << n.id << "." << n.schema->inputs()[k].name << "  "
+                << noiseflow::graph::shape_str(g.shape(*n.inputs[k])) << "\n";
+    }
+  }
+  std::cout << file << ": ok: " << g.nodes.size() << " nodes, " << edges << " edges, " << g.ticks << " ticks\n";
+  std::cout << "trainable parameters: " << with_commas(g.param_count()) << "\n";
+  return 0;
+}
+
+int cmd_nodes(bool json) {
+  auto& reg = noiseflow::runtime::Registry::global();
+  if (json) {
+    nlohmann::json all = nlohmann::json::array();
+    for (auto& op : reg.ops()) all.push_back(reg.find(op)->schema.to_json());
+    std::cout << all.dump(2) << "\n";
+    return 0;
+  }
+  for (auto& op : reg.ops()) {
+    const auto& s = reg.find(op)->schema;
+    std::cout << op << " — " << s.doc() << "\n";
+    for (auto& in : s.inputs())
+      std::cout << "    in  " << in.name << (in.optional ? " (optional)" : "") << (in.differentiable ? " [grad]" : "")
+                << (in.doc.empty() ? "" : ": " + in.doc) << "\n";
+    for (auto& out : s.outputs()) std::cout << "    out " << out.name << (out.doc.empty() ? "" : ": " + out.doc) << "\n";
+    for (auto& a : s.attrs()) {
+      std::cout << "    attr " << a.name << " (" << noiseflow::graph::attr_type_name(a.type);
+      if (a.required()) std::cout << ", required";
+      else std::cout << ", default " << a.default_value.dump();
+      if (a.min) std::cout << ", min " << *a.min;
+      if (a.max) std::cout << ", max " << *a.max;
+      if (!a.choices.empty()) {
+        std::cout << ", one of";
+        for (auto& c : a.choices) std::cout << " " << c;
+      }
+      std::cout << ")" << (a.doc.empty() ? "" : ": " + a.doc) << "\n";
+    }
+  }
+  std::cout << reg.size() << " node types\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"noiseflow — node-based diffusion models on CPUs"};
+  app.require_subcommand(1);
+  std::vector<std::string> plugins;
+  app.add_option("--plugin", plugins, "load node types from a shared library (repeatable)");
+
+  std::string file;
+  std::vector<std::string> sets;
+  int64_t seed = -1, ticks = 0, log_every = 0;
+  int threads = 0;
+  bool quiet = false, json = false;
+
+  auto* run = app.add_subcommand("run", "validate, plan and run a pipeline");
+  run->add_option("file", file, "pipeline file")->required();
+  run->add_option("--set", sets, "override a param: key=value (repeatable)");
+  run->add_option("--seed", seed, "random seed (overrides run.seed)");
+  run->add_option("--threads", threads, "compute threads (default: all cores)");
+  run->add_option("--ticks", ticks, "number of ticks (overrides run.ticks)");
+  run->add_option("--log-every", log_every, "when not on a terminal, print progress every N ticks");
+  run->add_flag("-q,--quiet", quiet, "no progress output");
+
+  auto* check = app.add_subcommand("check", "validate a pipeline and print every edge's shape");
+  check->add_option("file", file, "pipeline file")->required();
+  check->add_option("--set", sets, "override a param: key=value (repeatable)");
+
+  auto* dot = app.add_subcommand("dot", "print the pipeline graph in Graphviz format");
+  dot->add_option("file", file, "pipeline file")->required();
+  dot->add_option("--set", sets, "override a param: key=value (repeatable)");
+
+  auto* nodes = app.add_subcommand("nodes", "list every node type with its schema");
+  nodes->add_flag("--json", json, "print the schemas as JSON");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    for (auto& p : plugins) noiseflow::load_plugin(p);
+    auto opts = make_options(sets, seed, threads, ticks);
+    if (*run) return cmd_run(file, opts, quiet, log_every);
+    if (*check) return cmd_check(file, opts);
+    if (*dot) {
+      noiseflow::Pipeline p(file, opts);
+      std::cout << p.graph().dot();
+      return 0;
+    }
+    if (*nodes) return cmd_nodes(json);
+  } catch (const noiseflow::GraphError& e) {
+    std::cerr << e.what() << "\n";
+    std::cerr << "noiseflow: " << e.diagnostics.size() << " error" << (e.diagnostics.size() == 1 ? "" : "s") << "\n";
+    return 1;
+  } catch (const noiseflow::Cancelled&) {
+    std::cerr << "\nnoiseflow: cancelled\n";
+    return 130;
+  } catch (const std::exception& e) {
+    std::cerr << "\n" << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
