@@ -13,6 +13,21 @@ using noiseflow::testing::grad_cases;
 NOISEFLOW_GRAD_CASE("silu 2x3", "nn.silu", "{}", {"x", {2, 3}});
 NOISEFLOW_GRAD_CASE("silu 3x5x7", "nn.silu", "{}", {"x", {1, 3, 5, 7}});
 
+NOISEFLOW_GRAD_CASE("conv2d 3x3 Cin=3 5x7", "nn.conv2d", R"({"out_channels": 4})", {"x", {1, 3, 5, 7}});
+NOISEFLOW_GRAD_CASE("conv2d 3x3 batch 3", "nn.conv2d", R"({"out_channels": 2})", {"x", {3, 2, 4, 5}});
+NOISEFLOW_GRAD_CASE("conv2d stride 2", "nn.conv2d", R"({"out_channels": 3, "stride": 2})", {"x", {2, 3, 7, 6}});
+NOISEFLOW_GRAD_CASE("conv2d 1x1", "nn.conv2d", R"({"out_channels": 5, "kernel": 1})", {"x", {2, 3, 5, 7}});
+NOISEFLOW_GRAD_CASE("conv2d no bias", "nn.conv2d", R"({"out_channels": 4, "bias": false})", {"x", {1, 3, 5, 7}});
+NOISEFLOW_GRAD_CASE("conv2d 5x5 no padding", "nn.conv2d", R"({"out_channels": 2, "kernel": 5, "padding": 0})",
+                    {"x", {1, 2, 7, 6}});
+NOISEFLOW_GRAD_CASE("conv2d 16->16 blocked", "nn.conv2d", R"({"out_channels": 16})", {"x", {2, 16, 6, 5}});
+NOISEFLOW_GRAD_CASE("conv2d zero init", "nn.conv2d", R"({"out_channels": 3, "zero_init": true})",
+                    {"x", {1, 2, 4, 4}});
+
+NOISEFLOW_GRAD_CASE("linear 3x5->4", "nn.linear", R"({"out_features": 4})", {"x", {3, 5}});
+NOISEFLOW_GRAD_CASE("linear batch 1", "nn.linear", R"({"out_features": 7})", {"x", {1, 6}});
+NOISEFLOW_GRAD_CASE("linear no bias", "nn.linear", R"({"out_features": 3, "bias": false})", {"x", {2, 32}});
+
 TEST_CASE("every registered gradient case matches central finite differences") {
   REQUIRE(!grad_cases().empty());
   for (const auto& c : grad_cases()) {

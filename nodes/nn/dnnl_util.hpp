@@ -1,0 +1,91 @@
+// nodes/nn/dnnl_util.hpp — the "reorder only if the descs differ" recipe and a node-owned
+// user-mode scratchpad, shared by the oneDNN-backed layer nodes (conv2d, linear).
+//
+// Tensors reach nodes in the plain row-major layout. A primitive built with format_tag::any may want
+// another layout (nChw16c, blocked weights); a Staged tensor holds, once per node, the reorder primitive
+// and the buffer in the primitive's layout, and at run time either wraps the plain tensor directly
+// (the descs match) or reorders into / out of that buffer.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "runtime/tensor.hpp"
+
+namespace noiseflow::nodes::dnnl_util {
+
+/// A tensor as one primitive argument wants it.
+class Staged {
+ public:
+  Staged() = default;
+  /// `user_md` is the plain layout of the tensor, `prim_md` what the primitive chose.
+  Staged(const dnnl::memory::desc& user_md, const dnnl::memory::desc& prim_md, const dnnl::engine& eng)
+      : user_md_(user_md), prim_md_(prim_md) {
+    if (user_md != prim_md) {
+      prim_mem_ = dnnl::memory(prim_md, eng);  // owned, allocated once
+      to_prim_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng, user_md, eng, prim_md));
+      to_user_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng, prim_md, eng, user_md));
+    }
+  }
+
+  bool reorders() const { return bool(prim_mem_); }
+
+  /// An input argument: the tensor itself, or its reorder into the primitive's layout.
+  dnnl::memory in(const runtime::Tensor& t, const dnnl::engine& eng, dnnl::stream& s) {
+    dnnl::memory user(user_md_, eng, const_cast<float*>(t.data()));
+    if (!reorders()) return user;
+    to_prim_.execute(s, user, prim_mem_);
+    return prim_mem_;
+  }
+
+  /// An output argument: the tensor itself, or the buffer in the primitive's layout (then call finish()).
+  dnnl::memory out(runtime::Tensor& t, const dnnl::engine& eng) {
+    return reorders() ? prim_mem_ : dnnl::memory(user_md_, eng, t.data());
+  }
+
+  /// After the primitive ran: reorders its output back into the plain tensor when needed.
+  void finish(runtime::Tensor& t, const dnnl::engine& eng, dnnl::stream& s) {
+    if (!reorders()) return;
+    dnnl::memory user(user_md_, eng, t.data());
+    to_user_.execute(s, prim_mem_, user);
+  }
+
+ private:
+  dnnl::memory::desc user_md_, prim_md_;
+  dnnl::memory prim_mem_;
+  dnnl::reorder to_prim_, to_user_;
+};
+
+/// One user-mode scratchpad for several primitives of a node that run one after another.
+class Scratchpad {
+ public:
+  /// Grows the buffer to fit `pd`'s scratchpad (call for every primitive_desc before memory_for()).
+  void reserve(const dnnl::primitive_desc_base& pd) {
+    size_ = std::max<size_t>(size_, pd.scratchpad_desc().get_size());
+  }
+  /// The scratchpad argument for `pd` (allocates the shared buffer on first use).
+  dnnl::memory memory_for(const dnnl::primitive_desc_base& pd, const dnnl::engine& eng) {
+    if (!buf_) {
+      size_t bytes = std::max<size_t>((size_ + 63) / 64 * 64, 64);
+      buf_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, bytes)), [](uint8_t* p) { std::free(p); });
+    }
+    return dnnl::memory(pd.scratchpad_desc(), eng, buf_.get());
+  }
+
+ private:
+  size_t size_ = 0;
+  std::shared_ptr<uint8_t> buf_;
+};
+
+/// A primitive_attr asking for a user-mode scratchpad.
+inline dnnl::primitive_attr user_scratchpad_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+}  // namespace noiseflow::nodes::dnnl_util
