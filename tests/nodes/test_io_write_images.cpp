@@ -1,0 +1,146 @@
+// tests/nodes/test_io_write_images.cpp — io.write_images grids read back with stb_image.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <stb/stb_image.h>
+
+#include "runtime/harness.hpp"
+#include "runtime/run_state.hpp"
+#include "tests/nodes/test_data_util.hpp"
+
+using namespace noiseflow::runtime;
+using noiseflow::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A PNG read back: width, height, channels and interleaved bytes.
+struct Png {
+  int w = 0, h = 0, c = 0;
+  std::vector<unsigned char> px;
+  int at(int x, int y, int ch = 0) const { return px[size_t((y * w + x) * c + ch)]; }
+};
+
+Png read_png(const std::string& path) {
+  Png p;
+  unsigned char* data = stbi_load(path.c_str(), &p.w, &p.h, &p.c, 0);
+  REQUIRE_MESSAGE(data != nullptr, "cannot read " << path);
+  p.px.assign(data, data + p.w * p.h * p.c);
+  stbi_image_free(data);
+  return p;
+}
+
+int byte_of(float v) { return int(std::lround((std::clamp(v, -1.f, 1.f) + 1.f) * 127.5f)); }
+
+/// [n, c, 2, 2] images; value of (k, ch, i) = -1 + 0.5 k + 0.1 i + 0.05 ch.
+Tensor test_images(int n, int c) {
+  Tensor t({n, c, 2, 2});
+  for (int k = 0; k < n; ++k)
+    for (int ch = 0; ch < c; ++ch)
+      for (int i = 0; i < 4; ++i) t[(k * c + ch) * 4 + i] = -1.f + 0.5f * float(k) + 0.1f * float(i) + 0.05f * float(ch);
+  return t;
+}
+
+/// Leftover PATH.tmp files in a folder tree.
+int tmp_files(const fs::path& dir) {
+  int n = 0;
+  for (auto& e : fs::recursive_directory_iterator(dir)) n += e.path().extension() == ".tmp";
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("io.write_images writes a padded grid") {
+  TempDir tmp;
+  const std::string path = tmp / "grid.png";
+  Tensor x = test_images(3, 1);
+  x[0] = -5.f;  // clamped to -1
+  x[3] = 7.f;   // clamped to 1
+  NodeHarness h("io.write_images", {{"path", path}, {"padding", 1}}, {{"images", x}});
+  h.forward(0);
+  const Png p = read_png(path);
+  // cols = ceil(sqrt(3)) = 2, rows = 2: (2 + 1) * 2 + 1 = 7 pixels each way.
+  REQUIRE(p.w == 7);
+  REQUIRE(p.h == 7);
+  REQUIRE(p.c == 1);
+  for (int i = 0; i < 7; ++i) {  // the padding rows and columns are black
+    CHECK(p.at(i, 0) == 0);
+    CHECK(p.at(0, i) == 0);
+    CHECK(p.at(3, i) == 0);
+    CHECK(p.at(i, 6) == 0);
+  }
+  const int cell[3][2] = {{1, 1}, {4, 1}, {1, 4}};  // (x, y) of each image's top-left pixel
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < 4; ++i) CHECK(p.at(cell[k][0] + i % 2, cell[k][1] + i / 2) == byte_of(x[k * 4 + i]));
+  CHECK(p.at(1, 1) == 0);
+  CHECK(p.at(2, 2) == 255);
+  for (int i = 0; i < 4; ++i) CHECK(p.at(4 + i % 2, 4 + i / 2) == 0);  // the empty fourth cell
+  CHECK(tmp_files(tmp.path) == 0);
+}
+
+TEST_CASE("io.write_images: RGB, columns, pad value and upscaling") {
+  TempDir tmp;
+  const std::string path = tmp / "rgb.png";
+  const Tensor x = test_images(2, 3);
+  NodeHarness h("io.write_images", {{"path", path}, {"cols", 1}, {"padding", 2}, {"pad_value", 1.0}, {"scale", 3}},
+                {{"images", x}});
+  h.forward(0);
+  const Png p = read_png(path);
+  // One column: width 2 + 2 * 2 = 6, height 2 * (2 + 2) + 2 = 10, times 3.
+  REQUIRE(p.w == 18);
+  REQUIRE(p.h == 30);
+  REQUIRE(p.c == 3);
+  for (int ch = 0; ch < 3; ++ch) {
+    CHECK(p.at(0, 0, ch) == 255);    // white padding
+    CHECK(p.at(17, 29, ch) == 255);
+    for (int k = 0; k < 2; ++k)
+      for (int i = 0; i < 4; ++i) {
+        const int gx = 2 + i % 2, gy = 2 + k * 4 + i / 2;  // grid pixel, before scaling
+        for (int d = 0; d < 9; ++d)
+          CHECK(p.at(gx * 3 + d % 3, gy * 3 + d / 3, ch) == byte_of(x[(k * 3 + ch) * 4 + i]));
+      }
+  }
+}
+
+TEST_CASE("io.write_images substitutes {tick}, creates folders, records the artifact") {
+  TempDir tmp;
+  RunState rs;
+  NodeHarness h("io.write_images", {{"path", tmp / "a/b/samples_{tick}.png"}}, {{"images", test_images(4, 1)}});
+  h.ctx().run_state_ = &rs;
+  h.forward(42);
+  h.forward(1234567);
+  h.forward(42);  // overwrites
+  const std::string first = tmp / "a/b/samples_000042.png", second = tmp / "a/b/samples_1234567.png";
+  CHECK(fs::exists(first));
+  CHECK(fs::exists(second));
+  CHECK(read_png(first).w == 2 * (2 + 2) + 2);
+  CHECK(tmp_files(tmp.path) == 0);
+  const auto arts = rs.artifacts();
+  REQUIRE(arts.size() == 2);  // RunState lists each file once
+  CHECK(arts[0] == std::make_pair(std::string("image"), first));
+  CHECK(arts[1] == std::make_pair(std::string("image"), second));
+}
+
+TEST_CASE("io.write_images reports bad inputs and unwritable paths") {
+  TempDir tmp;
+  CHECK_THROWS_AS(NodeHarness("io.write_images", {{"path", tmp / "x.png"}}, {{"images", Tensor({1, 2, 4, 4})}}),
+                  noiseflow::graph::ShapeError);
+  CHECK_THROWS_AS(NodeHarness("io.write_images", {{"path", tmp / "x.png"}}, {{"images", Tensor({4, 4})}}),
+                  noiseflow::graph::ShapeError);
+  noiseflow::test::write_bytes(tmp / "file", "a file, not a folder");
+  NodeHarness h("io.write_images", {{"path", tmp / "file/sub/x.png"}}, {{"images", test_images(1, 1)}});
+  try {
+    h.forward(0);
+    FAIL("expected an error");
+  } catch (const NodeError& e) {
+    CHECK(e.field == "path");
+    CHECK(std::string(e.what()).rfind("cannot create folder '" + tmp / "file/sub" + "': ", 0) == 0);
+  }
+  CHECK(tmp_files(tmp.path) == 0);
+}
