@@ -191,6 +191,29 @@ class Expander {
         diag_.add(path, "", "inputs", "wrong_type", "expected a list of input names");
       }
     }
+    if (top && doc.contains("inputs")) {
+      // A subgraph file checked or run on its own: its inputs become `input`
+      // placeholder nodes of the declared shapes.
+      const Json& ins = doc["inputs"];
+      if (!ins.is_object()) {
+        diag_.add(path, "", "inputs", "wrong_type", "expected an object of name: {\"shape\": [...]}");
+      } else {
+        for (auto& [name, spec] : ins.items()) {
+          if (!spec.is_object() || !spec.contains("shape")) {
+            diag_.add(path, "", "inputs", "missing_shape",
+                      "input " + qt(name) + " needs {\"shape\": [...]} for the file to be checked or run on its own");
+            continue;
+          }
+          FlatNode f;
+          f.id = name;
+          f.op = "input";
+          f.file = path;
+          f.attrs = Json{{"shape", substitute(spec["shape"], params, path, name, "inputs")}};
+          flat.push_back(std::move(f));
+          scopes[scope].names.push_back(name);
+        }
+      }
+    }
     for (auto& n : input_names) {
       scopes[scope].names.push_back(n);
       auto b = bindings.find(n);

