@@ -1,0 +1,106 @@
+// nodes/nn/concat.cpp — y = [a, b, c, d] joined along one axis; oneDNN concat
+// forward, backward = one reorder per input from a submemory view of dy.
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/node.hpp"
+
+namespace noiseflow::nodes {
+namespace {
+
+using namespace noiseflow::runtime;
+
+constexpr const char* kInputs[] = {"a", "b", "c", "d"};
+
+struct Concat final : Node {
+  static Schema schema() {
+    return Schema("nn.concat", "Concatenates 2 to 4 tensors along one axis (default: channels)")
+        .input("a", "first tensor")
+        .input("b", "second tensor; every dimension but `axis` equal to a's")
+        .optional_input("c", "optional third tensor")
+        .optional_input("d", "optional fourth tensor (needs c)")
+        .output("y", "the inputs joined along `axis`, in order a, b, c, d")
+        .attr_int("axis", 1, -6, 5, "axis to join along; negative counts from the last")
+        .differentiable({"a", "b", "c", "d"})
+        .heavy()
+        .shape([](graph::ShapeContext& c) {
+          const auto& a = c.input("a");
+          int64_t rank = int64_t(a.size());
+          int64_t axis = c.attr_int("axis");
+          if (axis < -rank || axis >= rank)
+            c.fail("axis", "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank) +
+                               " input a " + graph::shape_str(a));
+          if (axis < 0) axis += rank;
+          if (c.has_input("d") && !c.has_input("c")) c.fail("d", "input d is connected but c is not");
+          graph::Shape out = a;
+          for (const char* name : {"b", "c", "d"}) {
+            if (std::string(name) != "b" && !c.has_input(name)) continue;
+            const auto& s = c.input(name);
+            bool ok = s.size() == a.size();
+            for (size_t i = 0; ok && i < s.size(); ++i) ok = int64_t(i) == axis || s[i] == a[i];
+            if (!ok)
+              c.fail(name, std::string("shape ") + graph::shape_str(s) + " does not match a " + graph::shape_str(a) +
+                               " outside axis " + std::to_string(axis));
+            out[axis] += s[axis];
+          }
+          c.set_output("y", out);
+        });
+  }
+
+  void plan(Context& ctx) override {
+    auto& eng = ctx.engine();
+    int64_t axis = ctx.attr_int("axis");
+    const Tensor& y = ctx.output("y");
+    if (axis < 0) axis += y.rank();
+    auto dst_md = y.plain_desc();
+    std::vector<dnnl::memory::desc> src_mds;
+    dnnl::memory::dims offsets(y.rank(), 0);
+    for (const char* name : kInputs) {
+      if (!ctx.has_input(name)) continue;
+      const Tensor& x = ctx.input(name);
+      src_mds.push_back(x.plain_desc());
+      inputs_.push_back(name);
+      // Backward: dx is the slice of dy at this offset, copied out by a reorder.
+      auto view_md = dst_md.submemory_desc(to_dims(x.shape()), offsets);
+      grad_reorders_.emplace_back(dnnl::reorder::primitive_desc(eng, view_md, eng, x.plain_desc()));
+      grad_view_mds_.push_back(view_md);
+      offsets[axis] += x.dim(int(axis));
+    }
+    fwd_pd_ = dnnl::concat::primitive_desc(dst_md, int(axis), src_mds, eng);
+    fwd_ = dnnl::concat(fwd_pd_);
+  }
+
+  void forward(Context& ctx) override {
+    auto& e = ctx.engine();
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, ctx.output("y").dnnl_memory(e)}};
+    for (size_t i = 0; i < inputs_.size(); ++i)
+      args[DNNL_ARG_MULTIPLE_SRC + int(i)] = ctx.input(inputs_[i]).dnnl_memory(e);
+    fwd_.execute(ctx.stream(), args);
+    ctx.stream().wait();
+  }
+
+  void backward(Context& ctx) override {
+    auto& e = ctx.engine();
+    const Tensor& dy = ctx.grad_output("y");
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      if (!ctx.wants_grad(inputs_[i])) continue;
+      auto src = dy.dnnl_memory(e, grad_view_mds_[i]);
+      auto dst = ctx.grad_input(inputs_[i]).dnnl_memory(e);
+      grad_reorders_[i].execute(ctx.stream(), src, dst);
+    }
+    ctx.stream().wait();
+  }
+
+ private:
+  std::vector<std::string> inputs_;  ///< connected inputs, in order
+  dnnl::concat::primitive_desc fwd_pd_;
+  dnnl::concat fwd_;
+  std::vector<dnnl::memory::desc> grad_view_mds_;  ///< each input's slice of dy
+  std::vector<dnnl::reorder> grad_reorders_;
+};
+
+NOISEFLOW_REGISTER_NODE(Concat);
+
+}  // namespace
+}  // namespace noiseflow::nodes

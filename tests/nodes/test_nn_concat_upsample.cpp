@@ -1,0 +1,176 @@
+// Forward and backward of nn.concat and nn.upsample against naive loops.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "graph/schema.hpp"
+#include "runtime/harness.hpp"
+#include "runtime/random.hpp"
+
+using namespace noiseflow::runtime;
+
+namespace {
+
+Tensor random_tensor(Shape s, uint64_t stream) {
+  Tensor t(std::move(s));
+  random::fill_uniform(t.data(), t.numel(), 0x5eed, stream, -1.f, 1.f);
+  return t;
+}
+
+// Row-major flat index of `idx` in `shape`.
+int64_t flat(const Shape& shape, const std::vector<int64_t>& idx) {
+  int64_t f = 0;
+  for (size_t i = 0; i < shape.size(); ++i) f = f * shape[i] + idx[i];
+  return f;
+}
+
+// Calls fn(idx) for every multi-index of shape.
+template <class F>
+void for_each_index(const Shape& shape, F fn) {
+  std::vector<int64_t> idx(shape.size(), 0);
+  for (int64_t n = 0; n < noiseflow::graph::numel(shape); ++n) {
+    fn(idx);
+    for (int d = int(shape.size()) - 1; d >= 0; --d) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+// Naive concatenation along axis.
+Tensor naive_concat(const std::vector<Tensor>& xs, int axis) {
+  Shape out = xs[0].shape();
+  for (size_t i = 1; i < xs.size(); ++i) out[axis] += xs[i].dim(axis);
+  Tensor y(out);
+  int64_t off = 0;
+  for (auto& x : xs) {
+    for_each_index(x.shape(), [&](const std::vector<int64_t>& idx) {
+      auto o = idx;
+      o[axis] += off;
+      y[flat(out, o)] = x[flat(x.shape(), idx)];
+    });
+    off += x.dim(axis);
+  }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("nn.concat forward and backward match naive slicing") {
+  struct Case {
+    std::vector<Shape> shapes;
+    int axis;
+  };
+  std::vector<Case> cases = {
+      {{{1, 2, 5, 7}, {1, 3, 5, 7}}, 1},
+      {{{3, 6, 5, 7}, {3, 1, 5, 7}, {3, 4, 5, 7}}, 1},
+      {{{2, 3, 5, 7}, {2, 3, 5, 7}, {2, 3, 5, 7}, {2, 3, 5, 7}}, 1},
+      {{{2, 3, 5, 7}, {1, 3, 5, 7}}, 0},
+      {{{2, 3, 5, 7}, {2, 3, 5, 2}, {2, 3, 5, 1}}, -1},
+      {{{4, 3}, {4, 5}}, 1},
+      {{{2, 3, 4, 5}, {2, 3, 1, 5}}, 2},
+  };
+  const char* names[] = {"a", "b", "c", "d"};
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    auto& cs = cases[ci];
+    CAPTURE(ci);
+    NamedTensors inputs;
+    std::vector<Tensor> xs;
+    for (size_t i = 0; i < cs.shapes.size(); ++i) {
+      xs.push_back(random_tensor(cs.shapes[i], 10 * ci + i));
+      inputs.push_back({names[i], xs.back()});
+    }
+    int rank = int(cs.shapes[0].size());
+    int axis = cs.axis < 0 ? cs.axis + rank : cs.axis;
+    NodeHarness h("nn.concat", {{"axis", cs.axis}}, inputs);
+    h.forward();
+    Tensor ref = naive_concat(xs, axis);
+    REQUIRE(h.output().shape() == ref.shape());
+    for (int64_t i = 0; i < ref.numel(); ++i) REQUIRE(h.output()[i] == ref[i]);
+
+    // Backward: the gradient of each input is its slice of dy.
+    Tensor dy = random_tensor(ref.shape(), 1000 + ci);
+    h.backward({{"y", dy}});
+    int64_t off = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const Tensor& dx = h.grad_input(names[i]);
+      REQUIRE(dx.shape() == xs[i].shape());
+      for_each_index(xs[i].shape(), [&](const std::vector<int64_t>& idx) {
+        auto o = idx;
+        o[axis] += off;
+        REQUIRE(dx[flat(xs[i].shape(), idx)] == dy[flat(ref.shape(), o)]);
+      });
+      off += xs[i].dim(axis);
+    }
+  }
+}
+
+TEST_CASE("nn.concat rejects mismatched shapes and bad axes") {
+  auto expect_fail = [](const Json& attrs, const NamedTensors& in, const std::string& field) {
+    try {
+      NodeHarness h("nn.concat", attrs, in);
+      FAIL("no error for field " << field);
+    } catch (const noiseflow::graph::ShapeError& e) {
+      CHECK(e.field == field);
+      CHECK(std::string(e.what()).size() > 10);
+    }
+  };
+  Tensor a({2, 3, 4, 5}), b({2, 3, 4, 6}), c({2, 1, 4, 5}), r3({2, 3, 4});
+  expect_fail({}, {{"a", a}, {"b", b}}, "b");               // W differs outside axis 1
+  expect_fail({}, {{"a", a}, {"b", c}, {"c", b}}, "c");
+  expect_fail({}, {{"a", a}, {"b", r3}}, "b");              // rank differs
+  expect_fail({{"axis", 4}}, {{"a", a}, {"b", a}}, "axis");  // out of range for rank 4
+  expect_fail({{"axis", -5}}, {{"a", a}, {"b", a}}, "axis");
+  expect_fail({}, {{"a", a}, {"b", c}, {"d", c}}, "d");     // d without c
+  // The shape error names both shapes.
+  try {
+    NodeHarness h("nn.concat", {}, {{"a", a}, {"b", b}});
+  } catch (const noiseflow::graph::ShapeError& e) {
+    CHECK(std::string(e.what()).find("[2, 3, 4, 6]") != std::string::npos);
+    CHECK(std::string(e.what()).find("[2, 3, 4, 5]") != std::string::npos);
+  }
+}
+
+TEST_CASE("nn.upsample forward and backward match naive nearest neighbour") {
+  struct Case {
+    Shape x;
+    int scale;
+  };
+  for (auto cs : {Case{{1, 6, 5, 7}, 2}, Case{{3, 2, 5, 7}, 3}, Case{{2, 3, 1, 1}, 4}, Case{{2, 3, 4, 5}, 1}}) {
+    CAPTURE(cs.scale);
+    Tensor x = random_tensor(cs.x, 7);
+    NodeHarness h("nn.upsample", {{"scale", cs.scale}}, {{"x", x}});
+    h.forward();
+    const int64_t N = cs.x[0], C = cs.x[1], H = cs.x[2], W = cs.x[3], s = cs.scale;
+    Tensor& y = h.output();
+    REQUIRE(y.shape() == Shape{N, C, H * s, W * s});
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < H * s; ++i)
+          for (int64_t j = 0; j < W * s; ++j)
+            REQUIRE(y[((n * C + c) * H * s + i) * W * s + j] == x[((n * C + c) * H + i / s) * W + j / s]);
+
+    Tensor dy = random_tensor(y.shape(), 8);
+    h.backward({{"y", dy}});
+    const Tensor& dx = h.grad_input("x");
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < H; ++i)
+          for (int64_t j = 0; j < W; ++j) {
+            double ref = 0;
+            for (int64_t a = 0; a < s; ++a)
+              for (int64_t b = 0; b < s; ++b) ref += dy[((n * C + c) * H * s + i * s + a) * W * s + j * s + b];
+            REQUIRE(dx[((n * C + c) * H + i) * W + j] == doctest::Approx(ref).epsilon(1e-5));
+          }
+  }
+}
+
+TEST_CASE("nn.upsample rejects non-image inputs") {
+  try {
+    NodeHarness h("nn.upsample", {}, {{"x", Tensor({2, 3, 4})}});
+    FAIL("no error");
+  } catch (const noiseflow::graph::ShapeError& e) {
+    CHECK(e.field == "x");
+  }
+}
