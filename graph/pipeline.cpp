@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::set<std::string> kTopKeys = {"noiseflow", "name", "doc", "params", "include", "inputs", "outputs", "nodes", "run"};
-const std::set<std::string> kNodeKeys = {"op", "attrs", "inputs", "every", "at_end", "doc"};
+const std::set<std::string> kNodeKeys = {"op", "attrs", "inputs", "every", "at_end", "doc", "if"};
 
 std::string qt(const std::string& s) { return "\"" + s + "\""; }
 
@@ -249,6 +249,15 @@ class Expander {
       std::vector<std::string> nkeys(kNodeKeys.begin(), kNodeKeys.end());
       for (auto& [k, v] : nd.items())
         if (!kNodeKeys.count(k)) diag_.add(path, qid, k, "unknown_key", "unknown node key" + suggest(k, nkeys));
+      if (nd.contains("if")) {
+        // A conditional node: present only when its (substituted) condition is true.
+        Json cond = substitute(nd["if"], params, path, qid, "if");
+        if (!cond.is_boolean()) {
+          diag_.add(path, qid, "if", "wrong_type", "expected true or false (usually \"$param\"), got " + cond.dump());
+          continue;
+        }
+        if (!cond.get<bool>()) continue;
+      }
       if (!nd.contains("op") || !nd["op"].is_string()) {
         diag_.add(path, qid, "op", "missing_op", "missing \"op\" (the node type)");
         continue;
@@ -270,7 +279,13 @@ class Expander {
               diag_.add(path, qid, "input " + qt(port), "wrong_type", "expected \"node\" or \"node.output\", got " + ref.dump());
               continue;
             }
-            std::string text = ref;
+            // Params may name the source: "inputs": {"b": "$residual"}.
+            Json sub = substitute(ref, params, path, qid, "input " + qt(port));
+            if (!sub.is_string() || sub.get<std::string>().empty()) {
+              diag_.add(path, qid, "input " + qt(port), "wrong_type", "expected \"node\" or \"node.output\", got " + sub.dump());
+              continue;
+            }
+            std::string text = sub;
             ins.push_back({port, RawRef{prefix + text, text, scope}});
           }
         }
@@ -298,7 +313,8 @@ class Expander {
         st.push_back(inc->second);
         auto outs = expand(sub, inc->second, qid + ".", sub_overrides, qid, sub_bindings, st, false);
         file_of_override_ = saved_file;
-        for (auto& [o, target] : outs) aliases[qid + "." + o] = target;
+        for (auto& [o, target] : outs)
+          if (target != qid + "." + o) aliases[qid + "." + o] = target;  // an output named like its node needs no alias
         if (!outs.empty()) aliases[qid] = outs.front().second;
         else diag_.add(inc->second, "", "outputs", "missing_outputs", "a subgraph must declare its outputs");
         continue;
