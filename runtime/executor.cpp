@@ -216,6 +216,7 @@ void Executor::build_flow() {
         std::unique_lock<std::mutex> lane(lane_, std::defer_lock);
         if (in.ctx.schema_->is_heavy()) lane.lock();
         omp_set_num_threads(in.ctx.schema_->is_heavy() ? threads : 1);
+        auto t0 = opt_.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
         if (backward) {
           for (size_t o = 0; o < in.grad_sources.size(); ++o) {
             if (in.grad_sources[o].empty()) continue;
@@ -230,6 +231,11 @@ void Executor::build_flow() {
           in.node->backward(in.ctx);
         } else {
           in.node->forward(in.ctx);
+        }
+        if (opt_.profile) {
+          double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          (backward ? in.bwd_s : in.fwd_s) += dt;
+          ++(backward ? in.bwd_n : in.fwd_n);
         }
       } catch (...) {
         std::lock_guard lock(error_m_);
@@ -334,6 +340,19 @@ Tensor Executor::output(const std::string& ref) const {
   auto r = graph_.resolve(ref);
   if (!r) throw std::invalid_argument("no node output " + q(ref) + " in " + graph_.file);
   return instances_[r->node].ctx.outputs_[r->output];
+}
+
+std::vector<NodeProfile> Executor::profile() const {
+  std::vector<NodeProfile> v;
+  for (size_t i = 0; i < instances_.size(); ++i) {
+    const Instance& in = instances_[i];
+    v.push_back({graph_.nodes[i].id, graph_.nodes[i].op, in.fwd_s, in.bwd_s, in.fwd_n, in.bwd_n});
+  }
+  return v;
+}
+
+void Executor::reset_profile() {
+  for (auto& in : instances_) in.fwd_s = in.bwd_s = 0, in.fwd_n = in.bwd_n = 0;
 }
 
 Param* Executor::find_param(const std::string& name) {

@@ -33,7 +33,15 @@ struct RunError : std::runtime_error {
 };
 
 struct ExecutorOptions {
-  int threads = 0;  ///< 0: all cores
+  int threads = 0;       ///< 0: all cores
+  bool profile = false;  ///< time every node's forward and backward
+};
+
+/// Accumulated time of one node (ExecutorOptions::profile).
+struct NodeProfile {
+  std::string id, op;
+  double forward_s = 0, backward_s = 0;
+  int64_t forward_calls = 0, backward_calls = 0;
 };
 
 /// Progress of a run, handed to the per-tick callback.
@@ -72,6 +80,9 @@ class Executor {
   /// Node instances (for checkpointing optimizer state).
   Node& node(int i) { return *instances_[i].node; }
   Context& context(int i) { return instances_[i].ctx; }
+  /// Per-node times since the last reset (needs ExecutorOptions::profile).
+  std::vector<NodeProfile> profile() const;
+  void reset_profile();
   /// Whether the graph has an optimizer (a training pipeline).
   bool training() const { return !backward_order_.empty(); }
 
@@ -82,6 +93,8 @@ class Executor {
     bool in_backward = false;
     // Gradient routing: for each output, the consumers' grad-input tensors to sum.
     std::vector<std::vector<Tensor>> grad_sources;
+    double fwd_s = 0, bwd_s = 0;
+    int64_t fwd_n = 0, bwd_n = 0;
   };
   void plan_autodiff();
   void build_flow();

@@ -7,9 +7,17 @@
 #include <cstdio>
 #include <iostream>
 
+#include <algorithm>
+#include <array>
+#include <map>
+
+#include <omp.h>
+
 #include <CLI/CLI.hpp>
 
 #include "noiseflow/noiseflow.hpp"
+
+namespace graph = noiseflow::graph;
 
 namespace {
 
@@ -99,6 +107,68 @@ int cmd_check(const std::string& file, const noiseflow::Options& o) {
   return 0;
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Times every node's forward and backward over `repeats` ticks after `warmup`.
+int cmd_bench(const std::string& file, const noiseflow::Options& o, int repeats, int warmup) {
+  noiseflow::runtime::ExecutorOptions eo;
+  eo.threads = o.threads;
+  eo.profile = true;
+  graph::LoadOptions lo;
+  lo.schemas = &noiseflow::runtime::Registry::global();
+  lo.overrides = o.params;
+  lo.seed = o.seed;
+  lo.ticks = int64_t(warmup + repeats);
+  auto g = graph::load_pipeline(file, lo);
+  noiseflow::runtime::Executor ex(g, eo);
+  for (int i = 0; i < warmup; ++i) ex.step();
+  size_t n = g.nodes.size();
+  std::vector<std::vector<double>> fw(n), bw(n);
+  std::vector<double> total;
+  for (int r = 0; r < repeats; ++r) {
+    ex.reset_profile();
+    auto t0 = std::chrono::steady_clock::now();
+    ex.step();
+    total.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    auto prof = ex.profile();
+    for (size_t i = 0; i < n; ++i) fw[i].push_back(prof[i].forward_s), bw[i].push_back(prof[i].backward_s);
+  }
+  // FLOPs of the convolutions (forward; backward = data + weights = 2x).
+  double conv_flops = 0, conv_s = 0, sum_f = 0, sum_b = 0;
+  std::map<std::string, std::array<double, 2>> by_op;
+  std::printf("%-28s %-22s %10s %10s\n", "node", "op", "fwd ms", "bwd ms");
+  for (int i : g.order) {
+    const auto& gn = g.nodes[i];
+    double f = median(fw[i]), b = median(bw[i]);
+    sum_f += f, sum_b += b;
+    by_op[gn.op][0] += f, by_op[gn.op][1] += b;
+    std::printf("%-28s %-22s %10.3f %10.3f\n", gn.id.c_str(), gn.op.c_str(), f * 1e3, b * 1e3);
+    if (gn.op == "nn.conv2d") {
+      const auto& in = g.shape(*gn.inputs[0]);
+      const auto& out = gn.output_shapes[0];
+      double k = double(gn.attrs["kernel"].get<int64_t>());
+      double flops = 2.0 * out[0] * out[1] * out[2] * out[3] * in[1] * k * k;
+      conv_flops += flops * (b > 0 ? 3 : 1);
+      conv_s += f + b;
+    }
+  }
+  std::printf("\nby op (median ms per tick):\n");
+  for (auto& [op, t] : by_op) std::printf("  %-22s fwd %9.3f  bwd %9.3f\n", op.c_str(), t[0] * 1e3, t[1] * 1e3);
+  std::sort(total.begin(), total.end());
+  std::printf("\n%s: %d repeats after %d warm-up, threads %d\n", file.c_str(), repeats, warmup,
+              o.threads ? o.threads : omp_get_num_procs());
+  std::printf("tick wall time: median %.2f ms (min %.2f, max %.2f); sum of node medians: forward %.2f ms, backward %.2f ms\n",
+              median(total) * 1e3, total.front() * 1e3, total.back() * 1e3, sum_f * 1e3, sum_b * 1e3);
+  if (conv_s > 0)
+    std::printf("convolutions: %.2f GFLOP per tick in %.2f ms = %.1f GFLOP/s\n", conv_flops / 1e9, conv_s * 1e3,
+                conv_flops / conv_s / 1e9);
+  return 0;
+}
+
 int cmd_nodes(bool json) {
   auto& reg = noiseflow::runtime::Registry::global();
   if (json) {
@@ -162,6 +232,14 @@ int main(int argc, char** argv) {
   dot->add_option("file", file, "pipeline file")->required();
   dot->add_option("--set", sets, "override a param: key=value (repeatable)");
 
+  int repeats = 10, warmup = 2;
+  auto* bench = app.add_subcommand("bench", "time every node's forward and backward (median of repeats)");
+  bench->add_option("file", file, "pipeline file (e.g. pipelines/bench_unet.json)")->required();
+  bench->add_option("--set", sets, "override a param: key=value (repeatable)");
+  bench->add_option("--threads", threads, "compute threads (default: all cores)");
+  bench->add_option("--repeats", repeats, "timed ticks")->check(CLI::PositiveNumber);
+  bench->add_option("--warmup", warmup, "untimed ticks first")->check(CLI::NonNegativeNumber);
+
   auto* nodes = app.add_subcommand("nodes", "list every node type with its schema");
   nodes->add_flag("--json", json, "print the schemas as JSON");
 
@@ -177,6 +255,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*nodes) return cmd_nodes(json);
+    if (*bench) return cmd_bench(file, opts, repeats, warmup);
   } catch (const noiseflow::GraphError& e) {
     std::cerr << e.what() << "\n";
     std::cerr << "noiseflow: " << e.diagnostics.size() << " error" << (e.diagnostics.size() == 1 ? "" : "s") << "\n";
