@@ -1,0 +1,307 @@
+// nodes/nn/attention.cpp — self-attention over the H*W positions of an image
+// batch, as in the DDPM / improved-diffusion UNet's AttentionBlock:
+//
+//   x ──► GroupNorm ──► Conv1x1(C, 3C) ──► q, k, v (split into heads)
+//   │                     a = softmax(q^T k / sqrt(C/heads)) over key positions
+//   │                     h = v a^T
+//   └──────────────────► + ◄── Conv1x1(C, C)(h) ──► y
+//
+// Internal layout: the node keeps its intermediates channel-major, [channels,
+// N, P] with P = H*W, so that both 1x1 convolutions and their weight gradients
+// are single 2-D matmuls (no per-image loop and no batch reduction), and every
+// per-(image, head) attention matmul is a strided 4-D view [N, heads, ., .] of
+// those buffers. The group norm and the bias sums are plain loops.
+#include <cmath>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/node.hpp"
+
+namespace noiseflow::nodes {
+namespace {
+
+using namespace noiseflow::runtime;
+using dims = dnnl::memory::dims;
+using md = dnnl::memory::desc;
+using tag = dnnl::memory::format_tag;
+constexpr auto f32 = dnnl::memory::data_type::f32;
+
+struct Attention final : Node {
+  static Schema schema() {
+    return Schema("nn.attention",
+                  "Self-attention over H*W positions: y = x + proj(attn(qkv(GroupNorm(x)))) (DDPM AttentionBlock)")
+        .input("x", "image batch [N, C, H, W]")
+        .output("y", "same shape as x")
+        .attr_int("heads", 1, 1, {}, "number of attention heads; must divide C")
+        .attr_int("groups", 8, 1, {}, "GroupNorm groups; must divide C")
+        .attr_float("eps", 1e-5, 0.0, 1.0, "GroupNorm epsilon")
+        .attr_bool("zero_init", false, "start the output projection (proj.weight, proj.bias) at zero, as in DDPM")
+        .differentiable({"x"})
+        .heavy()
+        .shape([](graph::ShapeContext& c) {
+          const auto& x = c.input_rank("x", 4);
+          const int64_t C = x[1], heads = c.attr_int("heads"), groups = c.attr_int("groups");
+          if (heads < 1 || C % heads != 0)
+            c.fail("heads", "heads = " + std::to_string(heads) + " does not divide the " + std::to_string(C) +
+                                " channels of x " + graph::shape_str(x));
+          if (groups < 1 || C % groups != 0)
+            c.fail("groups", "groups = " + std::to_string(groups) + " does not divide the " + std::to_string(C) +
+                                 " channels of x " + graph::shape_str(x));
+          c.set_output("y", x);
+          c.param("norm.weight", {C}, graph::Init::ones());
+          c.param("norm.bias", {C}, graph::Init::zeros());
+          c.param("qkv.weight", {3 * C, C, 1, 1}, graph::Init::kaiming_uniform(C));
+          c.param("qkv.bias", {3 * C}, graph::Init::uniform_fan_in(C));
+          bool zero = c.attr_bool("zero_init");
+          c.param("proj.weight", {C, C, 1, 1}, zero ? graph::Init::zeros() : graph::Init::kaiming_uniform(C));
+          c.param("proj.bias", {C}, zero ? graph::Init::zeros() : graph::Init::uniform_fan_in(C));
+        });
+  }
+
+  void plan(Context& ctx) override {
+    const Tensor& x = ctx.input("x");
+    N_ = x.dim(0), C_ = x.dim(1), P_ = x.dim(2) * x.dim(3), NP_ = N_ * P_;
+    heads_ = ctx.attr_int("heads"), G_ = ctx.attr_int("groups"), D_ = C_ / heads_;
+    eps_ = float(ctx.attr_float("eps"));
+    const float scale = float(1.0 / std::sqrt(double(D_)));
+    const int64_t C = C_, N = N_, P = P_, NP = NP_, h = heads_, D = D_;
+
+    // Node-owned buffers: forward values kept for backward, and backward scratch.
+    xhat_ = Tensor({C, NP}), nrm_ = Tensor({C, NP}), rstd_ = Tensor({N, G_});
+    qkv_ = Tensor({3 * C, NP}), att_ = Tensor({N, h, P, P}), hb_ = Tensor({C, NP});
+    dyt_ = Tensor({C, NP}), dh_ = Tensor({C, NP}), datt_ = Tensor({N, h, P, P}), dsc_ = Tensor({N, h, P, P});
+    dqkv_ = Tensor({3 * C, NP}), dnrm_ = Tensor({C, NP});
+
+    // Views of channel-major [., N, P] buffers as [N, heads, D, P] and its transpose.
+    const md head({N, h, D, P}, f32, dims{P, D * NP, NP, 1});
+    const md head_t({N, h, P, D}, f32, dims{P, D * NP, 1, NP});
+    const md att({N, h, P, P}, f32, tag::abcd);
+    const md att_t({N, h, P, P}, f32, dims{h * P * P, P * P, 1, P});
+    const md x_md({N, C, P}, f32, tag::abc);
+
+    auto& e = ctx.engine();
+    // Forward.
+    mm_qkv_ = make_matmul(e, md({1, 3 * C, C}, f32, tag::abc), md({1, C, NP}, f32, tag::abc),
+                          md({1, 3 * C, NP}, f32, tag::abc), 1.f, {md({1, 3 * C, 1}, f32, tag::abc)});
+    mm_s_ = make_matmul(e, head_t, head, att, scale);
+    auto sm_d = dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::softmax_accurate,
+                                               att, att, 3);
+    sm_fwd_pd_ = dnnl::softmax_v2_forward::primitive_desc(sm_d, e);
+    sm_fwd_ = dnnl::softmax_v2_forward(sm_fwd_pd_);
+    mm_h_ = make_matmul(e, head, att_t, head);
+    mm_proj_ = make_matmul(e, md({1, C, C}, f32, tag::abc), md({N, C, P}, f32, dims{P, NP, 1}), x_md, 1.f,
+                           {x_md, md({1, C, 1}, f32, tag::abc)});
+    // Backward.
+    mm_dwp_ = make_matmul(e, md({C, NP}, f32, tag::ab), md({NP, C}, f32, tag::ba), md({C, C}, f32, tag::ab));
+    mm_dh_ = make_matmul(e, md({C, C}, f32, tag::ba), md({C, NP}, f32, tag::ab), md({C, NP}, f32, tag::ab));
+    mm_da_ = make_matmul(e, head_t, head, att);
+    mm_dv_ = make_matmul(e, head, att, head);
+    auto smb_d = dnnl::softmax_v2_backward::desc(dnnl::algorithm::softmax_accurate, att, att, att, 3);
+    sm_bwd_ = dnnl::softmax_v2_backward(dnnl::softmax_v2_backward::primitive_desc(smb_d, e, sm_fwd_pd_));
+    mm_dq_ = make_matmul(e, head, att_t, head, scale);
+    mm_dk_ = make_matmul(e, head, att, head, scale);
+    mm_dwqkv_ = make_matmul(e, md({3 * C, NP}, f32, tag::ab), md({NP, C}, f32, tag::ba), md({3 * C, C}, f32, tag::ab));
+    mm_dnrm_ = make_matmul(e, md({C, 3 * C}, f32, tag::ba), md({3 * C, NP}, f32, tag::ab), md({C, NP}, f32, tag::ab));
+    att_md_ = att;
+  }
+
+  void forward(Context& ctx) override {
+    const Tensor& x = ctx.input("x");
+    group_norm_forward(x.data(), ctx.param("norm.weight").data(), ctx.param("norm.bias").data());
+
+    const int64_t C = C_, NP = NP_;
+    float* q = qkv_.data();
+    float* k = q + C * NP;
+    float* v = k + C * NP;
+    // qkv = W n + b: [3C, NP].
+    run(ctx, mm_qkv_, ctx.param("qkv.weight").data(), nrm_.data(), qkv_.data(), {ctx.param("qkv.bias").data()});
+    // Scores, softmax over keys (in place), weighted values.
+    run(ctx, mm_s_, q, k, att_.data());
+    sm_fwd_.execute(ctx.stream(), {{DNNL_ARG_SRC, mem(ctx, att_md_, att_.data())},
+                                   {DNNL_ARG_DST, mem(ctx, att_md_, att_.data())}});
+    run(ctx, mm_h_, v, att_.data(), hb_.data());
+    // y = x + Wp h + bp.
+    run(ctx, mm_proj_, ctx.param("proj.weight").data(), hb_.data(), ctx.output("y").data(),
+        {x.data(), ctx.param("proj.bias").data()});
+    ctx.stream().wait();
+  }
+
+  void backward(Context& ctx) override {
+    const int64_t C = C_, N = N_, P = P_, NP = NP_;
+    const Tensor& dy = ctx.grad_output("y");
+
+    // dy to channel-major; proj.bias gradient as row sums.
+    {
+      const float* src = dy.data();
+      float* dst = dyt_.data();
+      float* dbp = ctx.param_grad("proj.bias").data();
+#pragma omp parallel for
+      for (int64_t c = 0; c < C; ++c) {
+        float s = 0.f;
+        for (int64_t n = 0; n < N; ++n) {
+          const float* a = src + (n * C + c) * P;
+          float* b = dst + c * NP + n * P;
+          for (int64_t p = 0; p < P; ++p) b[p] = a[p], s += a[p];
+        }
+        dbp[c] = s;
+      }
+    }
+    const float* q = qkv_.data();
+    const float* k = q + C * NP;
+    const float* v = k + C * NP;
+    float* dq = dqkv_.data();
+    float* dk = dq + C * NP;
+    float* dv = dk + C * NP;
+    // Output projection: dWp = dy h^T, dh = Wp^T dy.
+    run(ctx, mm_dwp_, dyt_.data(), hb_.data(), ctx.param_grad("proj.weight").data());
+    run(ctx, mm_dh_, ctx.param("proj.weight").data(), dyt_.data(), dh_.data());
+    // h = v a^T: da = dh^T v, dv = dh a.
+    run(ctx, mm_da_, dh_.data(), v, datt_.data());
+    run(ctx, mm_dv_, dh_.data(), att_.data(), dv);
+    // Softmax, then s = scale q^T k: dq = scale k ds^T, dk = scale q ds.
+    sm_bwd_.execute(ctx.stream(), {{DNNL_ARG_DST, mem(ctx, att_md_, att_.data())},
+                                   {DNNL_ARG_DIFF_DST, mem(ctx, att_md_, datt_.data())},
+                                   {DNNL_ARG_DIFF_SRC, mem(ctx, att_md_, dsc_.data())}});
+    run(ctx, mm_dq_, k, dsc_.data(), dq);
+    run(ctx, mm_dk_, q, dsc_.data(), dk);
+    // qkv projection: dW = dqkv n^T, dn = W^T dqkv.
+    run(ctx, mm_dwqkv_, dqkv_.data(), nrm_.data(), ctx.param_grad("qkv.weight").data());
+    run(ctx, mm_dnrm_, ctx.param("qkv.weight").data(), dqkv_.data(), dnrm_.data());
+    ctx.stream().wait();
+    row_sums(dqkv_.data(), 3 * C, NP, ctx.param_grad("qkv.bias").data());
+
+    group_norm_backward(ctx.param("norm.weight").data(), ctx.param_grad("norm.weight").data(),
+                        ctx.param_grad("norm.bias").data(), dy.data(),
+                        ctx.wants_grad("x") ? ctx.grad_input("x").data() : nullptr);
+  }
+
+ private:
+  /// A matmul primitive with the descriptors of its arguments (built once in plan()).
+  /// Biases are binary-add post-ops, not the matmul bias argument: a bias along
+  /// M (our per-output-channel bias) sends oneDNN 2.6 to its ref:any matmul,
+  /// which took 0.5-1.5 s here; broadcast binary post-ops keep the jit kernels.
+  struct Matmul {
+    dnnl::matmul prim;
+    md src, wei, dst;
+    std::vector<md> adds;
+  };
+
+  static Matmul make_matmul(const dnnl::engine& e, const md& src, const md& wei, const md& dst, float scale = 1.f,
+                            std::vector<md> adds = {}) {
+    dnnl::primitive_attr attr;
+    if (scale != 1.f) attr.set_output_scales(0, {scale});
+    dnnl::post_ops po;
+    for (auto& a : adds) po.append_binary(dnnl::algorithm::binary_add, a);
+    attr.set_post_ops(po);
+    auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, e);
+    return {dnnl::matmul(pd), src, wei, dst, std::move(adds)};
+  }
+
+  static dnnl::memory mem(Context& ctx, const md& d, const float* p) {
+    return dnnl::memory(d, ctx.engine(), const_cast<float*>(p));
+  }
+
+  /// dst = scale * src @ wei + adds...
+  static void run(Context& ctx, Matmul& m, const float* src, const float* wei, float* dst,
+                  std::initializer_list<const float*> adds = {}) {
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, mem(ctx, m.src, src)},
+                                               {DNNL_ARG_WEIGHTS, mem(ctx, m.wei, wei)},
+                                               {DNNL_ARG_DST, mem(ctx, m.dst, dst)}};
+    int i = 0;
+    for (const float* a : adds) {
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1] = mem(ctx, m.adds.at(size_t(i)), a);
+      ++i;
+    }
+    m.prim.execute(ctx.stream(), args);
+  }
+
+  static void row_sums(const float* a, int64_t rows, int64_t cols, float* out) {
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; ++r) {
+      float s = 0.f;
+      for (int64_t j = 0; j < cols; ++j) s += a[r * cols + j];
+      out[r] = s;
+    }
+  }
+
+  // GroupNorm of x [N, C, P] into xhat_ and nrm_ (channel-major [C, N, P]).
+  void group_norm_forward(const float* x, const float* gamma, const float* beta) {
+    const int64_t C = C_, P = P_, NP = NP_, G = G_, cg = C_ / G_;
+    const double m = double(cg * P);
+#pragma omp parallel for
+    for (int64_t ng = 0; ng < N_ * G; ++ng) {
+      const int64_t n = ng / G, g = ng % G;
+      const float* xs = x + (n * C + g * cg) * P;  // the group's cg*P values are contiguous
+      double s = 0;
+      for (int64_t i = 0; i < cg * P; ++i) s += xs[i];
+      const float mean = float(s / m);
+      double s2 = 0;
+      for (int64_t i = 0; i < cg * P; ++i) s2 += double(xs[i] - mean) * (xs[i] - mean);
+      const float rstd = float(1.0 / std::sqrt(s2 / m + eps_));
+      rstd_[ng] = rstd;
+      for (int64_t j = 0; j < cg; ++j) {
+        const int64_t c = g * cg + j;
+        const float* xc = xs + j * P;
+        float* xh = xhat_.data() + c * NP + n * P;
+        float* nr = nrm_.data() + c * NP + n * P;
+        for (int64_t p = 0; p < P; ++p) {
+          xh[p] = (xc[p] - mean) * rstd;
+          nr[p] = xh[p] * gamma[c] + beta[c];
+        }
+      }
+    }
+  }
+
+  // From dnrm_: norm parameter gradients, and dx = GroupNorm'(dnrm) + dy (the residual) when dx is wanted.
+  void group_norm_backward(const float* gamma, float* dgamma, float* dbeta, const float* dy, float* dx) {
+    const int64_t C = C_, P = P_, NP = NP_, G = G_, cg = C_ / G_;
+    const float* xh = xhat_.data();
+    const float* dn = dnrm_.data();
+#pragma omp parallel for
+    for (int64_t c = 0; c < C; ++c) {
+      float sg = 0.f, sb = 0.f;
+      for (int64_t i = 0; i < NP; ++i) sg += dn[c * NP + i] * xh[c * NP + i], sb += dn[c * NP + i];
+      dgamma[c] = sg, dbeta[c] = sb;
+    }
+    if (!dx) return;
+    const float inv_m = 1.f / float(cg * P);
+#pragma omp parallel for
+    for (int64_t ng = 0; ng < N_ * G; ++ng) {
+      const int64_t n = ng / G, g = ng % G;
+      // dxhat = dn * gamma; dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)).
+      float s1 = 0.f, s2 = 0.f;
+      for (int64_t j = 0; j < cg; ++j) {
+        const int64_t c = g * cg + j, o = c * NP + n * P;
+        for (int64_t p = 0; p < P; ++p) {
+          const float d = dn[o + p] * gamma[c];
+          s1 += d, s2 += d * xh[o + p];
+        }
+      }
+      s1 *= inv_m, s2 *= inv_m;
+      const float rstd = rstd_[ng];
+      for (int64_t j = 0; j < cg; ++j) {
+        const int64_t c = g * cg + j, o = c * NP + n * P, xo = (n * C + c) * P;
+        for (int64_t p = 0; p < P; ++p)
+          dx[xo + p] = rstd * (dn[o + p] * gamma[c] - s1 - xh[o + p] * s2) + dy[xo + p];
+      }
+    }
+  }
+
+  int64_t N_ = 0, C_ = 0, P_ = 0, NP_ = 0, heads_ = 1, G_ = 1, D_ = 0;
+  float eps_ = 1e-5f;
+  // Forward values kept for backward (channel-major), and backward scratch.
+  Tensor xhat_, nrm_, rstd_, qkv_, att_, hb_;
+  Tensor dyt_, dh_, datt_, dsc_, dqkv_, dnrm_;
+  md att_md_;
+  Matmul mm_qkv_, mm_s_, mm_h_, mm_proj_;
+  Matmul mm_dwp_, mm_dh_, mm_da_, mm_dv_, mm_dq_, mm_dk_, mm_dwqkv_, mm_dnrm_;
+  dnnl::softmax_v2_forward::primitive_desc sm_fwd_pd_;
+  dnnl::softmax_v2_forward sm_fwd_;
+  dnnl::softmax_v2_backward sm_bwd_;
+};
+
+NOISEFLOW_REGISTER_NODE(Attention);
+
+}  // namespace
+}  // namespace noiseflow::nodes
