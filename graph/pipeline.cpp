@@ -671,6 +671,10 @@ Graph load_pipeline_text(const std::string& text, const std::string& path, const
       diag.add(where.first, "", "outputs", "unknown_node", "no node " + qt(local) + suggest(local, ex.scopes[where.second].names));
     }
   }
+  for (auto& [name, target] : ex.aliases) {
+    std::string err;
+    if (auto r = resolve(name, 0, err)) g.aliases[name] = *r;
+  }
   diag.throw_if_any();
 
   order_and_infer(g, diag);
@@ -702,6 +706,8 @@ int Graph::find(const std::string& id) const {
 std::optional<NodeRef> Graph::resolve(const std::string& ref) const {
   int i = find(ref);
   if (i >= 0) return NodeRef{i, 0};
+  auto a = aliases.find(ref);
+  if (a != aliases.end()) return a->second;
   auto dot = ref.rfind('.');
   if (dot == std::string::npos) return std::nullopt;
   i = find(ref.substr(0, dot));

@@ -51,6 +51,7 @@ struct Graph {
   std::vector<GraphNode> nodes;
   std::vector<int> order;  ///< topological order (producers first)
   Json resolved;           ///< the flattened pipeline, params substituted (itself loadable)
+  std::map<std::string, NodeRef> aliases;  ///< subgraph instance outputs ("net", "net.out") -> source
 
   /// Index of a node id, -1 if none.
   int find(const std::string& id) const;
