@@ -26,6 +26,9 @@
 // with central differences of L (evaluated in double from float forwards) — all elements of small tensors,
 // a deterministic random sample of ~20 (plus the first and last) of big ones. The error of one tensor is
 // max|analytic - numeric| / max(max|analytic|, max|numeric|, 1e-3) over the compared elements.
+// Two more checks per case: backward() run again over stale gradient values must give the same result
+// (gradients are overwritten, not accumulated), and with no input gradient wanted it must still produce
+// the same parameter gradients.
 #pragma once
 
 #include <algorithm>
@@ -129,6 +132,41 @@ inline std::vector<GradReport> check_gradients(const GradCase& c) {
   }
 
   std::vector<GradReport> reports;
+  // backward() must OVERWRITE its gradients: run it again over garbage and compare.
+  {
+    Context& ctx = h.ctx();
+    for (auto& g : ctx.grad_inputs_)
+      if (!g.empty()) g.fill(1e3f);
+    for (auto* p : ctx.params_) p->grad.fill(1e3f);
+    h.node().backward(ctx);
+    size_t ai = 0;
+    auto compare = [&](const std::string& what, const Tensor& got) {
+      const Tensor& want = analytic[ai++];
+      GradReport rep{what + " (backward again over stale values)"};
+      double d = 0, m = 1e-3;
+      for (int64_t i = 0; i < got.numel(); ++i) {
+        if (std::fabs(double(got[i]) - want[i]) > d) d = std::fabs(double(got[i]) - want[i]), rep.worst = i;
+        m = std::max(m, double(std::fabs(want[i])));
+      }
+      rep.error = d / m;
+      rep.compared = got.numel();
+      if (rep.worst >= 0) rep.analytic = got[rep.worst], rep.numeric = want[rep.worst];
+      reports.push_back(rep);
+    };
+    for (auto& [name, _] : c.inputs) {
+      const auto* port = schema.find_input(name);
+      if (port && port->differentiable) compare("input " + name, h.grad_input(name));
+    }
+    for (auto& p : h.params()) compare("param " + p.name.substr(p.name.find('.') + 1), p.grad);
+    // With no input gradient wanted, parameter gradients are still computed (and nothing throws).
+    if (!ctx.params_.empty()) {
+      for (auto& g : ctx.grad_inputs_) g = Tensor();
+      for (auto* p : ctx.params_) p->grad.fill(1e3f);
+      h.node().backward(ctx);
+      ai = analytic.size() - ctx.params_.size();
+      for (auto& p : h.params()) compare("param " + p.name.substr(p.name.find('.') + 1) + " without input gradients", p.grad);
+    }
+  }
   for (size_t ti = 0; ti < targets.size(); ++ti) {
     Tensor& v = *targets[ti].second;
     const Tensor& a = analytic[ti];
