@@ -142,6 +142,7 @@ struct Attention final : Node {
         for (int64_t n = 0; n < N; ++n) {
           const float* a = src + (n * C + c) * P;
           float* b = dst + c * NP + n * P;
+#pragma omp simd reduction(+ : s)
           for (int64_t p = 0; p < P; ++p) b[p] = a[p], s += a[p];
         }
         dbp[c] = s;
@@ -220,6 +221,7 @@ struct Attention final : Node {
 #pragma omp parallel for
     for (int64_t r = 0; r < rows; ++r) {
       float s = 0.f;
+#pragma omp simd reduction(+ : s)
       for (int64_t j = 0; j < cols; ++j) s += a[r * cols + j];
       out[r] = s;
     }
@@ -234,9 +236,11 @@ struct Attention final : Node {
       const int64_t n = ng / G, g = ng % G;
       const float* xs = x + (n * C + g * cg) * P;  // the group's cg*P values are contiguous
       double s = 0;
+#pragma omp simd reduction(+ : s)
       for (int64_t i = 0; i < cg * P; ++i) s += xs[i];
       const float mean = float(s / m);
       double s2 = 0;
+#pragma omp simd reduction(+ : s2)
       for (int64_t i = 0; i < cg * P; ++i) s2 += double(xs[i] - mean) * (xs[i] - mean);
       const float rstd = float(1.0 / std::sqrt(s2 / m + eps_));
       rstd_[ng] = rstd;
@@ -261,6 +265,7 @@ struct Attention final : Node {
 #pragma omp parallel for
     for (int64_t c = 0; c < C; ++c) {
       float sg = 0.f, sb = 0.f;
+#pragma omp simd reduction(+ : sg, sb)
       for (int64_t i = 0; i < NP; ++i) sg += dn[c * NP + i] * xh[c * NP + i], sb += dn[c * NP + i];
       dgamma[c] = sg, dbeta[c] = sb;
     }
@@ -273,6 +278,7 @@ struct Attention final : Node {
       float s1 = 0.f, s2 = 0.f;
       for (int64_t j = 0; j < cg; ++j) {
         const int64_t c = g * cg + j, o = c * NP + n * P;
+#pragma omp simd reduction(+ : s1, s2)
         for (int64_t p = 0; p < P; ++p) {
           const float d = dn[o + p] * gamma[c];
           s1 += d, s2 += d * xh[o + p];

@@ -1,11 +1,12 @@
 // nodes/nn/upsample.cpp — nearest-neighbour upsampling by an integer factor.
 //
-// Forward: oneDNN resampling_nearest (jit). Backward: a plain loop (each input
-// pixel's gradient is the sum of its scale x scale children). Measured at
-// [64,64,14,14], scale 2, 2 threads (machine shared, so loaded): oneDNN
-// resampling_backward on plain nchw picks "simple:any" and took 50-57 ms; this
-// loop took 3.0-3.1 ms (8 ms for a naive s*s gather loop), so the loop is kept.
-#include <algorithm>
+// Both directions are plain loops; oneDNN resampling_nearest was measured and
+// is slower on the plain nchw layout here. [64,64,14,14], scale 2, 2 threads,
+// median of 21 (machine shared with other builds, so loaded):
+//   forward:  oneDNN jit:avx512_core_bf16 1.8-2.0 ms; this loop 0.58-0.60 ms
+//   backward: oneDNN simple:any 20-57 ms; this loop 1.0-3.1 ms
+// (backward sums each pixel's scale x scale children; a naive gather loop took 8 ms).
+#include <cstring>
 #include <vector>
 
 #include "runtime/node.hpp"
@@ -31,18 +32,28 @@ struct Upsample final : Node {
         });
   }
 
-  void plan(Context& ctx) override {
-    scale_ = ctx.attr_int("scale");
-    auto d = dnnl::resampling_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::resampling_nearest,
-                                            ctx.input("x").plain_desc(), ctx.output("y").plain_desc());
-    fwd_pd_ = dnnl::resampling_forward::primitive_desc(d, ctx.engine());
-    fwd_ = dnnl::resampling_forward(fwd_pd_);
-  }
+  void plan(Context& ctx) override { scale_ = ctx.attr_int("scale"); }
 
   void forward(Context& ctx) override {
-    auto& e = ctx.engine();
-    fwd_.execute(ctx.stream(), {{DNNL_ARG_SRC, ctx.input("x").dnnl_memory(e)}, {DNNL_ARG_DST, ctx.output("y").dnnl_memory(e)}});
-    ctx.stream().wait();
+    const Tensor& x = ctx.input("x");
+    Tensor& y = ctx.output("y");
+    const int64_t s = scale_, w_in = x.dim(3), w_out = w_in * s;
+    const int64_t rows = x.dim(0) * x.dim(1) * x.dim(2);  // input rows; each makes s output rows
+    const float* xp = x.data();
+    float* yp = y.data();
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; ++r) {
+      // Widen the row once, then copy it to the other s - 1 rows.
+      const float* src = xp + r * w_in;
+      float* dst = yp + r * s * w_out;
+      if (s == 2) {
+        for (int64_t w = 0; w < w_in; ++w) dst[2 * w] = src[w], dst[2 * w + 1] = src[w];
+      } else {
+        for (int64_t w = 0; w < w_in; ++w)
+          for (int64_t j = 0; j < s; ++j) dst[w * s + j] = src[w];
+      }
+      for (int64_t i = 1; i < s; ++i) std::memcpy(dst + i * w_out, dst, size_t(w_out) * sizeof(float));
+    }
   }
 
   void backward(Context& ctx) override {
@@ -79,8 +90,6 @@ struct Upsample final : Node {
 
  private:
   int64_t scale_ = 2;
-  dnnl::resampling_forward::primitive_desc fwd_pd_;
-  dnnl::resampling_forward fwd_;
 };
 
 NOISEFLOW_REGISTER_NODE(Upsample);
