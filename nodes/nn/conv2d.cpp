@@ -116,6 +116,7 @@ struct Conv2d final : Node {
     bwd_w_diff_dst_ = Staged(dst_md, bwd_w_pd_.diff_dst_desc(), eng);
     bwd_w_diff_wei_ = Staged(wei_md, bwd_w_pd_.diff_weights_desc(), eng);
     if (bias_) bwd_w_diff_bias_ = Staged(bias_md, bwd_w_pd_.diff_bias_desc(), eng);
+    same_diff_dst_ = bwd_d_pd_.diff_dst_desc() == bwd_w_pd_.diff_dst_desc();
 
     // One scratchpad for the three (they never run at the same time).
     scratch_.reserve(fwd_pd_);
@@ -145,9 +146,11 @@ struct Conv2d final : Node {
     auto& s = ctx.stream();
     const Tensor& dy = ctx.grad_output("y");
 
+    dnnl::memory dy_d;  // dy as backward_data wants it; shared with backward_weights when the layouts agree
     if (ctx.wants_grad("x")) {
       Tensor& dx = ctx.grad_input("x");
-      bwd_d_.execute(s, {{DNNL_ARG_DIFF_DST, bwd_d_diff_dst_.in(dy, eng, s)},
+      dy_d = bwd_d_diff_dst_.in(dy, eng, s);
+      bwd_d_.execute(s, {{DNNL_ARG_DIFF_DST, dy_d},
                          {DNNL_ARG_WEIGHTS, bwd_d_wei_.in(ctx.param("weight"), eng, s)},
                          {DNNL_ARG_DIFF_SRC, bwd_d_diff_src_.out(dx, eng)},
                          {DNNL_ARG_SCRATCHPAD, bwd_d_scratch_}});
@@ -155,8 +158,9 @@ struct Conv2d final : Node {
     }
 
     Tensor& dw = ctx.param_grad("weight");
+    const dnnl::memory dy_w = dy_d && same_diff_dst_ ? dy_d : bwd_w_diff_dst_.in(dy, eng, s);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, bwd_w_src_.in(ctx.input("x"), eng, s)},
-                                               {DNNL_ARG_DIFF_DST, bwd_w_diff_dst_.in(dy, eng, s)},
+                                               {DNNL_ARG_DIFF_DST, dy_w},
                                                {DNNL_ARG_DIFF_WEIGHTS, bwd_w_diff_wei_.out(dw, eng)},
                                                {DNNL_ARG_SCRATCHPAD, bwd_w_scratch_}};
     if (bias_) args[DNNL_ARG_DIFF_BIAS] = bwd_w_diff_bias_.out(ctx.param_grad("bias"), eng);
@@ -168,7 +172,7 @@ struct Conv2d final : Node {
 
  private:
   ConvGeometry g_{};
-  bool bias_ = true;
+  bool bias_ = true, same_diff_dst_ = false;
   dnnl::convolution_forward::primitive_desc fwd_pd_;
   dnnl::convolution_forward fwd_;
   Staged fwd_src_, fwd_wei_, fwd_dst_;
