@@ -1,6 +1,9 @@
 #include <dlfcn.h>
 
+#include <filesystem>
 #include <stdexcept>
+
+#include "runtime/checkpoint.hpp"
 
 #include "noiseflow/noiseflow.hpp"
 
@@ -35,8 +38,28 @@ void Pipeline::set_param(const std::string& name, const nlohmann::json& value) {
 const graph::Graph& Pipeline::graph() const { return *graph_; }
 
 runtime::Executor& Pipeline::executor() {
-  if (!exec_) exec_ = std::make_unique<runtime::Executor>(*graph_, runtime::ExecutorOptions{options_.threads});
+  if (!exec_) {
+    auto ex = std::make_unique<runtime::Executor>(*graph_, runtime::ExecutorOptions{options_.threads});
+    if (options_.resume) resume(*ex);
+    exec_ = std::move(ex);
+  }
   return *exec_;
+}
+
+void Pipeline::resume(runtime::Executor& ex) {
+  const graph::GraphNode* ck = nullptr;
+  for (auto& n : graph_->nodes)
+    if (n.op == "io.checkpoint") ck = &n;
+  if (!ck) throw std::runtime_error(graph_->file + ": --resume needs an io.checkpoint node in the pipeline");
+  std::string path = ck->attrs["path"];
+  if (!std::filesystem::exists(path))
+    throw std::runtime_error(graph_->file + ": node \"" + ck->id + "\", attr \"path\": nothing to resume: no checkpoint at " +
+                             path + " (run without --resume to start)");
+  int64_t step = runtime::load_checkpoint(ex, path, runtime::LoadMode::Resume);
+  if (step > graph_->ticks)
+    throw std::runtime_error(path + ": checkpoint is at step " + std::to_string(step) + ", past the run's " +
+                             std::to_string(graph_->ticks) + " ticks");
+  ex.set_next_tick(step);
 }
 
 void Pipeline::run(const std::function<void(const TickInfo&)>& on_tick) { executor().run(on_tick); }

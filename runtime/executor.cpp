@@ -1,5 +1,6 @@
 #include "runtime/executor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -69,6 +70,7 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
     c.seed_ = graph_.seed;
     c.ticks_ = graph_.ticks;
     c.run_state_ = state_.get();
+    c.executor_ = this;
     for (auto& s : gn.output_shapes) c.outputs_.emplace_back(s);
     for (auto& d : gn.params) {
       params_.push_back(make_param(gn.id + "." + d.name, d.shape, d.init, graph_.seed));
@@ -84,8 +86,16 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
       if (gn.inputs[p]) c.inputs_[p] = instances_[gn.inputs[p]->node].ctx.outputs_[gn.inputs[p]->output];
   }
   plan_autodiff();
-  // Plan every node (primitives are created here, on this thread, once).
-  for (int i : graph_.order) {
+  // Plan every node (primitives are created here, on this thread, once):
+  // sources first, so a weight loader fills parameters before their users plan.
+  std::vector<int> plan_order;
+  for (int i : graph_.order)
+    if (std::none_of(graph_.nodes[i].inputs.begin(), graph_.nodes[i].inputs.end(), [](auto& r) { return r.has_value(); }))
+      plan_order.push_back(i);
+  for (int i : graph_.order)
+    if (std::any_of(graph_.nodes[i].inputs.begin(), graph_.nodes[i].inputs.end(), [](auto& r) { return r.has_value(); }))
+      plan_order.push_back(i);
+  for (int i : plan_order) {
     try {
       instances_[i].node->plan(instances_[i].ctx);
     } catch (const std::exception& e) {
@@ -188,6 +198,14 @@ void Executor::plan_autodiff() {
   instances_[loss].ctx.grad_outputs_[opt_node.inputs[li]->output].fill(1.f);  // d loss / d loss
   for (int i : backward_order_)
     for (Param* p : instances_[i].ctx.params_) instances_[optimizers[0]].ctx.trainable_.push_back(p);
+  // Nodes fed directly by the optimizer (optim.ema through its `step` input) see the same trainable
+  // list; that data edge already runs them after the update (build_flow).
+  for (size_t i = 0; i < n; ++i)
+    for (const auto& in : graph_.nodes[i].inputs)
+      if (in && in->node == optimizers[0]) {
+        instances_[i].ctx.trainable_ = instances_[optimizers[0]].ctx.trainable_;
+        break;
+      }
 }
 
 bool Executor::due(const Instance& in, int64_t tick) const {

@@ -52,6 +52,7 @@ struct Cancelled : std::runtime_error {
 };
 
 class RunState;
+class Executor;
 
 /// Everything a node sees while it plans and runs.
 class Context {
@@ -99,6 +100,9 @@ class Context {
   /// Shared run state (loss history, run folder, resume info); may be null in tests.
   RunState* run_state() const { return run_state_; }
 
+  /// The executor running this node (null when run alone, e.g. in NodeHarness).
+  Executor* executor() const { return executor_; }
+
   /// Throws NodeError naming `field`.
   [[noreturn]] void fail(const std::string& field, const std::string& msg) const { throw NodeError(field, msg); }
 
@@ -116,6 +120,7 @@ class Context {
   int64_t tick_ = 0, ticks_ = 1;
   uint64_t seed_ = 0;
   RunState* run_state_ = nullptr;
+  Executor* executor_ = nullptr;
 };
 
 /// The base of every node type.

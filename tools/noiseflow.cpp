@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -57,9 +59,45 @@ void on_signal(int) {
   if (g_running) g_running->cancel();
 }
 
+// runs/NAME/: the resolved pipeline and a CSV of the logged scalars per tick.
+class RunFolder {
+ public:
+  RunFolder(const noiseflow::graph::Graph& g, int64_t first_tick) : dir_("runs/" + g.name) {
+    std::filesystem::create_directories(dir_);
+    std::ofstream(dir_ + "/pipeline.json") << g.resolved.dump(2) << "\n";
+    std::string csv = dir_ + "/log.csv";
+    // On resume keep the rows before the resumed tick, drop the rest.
+    std::vector<std::string> keep;
+    if (first_tick > 0) {
+      std::ifstream in(csv);
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.rfind("tick", 0) == 0) continue;
+        if (std::stoll(line.substr(0, line.find(','))) < first_tick) keep.push_back(line);
+      }
+    }
+    out_.open(csv, std::ios::trunc);
+    out_ << "tick,loss,lr,grad_norm,seconds\n";
+    for (auto& l : keep) out_ << l << "\n";
+  }
+  void row(int64_t tick, const noiseflow::runtime::RunState& st, double seconds) {
+    double loss = NAN, lr = NAN, gn = NAN;
+    st.latest("loss", loss), st.latest("lr", lr), st.latest("grad_norm", gn);
+    if (std::isnan(loss)) return;
+    out_ << tick << ',' << loss << ',' << lr << ',' << gn << ',' << seconds << '\n';
+    if (tick % 50 == 0) out_.flush();
+  }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::ofstream out_;
+};
+
 int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, int64_t log_every) {
   noiseflow::Pipeline p(file, o);
   const auto& g = p.graph();
+  RunFolder folder(g, p.executor().next_tick());
   bool tty = isatty(fileno(stderr));
   double smooth = NAN;
   if (!quiet)
@@ -69,7 +107,10 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   int64_t every = log_every > 0 ? log_every : std::max<int64_t>(1, g.ticks / 20);
+  if (!quiet && p.executor().next_tick() > 0)
+    std::cerr << "noiseflow: resuming at tick " << p.executor().next_tick() << "\n";
   p.run([&](const noiseflow::TickInfo& t) {
+    folder.row(t.tick, p.executor().state(), t.seconds);
     if (quiet) return;
     double loss;
     bool has_loss = p.executor().state().latest("loss", loss);
@@ -86,6 +127,7 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   g_running = nullptr;
   if (tty && !quiet) std::cerr << "\n";
   for (auto& [kind, path] : p.artifacts()) std::cout << "wrote " << kind << ": " << path << "\n";
+  std::cout << "run folder: " << folder.dir() << "\n";
   return 0;
 }
 
@@ -223,6 +265,8 @@ int main(int argc, char** argv) {
   run->add_option("--ticks", ticks, "number of ticks (overrides run.ticks)");
   run->add_option("--log-every", log_every, "when not on a terminal, print progress every N ticks");
   run->add_flag("-q,--quiet", quiet, "no progress output");
+  bool resume = false;
+  run->add_flag("--resume", resume, "continue from the checkpoint the pipeline writes (same seed: same result)");
 
   auto* check = app.add_subcommand("check", "validate a pipeline and print every edge's shape");
   check->add_option("file", file, "pipeline file")->required();
@@ -247,6 +291,7 @@ int main(int argc, char** argv) {
   try {
     for (auto& p : plugins) noiseflow::load_plugin(p);
     auto opts = make_options(sets, seed, threads, ticks);
+    opts.resume = resume;
     if (*run) return cmd_run(file, opts, quiet, log_every);
     if (*check) return cmd_check(file, opts);
     if (*dot) {

@@ -41,6 +41,7 @@ struct Options {
   std::optional<uint64_t> seed;                  ///< overrides run.seed
   std::optional<int64_t> ticks;                  ///< overrides run.ticks
   int threads = 0;                               ///< 0: all cores
+  bool resume = false;  ///< continue from the checkpoint the pipeline's io.checkpoint node writes
 };
 
 /// A pipeline file, validated, planned and run.
@@ -70,6 +71,7 @@ class Pipeline {
   runtime::Executor& executor();
 
  private:
+  void resume(runtime::Executor& ex);
   std::string path_;
   Options options_;
   std::unique_ptr<graph::Graph> graph_;

@@ -1,0 +1,50 @@
+// nodes/io/load_checkpoint.cpp — loads a checkpoint's weights (EMA or raw)
+// into the pipeline's parameters before anything runs.
+#include <filesystem>
+
+#include "runtime/checkpoint.hpp"
+#include "runtime/executor.hpp"
+#include "runtime/node.hpp"
+
+namespace noiseflow::nodes {
+namespace {
+
+using namespace noiseflow::runtime;
+
+struct LoadCheckpoint final : Node {
+  static Schema schema() {
+    return Schema("io.load_checkpoint",
+                  "loads weights from a safetensors checkpoint into the pipeline's parameters (once, before the first tick)")
+        .attr_string("path", std::nullopt, {}, "the checkpoint file")
+        .attr_string("weights", "ema", {"ema", "raw"}, "ema: the EMA copies (ema.<name>); raw: the trained weights")
+        .attr_string("prefix", "", {}, "name prefix the pipeline's parameters carry but the file may lack (e.g. net.)")
+        .attr_string("hint", "", {}, "appended to the error when the file is missing (how to make one)")
+        .output("step", "[1] the step the checkpoint was written at")
+        .shape([](graph::ShapeContext& c) { c.set_output("step", {1}); });
+  }
+
+  void plan(Context& ctx) override {
+    if (!ctx.executor()) ctx.fail("path", "io.load_checkpoint needs a running pipeline");
+    std::string path = ctx.attr_string("path");
+    if (!std::filesystem::exists(path)) {
+      std::string hint = ctx.attr_string("hint");
+      ctx.fail("path", "no checkpoint at " + path + (hint.empty() ? "" : ": " + hint));
+    }
+    try {
+      LoadMode mode = ctx.attr_string("weights") == "ema" ? LoadMode::Ema : LoadMode::Weights;
+      step_ = load_checkpoint(*ctx.executor(), path, mode, ctx.attr_string("prefix"));
+    } catch (const CheckpointError& e) {
+      ctx.fail("path", e.what());
+    }
+  }
+
+  void forward(Context& ctx) override { ctx.output("step").fill(float(step_)); }
+
+ private:
+  int64_t step_ = 0;
+};
+
+NOISEFLOW_REGISTER_NODE(LoadCheckpoint);
+
+}  // namespace
+}  // namespace noiseflow::nodes
