@@ -1,5 +1,5 @@
 // nodes/core/tick.cpp — the tick index as a tensor: value = offset + scale * tick,
-// repeated `batch` times (sampling uses offset = T-1, scale = -1 for t = T-1-tick).
+// or countdown - 1 - tick, repeated `batch` times (sampling: countdown = T gives t = T-1-tick).
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -13,12 +13,14 @@ struct Tick final : Node {
         .attr_int("batch", 1, 1, {}, "how many copies (e.g. one t per sample)")
         .attr_int("offset", 0, {}, {}, "value at tick 0")
         .attr_int("scale", 1, {}, {}, "change per tick")
+        .attr_int("countdown", 0, 0, {}, "if > 0: count down instead, value = countdown - 1 - tick (sampling: T)")
         .output("t", "[batch] tick values")
         .shape([](graph::ShapeContext& c) { c.set_output("t", {c.attr_int("batch")}); });
   }
 
   void forward(Context& ctx) override {
-    float v = float(ctx.attr_int("offset") + ctx.attr_int("scale") * ctx.tick());
+    const int64_t down = ctx.attr_int("countdown");
+    float v = float(down > 0 ? down - 1 - ctx.tick() : ctx.attr_int("offset") + ctx.attr_int("scale") * ctx.tick());
     ctx.output("t").fill(v);
   }
 };
