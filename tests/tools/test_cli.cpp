@@ -1,0 +1,171 @@
+// tests/tools/test_cli.cpp — the built `noiseflow` command, run as a user would.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "runtime/node.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path = fs::temp_directory_path() / ("noiseflow-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+    return (path / name).string();
+  }
+};
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs `noiseflow ARGS` from the repository root; stdout and stderr apart.
+Result run_cli(const std::string& args) {
+  const std::string exe = NOISEFLOW_BINARY_DIR "/tools/noiseflow";
+  // tests/CMakeLists.txt does not make test_tools depend on the CLI: build it too.
+  REQUIRE_MESSAGE(fs::exists(exe), "build the noiseflow target first: ", exe);
+  TempDir dir;
+  const std::string err_file = (dir.path / "stderr").string();
+  const std::string cmd = "cd '" NOISEFLOW_SOURCE_DIR "' && OMP_WAIT_POLICY=passive '" + exe + "' " + args + " 2>'" +
+                          err_file + "'";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream e(err_file);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("noiseflow check prints every edge with its shape") {
+  auto r = run_cli("check pipelines/forward_process.json");
+  INFO("stderr: ", r.err);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("  sched.table -> t.schedule  [8, 1000]\n") != std::string::npos);
+  CHECK(r.out.find("  eps.y -> xt.noise  [48, 1, 28, 28]\n") != std::string::npos);
+  CHECK(r.out.find("  x0.y -> t.like  [48, 1, 28, 28]\n") != std::string::npos);
+  CHECK(r.out.find("  xt.xt -> write.images  [48, 1, 28, 28]\n") != std::string::npos);
+  CHECK(r.out.find("pipelines/forward_process.json: ok: 7 nodes, 9 edges, 1 ticks\n") != std::string::npos);
+  CHECK(r.out.find("trainable parameters: 0\n") != std::string::npos);
+
+  // --set reaches the shapes.
+  auto r2 = run_cli("check pipelines/forward_process.json --set digits=2 --set kind=cosine");
+  INFO("stderr: ", r2.err);
+  CHECK(r2.status == 0);
+  CHECK(r2.out.find("  eps.y -> xt.noise  [12, 1, 28, 28]\n") != std::string::npos);
+
+  // ... and so does a shape rule's complaint about it.
+  auto r3 = run_cli("check pipelines/forward_process.json --set T=50");
+  CHECK(r3.status == 1);
+  CHECK(r3.out.empty());
+  CHECK(r3.err == "pipelines/forward_process.json: node \"t\", attr \"values\": values[1] = 100 is outside [0, T) with "
+                  "T = 50 (schedule shape [8, 50])\nnoiseflow: 1 error\n");
+}
+
+TEST_CASE("noiseflow nodes lists every registered op") {
+  auto r = run_cli("nodes");
+  CHECK(r.status == 0);
+  auto& reg = noiseflow::runtime::Registry::global();
+  REQUIRE(reg.size() > 10);
+  for (auto& op : reg.ops()) {
+    INFO(op);
+    CHECK((r.out.rfind(op + " — ", 0) == 0 || r.out.find("\n" + op + " — ") != std::string::npos));
+  }
+  // The last line counts them.
+  std::string count = std::to_string(reg.size());
+  count += " node types\n";
+  REQUIRE(r.out.size() > count.size());
+  CHECK(r.out.substr(r.out.size() - count.size()) == count);
+  CHECK(r.out.find("    attr kind (string, default \"linear\", one of linear cosine sigmoid)") != std::string::npos);
+
+  auto j = run_cli("nodes --json");
+  CHECK(j.status == 0);
+  auto all = nlohmann::json::parse(j.out);
+  CHECK(all.size() == reg.size());
+}
+
+TEST_CASE("a malformed pipeline: non-zero exit, the error line on stderr") {
+  TempDir dir;
+  const std::string path = dir.write("bad.json", R"({ "noiseflow": 1,
+    "nodes": {
+      "sched": { "op": "diffusion.schedule", "attrs": { "kind": "cosin" } },
+      "x":     { "op": "random.normal", "attrs": { "shape": [2], "std": -1 } }
+    } })");
+  for (const char* cmd : {"check", "run", "dot"}) {
+    CAPTURE(cmd);
+    auto r = run_cli(std::string(cmd) + " '" + path + "'");
+    CHECK(r.status == 1);
+    CHECK(r.out.empty());
+    CHECK(r.err == path + R"(: node "sched", attr "kind": value "cosin" is not one of "linear", "cosine", "sigmoid" (did you mean "cosine"?))" "\n" +
+                       path + R"(: node "x", attr "std": value -1 is below the minimum 0)" "\n"
+                       "noiseflow: 2 errors\n");
+  }
+  auto syntax = run_cli("check '" + dir.write("syntax.json", "{\n  \"noiseflow\": 1,\n  \"nodes\": {\n}") + "'");
+  CHECK(syntax.status == 1);
+  CHECK(syntax.err.find((dir.path / "syntax.json").string() + ":4:2: syntax error") == 0);
+  CHECK(syntax.err.find("noiseflow: 1 error\n") != std::string::npos);
+
+  auto missing = run_cli("check pipelines/no_such_file.json");
+  CHECK(missing.status == 1);
+  CHECK(missing.err == "pipelines/no_such_file.json: no such pipeline file\nnoiseflow: 1 error\n");
+}
+
+TEST_CASE("run with an unknown --set param fails before running") {
+  auto r = run_cli("run pipelines/forward_process.json --set digitz=4 -q");
+  CHECK(r.status == 1);
+  CHECK(r.err == "pipelines/forward_process.json: params: unknown param \"digitz\" (did you mean \"digits\"?)\n"
+                 "noiseflow: 1 error\n");
+
+  auto bad = run_cli("run pipelines/forward_process.json --set digits -q");
+  CHECK(bad.status == 1);
+  CHECK(bad.err == "--set: \"digits\": expected key=value (e.g. --set batch=128)\nnoiseflow: 1 error\n");
+
+  auto type = run_cli("check pipelines/forward_process.json --set digits=many");
+  CHECK(type.status == 1);
+  CHECK(type.err == "pipelines/forward_process.json: params: param \"digits\" expects an integer, got \"many\"\n"
+                    "noiseflow: 1 error\n");
+}
+
+TEST_CASE("noiseflow dot prints Graphviz") {
+  auto r = run_cli("dot pipelines/forward_process.json");
+  CHECK(r.status == 0);
+  CHECK(r.out.rfind("digraph", 0) == 0);
+  for (const char* id : {"data", "x0", "sched", "t", "eps", "xt", "write"})
+    CHECK(r.out.find(std::string("[label=\"") + id + "\\n") != std::string::npos);
+  CHECK(r.out.find("[48, 1, 28, 28]") != std::string::npos);
+}
+
+TEST_CASE("usage errors") {
+  auto r = run_cli("");
+  CHECK(r.status != 0);
+  auto r2 = run_cli("frobnicate x.json");
+  CHECK(r2.status != 0);
+}
