@@ -135,7 +135,7 @@ TEST_CASE("empty file") {
   }
 }
 
-TEST_CASE("top level: not an object, missing version, unknown key") {
+TEST_CASE("top level: not an object / missing version / unknown key") {
   auto d = one_error("[1, 2]");
   CHECK(d.code == "not_an_object");
   CHECK(d.str() == R"(bad/x.json: expected a JSON object with "noiseflow": 1)");
@@ -181,7 +181,7 @@ TEST_CASE("misspelt input port") {
   CHECK(d[1].str() == R"(bad/x.json: node "xt", input "noise": required input is not connected (diffusion.add_noise needs "noise"))");
 }
 
-TEST_CASE("input referencing a missing node, with a suggestion") {
+TEST_CASE("input referencing a missing node gets a suggestion") {
   std::string nodes = kForward;
   replace(nodes, R"("t": "t")", R"("t": "tt")");
   auto d = one_error(pipeline(nodes));

@@ -132,7 +132,7 @@ const std::string kTop = R"({
 
 }  // namespace
 
-TEST_CASE("params: $name keeps the type, ${name} formats into strings, overrides apply") {
+TEST_CASE("params: $name keeps the type and ${name} formats into strings and overrides apply") {
   const std::string text = R"({
     "noiseflow": 1,
     "params": { "batch": 4, "std": 0.5, "name": "demo", "shape": [1, 1, 4, 4], "twice": "$batch" },
@@ -181,7 +181,7 @@ TEST_CASE("params: $name keeps the type, ${name} formats into strings, overrides
   }
 }
 
-TEST_CASE("includes: subgraph instances, prefixed ids, inputs and outputs") {
+TEST_CASE("includes: subgraph instances with prefixed ids and their inputs and outputs") {
   TempDir dir;
   dir.write("nets/block.json", kBlock);
   const std::string top = dir.write("top.json", kTop);

@@ -267,7 +267,7 @@ struct TempDir {
 
 }  // namespace
 
-TEST_CASE("parallel branches: every node once per tick, after its producers") {
+TEST_CASE("parallel branches: every node once per tick after its producers") {
   const int64_t ticks = 200;
   auto g = load(parallel_pipeline(ticks));
   REQUIRE(g.nodes.size() == 16);
@@ -462,7 +462,7 @@ TEST_CASE("cancel() stops a run with Cancelled") {
   }
 }
 
-TEST_CASE("reproducibility: same seed same bytes, whatever the thread count") {
+TEST_CASE("reproducibility: same seed gives the same bytes at any thread count") {
   const std::string text = R"({ "noiseflow": 1,
     "nodes": {
       "x":     { "op": "random.normal", "attrs": { "shape": [8, 3, 32, 32] } },
@@ -495,7 +495,7 @@ TEST_CASE("reproducibility: same seed same bytes, whatever the thread count") {
   CHECK(bytes(ex.output("eps")) != first);
 }
 
-TEST_CASE("embedding API: params, per-tick callback, outputs") {
+TEST_CASE("embedding API: params and per-tick callback and outputs") {
   TempDir dir;
   const std::string path = dir.write("acc.json", R"({ "noiseflow": 1,
     "params": { "steps": 5, "inc": 1.0 },

@@ -34,7 +34,7 @@ TEST_CASE("tensors are zero-filled on 64-byte-aligned buffers") {
   CHECK_THROWS_WITH_AS(Tensor(Shape{2, 2}, {1.f, 2.f, 3.f}), "Tensor: 3 values for shape [2, 2]", std::invalid_argument);
 }
 
-TEST_CASE("copies and views share the buffer; clone copies it") {
+TEST_CASE("copies and views share the buffer and clone copies it") {
   Tensor a(Shape{2, 3}, {0, 1, 2, 3, 4, 5});
 
   Tensor handle = a;  // a handle, like shared_ptr
@@ -104,7 +104,7 @@ TEST_CASE("Philox4x32-10 matches the Random123 known-answer vectors") {
   CHECK(rnd::bits64(0, 0, 0) == 0x6627e8d5e169c58dull);
 }
 
-TEST_CASE("to_unit maps 32 bits into (0, 1)") {
+TEST_CASE("to_unit maps 32 bits into the open unit interval") {
   CHECK(rnd::to_unit(0) > 0.f);
   CHECK(rnd::to_unit(0x80000000u) == doctest::Approx(0.5).epsilon(1e-6));
   CHECK(rnd::to_unit(0xfffffe00u) < 1.f);
@@ -147,7 +147,7 @@ TEST_CASE("normal draws: mean and variance within 5 sigma") {
   }
 }
 
-TEST_CASE("uniform draws cover [lo, hi) with the right mean") {
+TEST_CASE("uniform draws cover lo..hi with the right mean") {
   const int64_t n = 1 << 18;
   std::vector<float> u(static_cast<size_t>(n));
   rnd::fill_uniform(u.data(), n, 99, 0, -2.f, 6.f);
@@ -164,7 +164,7 @@ TEST_CASE("uniform draws cover [lo, hi) with the right mean") {
   CHECK(rnd::below(0, 1, 2, 3) == 0);
 }
 
-TEST_CASE("draws depend on (key, stream, index) only, not on threads or length") {
+TEST_CASE("draws depend on key and stream and index only - not on threads or length") {
   const int64_t n = 100003;  // several parallel chunks, and a partial last block
   auto draw = [&](int threads, int64_t count, uint64_t key, uint64_t stream) {
     std::vector<float> v(static_cast<size_t>(count));

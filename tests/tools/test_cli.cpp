@@ -112,7 +112,7 @@ TEST_CASE("noiseflow nodes lists every registered op") {
   CHECK(all.size() == reg.size());
 }
 
-TEST_CASE("a malformed pipeline: non-zero exit, the error line on stderr") {
+TEST_CASE("a malformed pipeline: non-zero exit and the error lines on stderr") {
   TempDir dir;
   const std::string path = dir.write("bad.json", R"({ "noiseflow": 1,
     "nodes": {
