@@ -1,9 +1,11 @@
 #include "graph/pipeline.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iomanip>
 #include <set>
 #include <sstream>
 
@@ -154,6 +156,7 @@ class Expander {
 
     // Includes: alias -> path (relative to this file).
     std::map<std::string, std::string> includes;
+    std::set<std::string> missing_includes;  // aliases already reported: their instances stay silent
     if (doc.contains("include")) {
       if (!doc["include"].is_object()) {
         diag_.add(path, "", "include", "wrong_type", "expected an object of alias: file");
@@ -167,6 +170,7 @@ class Expander {
           std::string inc = p.lexically_normal().string();
           if (!fs::exists(inc)) {
             diag_.add(path, "", "include " + qt(alias), "missing_file", "included file " + qt(inc) + " does not exist");
+            missing_includes.insert(alias);
             continue;
           }
           if (opt_.schemas && opt_.schemas->find_schema(alias))
@@ -224,9 +228,11 @@ class Expander {
         diag_.add(file_of_override_, override_node, "input " + qt(k), "unknown_input",
                   "subgraph " + qt(path) + " has no input " + qt(k) + suggest(k, input_names));
     for (auto& n : input_names)
-      if (!bindings.count(n))
+      if (!bindings.count(n)) {
         diag_.add(file_of_override_, override_node, "input " + qt(n), "missing_input",
                   "required input of subgraph " + qt(path) + " is not connected");
+        broken.insert(prefix + n);
+      }
 
     if (!doc.contains("nodes") || !doc["nodes"].is_object()) {
       diag_.add(path, "", "nodes", doc.contains("nodes") ? "wrong_type" : "missing_nodes",
@@ -297,12 +303,16 @@ class Expander {
           std::string chain;
           for (auto& s : stack) chain += s + " -> ";
           diag_.add(path, qid, "op", "include_cycle", "include cycle: " + chain + inc->second);
+          broken.insert(qid);
           continue;
         }
         if (nd.contains("every") || nd.contains("at_end"))
           diag_.add(path, qid, "every", "not_a_sink", "a subgraph instance cannot carry every/at_end");
         Json sub = parse_file(inc->second, path, "include " + qt(op));
-        if (sub.is_null()) continue;
+        if (sub.is_null()) {
+          broken.insert(qid);
+          continue;
+        }
         std::map<std::string, Json> sub_overrides;
         for (auto& [k, v] : attrs.items()) sub_overrides[k] = v;
         std::map<std::string, RawRef> sub_bindings;
@@ -335,7 +345,9 @@ class Expander {
         if (!e.is_boolean()) diag_.add(path, qid, "at_end", "wrong_type", "expected true or false, got " + e.dump());
         else f.at_end = e.get<bool>();
       }
-      if (!opt_.schemas || !opt_.schemas->find_schema(op)) {
+      if (missing_includes.count(op)) {
+        f.bad = true;  // the missing file is the one message
+      } else if (!opt_.schemas || !opt_.schemas->find_schema(op)) {
         std::vector<std::string> cands = opt_.schemas ? opt_.schemas->ops() : std::vector<std::string>{};
         for (auto& [a, _] : includes) cands.push_back(a);
         diag_.add(path, qid, "op", "unknown_op", "unknown node type " + qt(op) + suggest(op, cands));
@@ -427,6 +439,9 @@ class Expander {
   }
 
   std::string file_of_override_;
+  // Names already reported (failed subgraph instances, unconnected subgraph
+  // inputs): references to them, or to their outputs, add no further message.
+  std::set<std::string> broken;
   std::map<std::string, RawRef> binding_scopes_;
   std::map<std::string, std::pair<std::string, int>> output_scopes_;
 
@@ -441,8 +456,10 @@ std::string attr_field(const std::string& name) { return "attr " + qt(name); }
 std::string check_attr(const AttrSpec& a, const Json& v, std::string& code) {
   auto num_range = [&](double x) -> std::string {
     auto fmt = [](double d) {
+      // Whole numbers in full (1234567, not 1.23457e+06), others with 15 digits.
+      if (std::abs(d) < 1e15 && d == std::floor(d)) return std::to_string(int64_t(d));
       std::ostringstream os;
-      os << d;
+      os << std::setprecision(15) << d;
       return os.str();
     };
     if (a.min && x < *a.min) return code = "value_below_min", "value " + fmt(x) + " is below the minimum " + fmt(*a.min);
@@ -576,6 +593,11 @@ Graph load_pipeline_text(const std::string& text, const std::string& path, const
     if (depth > 64) {
       err = "reference loops through subgraph aliases";
       return std::nullopt;
+    }
+    auto rdot = r.rfind('.');
+    if (ex.broken.count(r) || (rdot != std::string::npos && ex.broken.count(r.substr(0, rdot)))) {
+      err = "";
+      return std::nullopt;  // already reported
     }
     auto it = index.find(r);
     if (it != index.end()) return NodeRef{it->second, 0};

@@ -467,18 +467,18 @@ TEST_CASE("an include cycle") {
   }
 }
 
-// KNOWN ISSUE (reported): after an include cycle, each subgraph's outputs are
-// reported as missing with a suggestion of themselves:
+// Fixed in graph/pipeline.cpp: after an include cycle each subgraph's outputs
+// were reported as missing, suggesting themselves:
 //   sub_a.json: outputs: no node "b" (did you mean "b"?)
-// Remove should_fail when fixed.
-TEST_CASE("an include cycle is one message" * doctest::should_fail()) {
+TEST_CASE("an include cycle is one message") {
   TempDir dir;
   dir.write("sub_a.json", R"({ "noiseflow": 1, "inputs": ["x"], "outputs": { "y": "b" }, "include": { "B": "sub_b.json" },
                                "nodes": { "b": { "op": "B", "inputs": { "x": "x" } } } })");
   dir.write("sub_b.json", R"({ "noiseflow": 1, "inputs": ["x"], "outputs": { "y": "a" }, "include": { "A": "sub_a.json" },
                                "nodes": { "a": { "op": "A", "inputs": { "x": "x" } } } })");
   const std::string top = dir.write("top.json", R"({ "noiseflow": 1, "include": { "A": "sub_a.json" },
-    "nodes": { "src": { "op": "random.normal", "attrs": { "shape": [2] } }, "inst": { "op": "A", "inputs": { "x": "src" } } } })");
+    "nodes": { "src": { "op": "random.normal", "attrs": { "shape": [2] } }, "inst": { "op": "A", "inputs": { "x": "src" } },
+               "use": { "op": "tensor.scale", "inputs": { "x": "inst" } }, "use2": { "op": "tensor.scale", "inputs": { "x": "inst.y" } } } })");
   try {
     graph::load_pipeline(top, options());
     FAIL("an include cycle loaded");
@@ -489,12 +489,13 @@ TEST_CASE("an include cycle is one message" * doctest::should_fail()) {
   }
 }
 
-// KNOWN ISSUE (reported): a missing include file is reported, then every
-// instance of its alias again as `unknown node type "net"`. Remove should_fail
-// when fixed.
-TEST_CASE("a missing include file is one message" * doctest::should_fail()) {
+// Fixed in graph/pipeline.cpp: every instance of a missing include's alias was
+// reported again as `unknown node type "net"`.
+TEST_CASE("a missing include file is one message") {
   auto d = errors(pipeline(R"("src": { "op": "random.normal", "attrs": { "shape": [2] } },
-                              "n":   { "op": "net", "inputs": { "x": "src" } })",
+                              "n":   { "op": "net", "inputs": { "x": "src" } },
+                              "m":   { "op": "net", "inputs": { "x": "n" } },
+                              "use": { "op": "tensor.scale", "inputs": { "x": "m.y" } })",
                            R"("include": { "net": "nets/nope.json" },)"));
   INFO("diagnostics:", dump(d));
   CHECK(d.size() == 1);
@@ -515,7 +516,7 @@ TEST_CASE("subgraph instance errors") {
     FAIL("loaded");
   } catch (const GraphError& e) {
     INFO("diagnostics:", dump(e.diagnostics));
-    REQUIRE(e.diagnostics.size() >= 3);
+    REQUIRE(e.diagnostics.size() == 3);
     CHECK(e.diagnostics[0].code == "unknown_attr");
     CHECK(e.diagnostics[0].str() == top + R"(: node "i1", attr "kk": subgraph ")" + dir.str() + R"(/sub.json" has no param "kk" (did you mean "k"?))");
     CHECK(e.diagnostics[1].code == "unknown_input");
@@ -525,11 +526,10 @@ TEST_CASE("subgraph instance errors") {
   }
 }
 
-// KNOWN ISSUE (reported): an unconnected subgraph input "x" is resolved as an
-// output of the instance's first output node, giving a 4th, misleading line:
+// Fixed in graph/pipeline.cpp: an unconnected subgraph input "x" was resolved
+// as an output of the instance's first output node, giving a misleading line:
 //   sub.json: node "i1.s", input "x": node "i1.s" (tensor.scale) has no output "x" (did you mean "y"?)
-// Remove should_fail when fixed.
-TEST_CASE("an unconnected subgraph input is one message" * doctest::should_fail()) {
+TEST_CASE("an unconnected subgraph input is one message") {
   TempDir dir;
   dir.write("sub.json", R"({ "noiseflow": 1, "inputs": ["x"], "outputs": { "y": "s" },
     "nodes": { "s": { "op": "tensor.scale", "inputs": { "x": "x" } } } })");
@@ -545,11 +545,18 @@ TEST_CASE("an unconnected subgraph input is one message" * doctest::should_fail(
   }
 }
 
-// KNOWN ISSUE (reported): range messages print values with 6 significant
-// digits, so 1234567 reads "value 1.23457e+06". Remove should_fail when fixed.
-TEST_CASE("out-of-range values are printed as written" * doctest::should_fail()) {
+// Fixed in graph/pipeline.cpp: range messages printed 6 significant digits,
+// so 1234567 read "value 1.23457e+06" (and a maximum of 1 << 20 "1.04858e+06").
+TEST_CASE("out-of-range values are printed as written") {
   auto d = one_error(pipeline(R"("s": { "op": "diffusion.schedule", "attrs": { "T": 1234567 } })"));
   CHECK(d.str() == R"(bad/x.json: node "s", attr "T": value 1234567 is above the maximum 100000)");
+  d = one_error(pipeline(R"("x": { "op": "random.normal", "attrs": { "shape": [2, 3] } },
+                           "l": { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 2000000 } })"));
+  CHECK(d.str() == R"(bad/x.json: node "l", attr "out_features": value 2000000 is above the maximum 1048576)");
+  d = one_error(pipeline(R"("s": { "op": "diffusion.schedule", "attrs": { "beta_end": 1.0000001 } })"));
+  CHECK(d.str() == R"(bad/x.json: node "s", attr "beta_end": value 1.0000001 is above the maximum 1)");
+  d = one_error(pipeline(R"("s": { "op": "diffusion.schedule", "attrs": { "beta_start": -1e-05 } })"));
+  CHECK(d.str() == R"(bad/x.json: node "s", attr "beta_start": value -1e-05 is below the minimum 0)");
 }
 
 TEST_CASE("several errors in one file are all reported") {
