@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "nodes/nn/dnnl_util.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -87,8 +88,9 @@ struct Attention final : Node {
     mm_s_ = make_matmul(e, head_t, head, att, scale);
     auto sm_d = dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::softmax_accurate,
                                                att, att, 3);
-    sm_fwd_pd_ = dnnl::softmax_v2_forward::primitive_desc(sm_d, e);
+    sm_fwd_pd_ = dnnl::softmax_v2_forward::primitive_desc(sm_d, dnnl_util::user_scratchpad_attr(), e);
     sm_fwd_ = dnnl::softmax_v2_forward(sm_fwd_pd_);
+    scratchpad_.reserve(sm_fwd_pd_);
     mm_h_ = make_matmul(e, head, att_t, head);
     mm_proj_ = make_matmul(e, md({1, C, C}, f32, tag::abc), md({N, C, P}, f32, dims{P, NP, 1}), x_md, 1.f,
                            {x_md, md({1, C, 1}, f32, tag::abc)});
@@ -98,7 +100,9 @@ struct Attention final : Node {
     mm_da_ = make_matmul(e, head_t, head, att);
     mm_dv_ = make_matmul(e, head, att, head);
     auto smb_d = dnnl::softmax_v2_backward::desc(dnnl::algorithm::softmax_accurate, att, att, att, 3);
-    sm_bwd_ = dnnl::softmax_v2_backward(dnnl::softmax_v2_backward::primitive_desc(smb_d, e, sm_fwd_pd_));
+    sm_bwd_pd_ = dnnl::softmax_v2_backward::primitive_desc(smb_d, dnnl_util::user_scratchpad_attr(), e, sm_fwd_pd_);
+    sm_bwd_ = dnnl::softmax_v2_backward(sm_bwd_pd_);
+    scratchpad_.reserve(sm_bwd_pd_);
     mm_dq_ = make_matmul(e, head, att_t, head, scale);
     mm_dk_ = make_matmul(e, head, att, head, scale);
     mm_dwqkv_ = make_matmul(e, md({3 * C, NP}, f32, tag::ab), md({NP, C}, f32, tag::ba), md({3 * C, C}, f32, tag::ab));
@@ -119,7 +123,8 @@ struct Attention final : Node {
     // Scores, softmax over keys (in place), weighted values.
     run(ctx, mm_s_, q, k, att_.data());
     sm_fwd_.execute(ctx.stream(), {{DNNL_ARG_SRC, mem(ctx, att_md_, att_.data())},
-                                   {DNNL_ARG_DST, mem(ctx, att_md_, att_.data())}});
+                                   {DNNL_ARG_DST, mem(ctx, att_md_, att_.data())},
+                                   {DNNL_ARG_SCRATCHPAD, scratchpad_.memory_for(sm_fwd_pd_, ctx.engine())}});
     run(ctx, mm_h_, v, att_.data(), hb_.data());
     // y = x + Wp h + bp.
     run(ctx, mm_proj_, ctx.param("proj.weight").data(), hb_.data(), ctx.output("y").data(),
@@ -163,7 +168,8 @@ struct Attention final : Node {
     // Softmax, then s = scale q^T k: dq = scale k ds^T, dk = scale q ds.
     sm_bwd_.execute(ctx.stream(), {{DNNL_ARG_DST, mem(ctx, att_md_, att_.data())},
                                    {DNNL_ARG_DIFF_DST, mem(ctx, att_md_, datt_.data())},
-                                   {DNNL_ARG_DIFF_SRC, mem(ctx, att_md_, dsc_.data())}});
+                                   {DNNL_ARG_DIFF_SRC, mem(ctx, att_md_, dsc_.data())},
+                                   {DNNL_ARG_SCRATCHPAD, scratchpad_.memory_for(sm_bwd_pd_, ctx.engine())}});
     run(ctx, mm_dq_, k, dsc_.data(), dq);
     run(ctx, mm_dk_, q, dsc_.data(), dk);
     // qkv projection: dW = dqkv n^T, dn = W^T dqkv.
@@ -183,20 +189,22 @@ struct Attention final : Node {
   /// M (our per-output-channel bias) sends oneDNN 2.6 to its ref:any matmul,
   /// which took 0.5-1.5 s here; broadcast binary post-ops keep the jit kernels.
   struct Matmul {
+    dnnl::matmul::primitive_desc pd;
     dnnl::matmul prim;
     md src, wei, dst;
     std::vector<md> adds;
   };
 
-  static Matmul make_matmul(const dnnl::engine& e, const md& src, const md& wei, const md& dst, float scale = 1.f,
-                            std::vector<md> adds = {}) {
-    dnnl::primitive_attr attr;
+  Matmul make_matmul(const dnnl::engine& e, const md& src, const md& wei, const md& dst, float scale = 1.f,
+                     std::vector<md> adds = {}) {
+    dnnl::primitive_attr attr = dnnl_util::user_scratchpad_attr();
     if (scale != 1.f) attr.set_output_scales(0, {scale});
     dnnl::post_ops po;
     for (auto& a : adds) po.append_binary(dnnl::algorithm::binary_add, a);
     attr.set_post_ops(po);
     auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, e);
-    return {dnnl::matmul(pd), src, wei, dst, std::move(adds)};
+    scratchpad_.reserve(pd);
+    return {pd, dnnl::matmul(pd), src, wei, dst, std::move(adds)};
   }
 
   static dnnl::memory mem(Context& ctx, const md& d, const float* p) {
@@ -204,11 +212,12 @@ struct Attention final : Node {
   }
 
   /// dst = scale * src @ wei + adds...
-  static void run(Context& ctx, Matmul& m, const float* src, const float* wei, float* dst,
-                  std::initializer_list<const float*> adds = {}) {
+  void run(Context& ctx, Matmul& m, const float* src, const float* wei, float* dst,
+           std::initializer_list<const float*> adds = {}) {
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, mem(ctx, m.src, src)},
                                                {DNNL_ARG_WEIGHTS, mem(ctx, m.wei, wei)},
-                                               {DNNL_ARG_DST, mem(ctx, m.dst, dst)}};
+                                               {DNNL_ARG_DST, mem(ctx, m.dst, dst)},
+                                               {DNNL_ARG_SCRATCHPAD, scratchpad_.memory_for(m.pd, ctx.engine())}};
     int i = 0;
     for (const float* a : adds) {
       args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1] = mem(ctx, m.adds.at(size_t(i)), a);
@@ -304,7 +313,9 @@ struct Attention final : Node {
   Matmul mm_dwp_, mm_dh_, mm_da_, mm_dv_, mm_dq_, mm_dk_, mm_dwqkv_, mm_dnrm_;
   dnnl::softmax_v2_forward::primitive_desc sm_fwd_pd_;
   dnnl::softmax_v2_forward sm_fwd_;
+  dnnl::softmax_v2_backward::primitive_desc sm_bwd_pd_;
   dnnl::softmax_v2_backward sm_bwd_;
+  dnnl_util::Scratchpad scratchpad_;  ///< user-mode, shared: the primitives run one after another
 };
 
 NOISEFLOW_REGISTER_NODE(Attention);

@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "nodes/nn/dnnl_util.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -63,17 +64,21 @@ struct Concat final : Node {
       inputs_.push_back(name);
       // Backward: dx is the slice of dy at this offset, copied out by a reorder.
       auto view_md = dst_md.submemory_desc(to_dims(x.shape()), offsets);
-      grad_reorders_.emplace_back(dnnl::reorder::primitive_desc(eng, view_md, eng, x.plain_desc()));
+      grad_pds_.emplace_back(eng, view_md, eng, x.plain_desc(), dnnl_util::user_scratchpad_attr());
+      grad_reorders_.emplace_back(grad_pds_.back());
+      scratchpad_.reserve(grad_pds_.back());
       grad_view_mds_.push_back(view_md);
       offsets[axis] += x.dim(int(axis));
     }
-    fwd_pd_ = dnnl::concat::primitive_desc(dst_md, int(axis), src_mds, eng);
+    fwd_pd_ = dnnl::concat::primitive_desc(dst_md, int(axis), src_mds, eng, dnnl_util::user_scratchpad_attr());
     fwd_ = dnnl::concat(fwd_pd_);
+    scratchpad_.reserve(fwd_pd_);
   }
 
   void forward(Context& ctx) override {
     auto& e = ctx.engine();
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, ctx.output("y").dnnl_memory(e)}};
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, ctx.output("y").dnnl_memory(e)},
+                                               {DNNL_ARG_SCRATCHPAD, scratchpad_.memory_for(fwd_pd_, e)}};
     for (size_t i = 0; i < inputs_.size(); ++i)
       args[DNNL_ARG_MULTIPLE_SRC + int(i)] = ctx.input(inputs_[i]).dnnl_memory(e);
     fwd_.execute(ctx.stream(), args);
@@ -87,7 +92,9 @@ struct Concat final : Node {
       if (!ctx.wants_grad(inputs_[i])) continue;
       auto src = dy.dnnl_memory(e, grad_view_mds_[i]);
       auto dst = ctx.grad_input(inputs_[i]).dnnl_memory(e);
-      grad_reorders_[i].execute(ctx.stream(), src, dst);
+      grad_reorders_[i].execute(ctx.stream(), {{DNNL_ARG_FROM, src},
+                                               {DNNL_ARG_TO, dst},
+                                               {DNNL_ARG_SCRATCHPAD, scratchpad_.memory_for(grad_pds_[i], e)}});
     }
     ctx.stream().wait();
   }
@@ -97,7 +104,9 @@ struct Concat final : Node {
   dnnl::concat::primitive_desc fwd_pd_;
   dnnl::concat fwd_;
   std::vector<dnnl::memory::desc> grad_view_mds_;  ///< each input's slice of dy
+  std::vector<dnnl::reorder::primitive_desc> grad_pds_;
   std::vector<dnnl::reorder> grad_reorders_;
+  dnnl_util::Scratchpad scratchpad_;  ///< user-mode, shared by the node's primitives
 };
 
 NOISEFLOW_REGISTER_NODE(Concat);
