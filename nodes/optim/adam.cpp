@@ -1,0 +1,154 @@
+// nodes/optim/adam.cpp — Adam / AdamW (torch.optim.AdamW semantics) on every trainable parameter
+// upstream of `loss`, with optional global gradient-norm clipping and linear learning-rate warm-up.
+//
+// At step s = tick + 1 (derived from the tick, so a run resumed at tick k continues identically):
+//   lr_t  = lr * min(1, s / warmup)                        (warmup 0: lr_t = lr)
+//   norm  = sqrt(sum over every trainable element of g^2)  (recorded as "grad_norm")
+//   c     = min(1, clip_norm / (norm + 1e-6))              (clip_norm 0: c = 1; torch clip_grad_norm_)
+//   m     = beta1 * m + (1 - beta1) * c g
+//   v     = beta2 * v + (1 - beta2) * (c g)^2
+//   w     = w * (1 - lr_t * weight_decay)                  (decoupled decay, AdamW)
+//   w    -= lr_t / (1 - beta1^s) * m / (sqrt(v) / sqrt(1 - beta2^s) + eps)
+// The gradients themselves are left unscaled (clipping only scales what enters the moments).
+//
+// Work is cut into fixed blocks of kBlock elements per parameter; the norm is summed per block in
+// double and the block sums are combined in block order, so every result is independent of the
+// thread count. The node is heavy (it runs on the compute lane), so it parallelises with OpenMP
+// like the other lane kernels instead of starting TBB workers that would fight OpenMP's threads.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "runtime/node.hpp"
+#include "runtime/run_state.hpp"
+
+namespace noiseflow::nodes {
+namespace {
+
+using namespace noiseflow::runtime;
+
+constexpr int64_t kBlock = 16384;        // elements per block (fixed: results must not depend on threads)
+constexpr int64_t kParallelMin = 65536;  // below this many elements one thread is faster
+
+struct Adam final : Node {
+  static Schema schema() {
+    return Schema("optim.adam",
+                  "Adam with decoupled weight decay (torch.optim.AdamW), global gradient-norm clipping and linear "
+                  "lr warm-up; outputs the 1-based step count (tick + 1) so EMA or checkpoint nodes can follow the "
+                  "update; records \"grad_norm\" (before clipping) and \"lr\"; fails on a non-finite gradient norm")
+        .input("loss", "the scalar loss [1] to minimise")
+        .output("step", "[1] the number of updates done, tick + 1 (connect optim.ema here)")
+        .attr_float("lr", 2e-4, 0.0, {}, "learning rate (0 only updates the moments)")
+        .attr_float("beta1", 0.9, 0.0, 1.0, "first-moment decay, in [0, 1)")
+        .attr_float("beta2", 0.999, 0.0, 1.0, "second-moment decay, in [0, 1)")
+        .attr_float("eps", 1e-8, 0.0, {}, "added to the denominator, > 0")
+        .attr_float("weight_decay", 0.0, 0.0, {}, "decoupled weight decay: w -= lr_t * weight_decay * w")
+        .attr_float("clip_norm", 0.0, 0.0, {}, "clip the global gradient norm to at most this (0: off)")
+        .attr_int("warmup", 0, 0, {}, "linear warm-up steps: lr_t = lr * min(1, step / warmup) (0: off)")
+        .optimizer()
+        .heavy()
+        .shape([](graph::ShapeContext& c) {
+          if (graph::numel(c.input("loss")) != 1)
+            c.fail("loss", "expected a scalar loss [1], got " + graph::shape_str(c.input("loss")));
+          // The schema's ranges are closed; the open ends are checked here.
+          for (const char* beta : {"beta1", "beta2"})
+            if (c.attr_float(beta) >= 1.0) c.fail(beta, "must be below 1 (a decay of 1 never updates the moment)");
+          if (c.attr_float("eps") <= 0.0) c.fail("eps", "must be above 0 (it keeps the update finite)");
+          c.set_output("step", {1});
+        });
+  }
+
+  void plan(Context& ctx) override {
+    const auto& ps = ctx.trainable();
+    for (size_t k = 0; k < ps.size(); ++k) {
+      m_.emplace_back(ps[k]->value.shape());
+      v_.emplace_back(ps[k]->value.shape());
+      const int64_t n = ps[k]->value.numel();
+      for (int64_t b = 0; b < n; b += kBlock) blocks_.push_back({k, b, std::min(n, b + kBlock)});
+      total_ += n;
+    }
+    partial_.assign(blocks_.size(), 0.0);
+  }
+
+  void forward(Context& ctx) override {
+    const int64_t step = ctx.tick() + 1;
+    const double lr = ctx.attr_float("lr"), beta1 = ctx.attr_float("beta1"), beta2 = ctx.attr_float("beta2");
+    const double eps = ctx.attr_float("eps"), wd = ctx.attr_float("weight_decay");
+    const double clip = ctx.attr_float("clip_norm");
+    const int64_t warmup = ctx.attr_int("warmup");
+    const auto& ps = ctx.trainable();
+    const int64_t nb = int64_t(blocks_.size());
+
+    // Global gradient norm: a double sum per block, the blocks combined in order.
+    double* partial = partial_.data();
+#pragma omp parallel for schedule(static) if (total_ >= kParallelMin)
+    for (int64_t b = 0; b < nb; ++b) {
+      const Block& bl = blocks_[b];
+      const float* g = ps[bl.param]->grad.data();
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = bl.begin; i < bl.end; ++i) s += double(g[i]) * double(g[i]);
+      partial[b] = s;
+    }
+    double sum = 0;
+    for (int64_t b = 0; b < nb; ++b) sum += partial[b];
+    const double norm = std::sqrt(sum);
+    if (!std::isfinite(norm))
+      ctx.fail("loss", "the gradient norm is " + std::to_string(norm) + " at step " + std::to_string(step) +
+                           " (the loss diverged?); the weights were left unchanged");
+
+    const double lr_t = warmup > 0 ? lr * std::min(1.0, double(step) / double(warmup)) : lr;
+    const double coef = clip > 0 ? std::min(1.0, clip / (norm + 1e-6)) : 1.0;
+    const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
+    if (RunState* rs = ctx.run_state()) {
+      rs->scalar("grad_norm", ctx.tick(), norm);
+      rs->scalar("lr", ctx.tick(), lr_t);
+    }
+
+    // The update, element-wise; constants rounded to float once.
+    const float c = float(coef), b1 = float(beta1), b2 = float(beta2), ob1 = float(1.0 - beta1),
+                ob2 = float(1.0 - beta2), step_size = float(lr_t / bc1), inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2)),
+                e = float(eps), keep = float(1.0 - lr_t * wd);
+#pragma omp parallel for schedule(static) if (total_ >= kParallelMin)
+    for (int64_t b = 0; b < nb; ++b) {
+      const Block& bl = blocks_[b];
+      float* w = ps[bl.param]->value.data();
+      const float* g = ps[bl.param]->grad.data();
+      float* m = m_[bl.param].data();
+      float* v = v_[bl.param].data();
+#pragma omp simd
+      for (int64_t i = bl.begin; i < bl.end; ++i) {
+        const float gi = c * g[i];
+        m[i] = b1 * m[i] + ob1 * gi;
+        v[i] = b2 * v[i] + ob2 * gi * gi;
+        w[i] = w[i] * keep - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + e);
+      }
+    }
+    ctx.output("step")[0] = float(step);
+  }
+
+  /// The moments, "<id>.m.<param>" and "<id>.v.<param>": live handles (a checkpoint load writes into them).
+  std::vector<std::pair<std::string, Tensor>> state_tensors(Context& ctx) override {
+    std::vector<std::pair<std::string, Tensor>> out;
+    const auto& ps = ctx.trainable();
+    for (size_t k = 0; k < ps.size() && k < m_.size(); ++k) out.push_back({ctx.id() + ".m." + ps[k]->name, m_[k]});
+    for (size_t k = 0; k < ps.size() && k < v_.size(); ++k) out.push_back({ctx.id() + ".v." + ps[k]->name, v_[k]});
+    return out;
+  }
+
+ private:
+  struct Block {
+    size_t param;
+    int64_t begin, end;
+  };
+  std::vector<Tensor> m_, v_;
+  std::vector<Block> blocks_;
+  std::vector<double> partial_;
+  int64_t total_ = 0;
+};
+
+NOISEFLOW_REGISTER_NODE(Adam);
+
+}  // namespace
+}  // namespace noiseflow::nodes

@@ -1,0 +1,141 @@
+// optim.ema against the recurrence ema_k = d_k ema_{k-1} + (1 - d_k) w_k over the weights recorded
+// after every Adam step, in double:
+//
+//   x [N,3] ──> fc (nn.linear, 2) ──> loss (loss.mse) ──> opt (optim.adam) ──step──> ema (optim.ema)
+//   y [N,2] ─────────────────────────┘
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "graph/pipeline.hpp"
+#include "runtime/executor.hpp"
+
+using namespace noiseflow;
+using runtime::Executor;
+using runtime::ExecutorOptions;
+using runtime::Tensor;
+
+namespace {
+
+const char* kEmaPipeline = R"({ "noiseflow": 1, "name": "ema-test",
+  "nodes": {
+    "x":    { "op": "input", "attrs": { "shape": [4, 3] } },
+    "y":    { "op": "input", "attrs": { "shape": [4, 2] } },
+    "fc":   { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 2 } },
+    "loss": { "op": "loss.mse", "inputs": { "pred": "fc", "target": "y" } },
+    "opt":  { "op": "optim.adam", "inputs": { "loss": "loss" }, "attrs": { "lr": 0.05 } },
+    "ema":  { "op": "optim.ema", "inputs": { "step": "opt.step" }, "attrs": EMA_ATTRS }
+  },
+  "run": { "ticks": 6 } })";
+
+graph::Graph load_text(const std::string& text) {
+  graph::LoadOptions o;
+  o.schemas = &runtime::Registry::global();
+  return graph::load_pipeline_text(text, "optim/ema.json", o);
+}
+
+graph::Graph load_ema_pipeline(const std::string& ema_attrs) {
+  std::string text = kEmaPipeline;
+  text.replace(text.find("EMA_ATTRS"), 9, ema_attrs);
+  return load_text(text);
+}
+
+void set_data(Executor& ex) {
+  Tensor x = ex.output("x"), y = ex.output("y");
+  for (int i = 0; i < 12; ++i) x[i] = float(std::cos(0.9 * i + 0.2));
+  for (int i = 0; i < 8; ++i) y[i] = float(std::sin(1.7 * i - 0.3));
+}
+
+std::map<std::string, Tensor> state_of(Executor& ex, const std::string& id) {
+  std::map<std::string, Tensor> s;
+  for (size_t i = 0; i < ex.graph().nodes.size(); ++i)
+    if (ex.graph().nodes[i].id == id)
+      for (auto& [name, t] : ex.node(int(i)).state_tensors(ex.context(int(i)))) s[name] = t;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("optim.ema follows the recurrence over the weights after every step") {
+  double decay = 0;
+  bool warmup = false;
+  std::string attrs;
+  SUBCASE("constant decay") {
+    decay = 0.8;
+    attrs = R"({ "decay": 0.8 })";
+  }
+  SUBCASE("warm-up: d = min(decay, (1 + step) / (10 + step))") {
+    decay = 0.3, warmup = true;  // the warm-up term wins for steps 1..2, the decay from step 3 on
+    attrs = R"({ "decay": 0.3, "warmup": true })";
+  }
+  SUBCASE("warm-up with the default decay") {
+    decay = 0.999, warmup = true;
+    attrs = R"({ "warmup": true })";
+  }
+  CAPTURE(attrs);
+  auto g = load_ema_pipeline(attrs);
+  Executor ex(g, ExecutorOptions{1});
+  set_data(ex);
+  auto st = state_of(ex, "ema");
+  REQUIRE(st.size() == 2);
+
+  // Reference: the copies start as the initial weights.
+  std::map<std::string, std::vector<double>> ref;
+  for (auto& p : ex.params()) ref[p.name] = std::vector<double>(p.value.data(), p.value.data() + p.value.numel());
+  for (auto& [name, w] : ref) {
+    CAPTURE(name);
+    CHECK(st.at("ema." + name).to_vector() == std::vector<float>(w.begin(), w.end()));
+  }
+  for (int64_t k = 1; k <= 6; ++k) {
+    CAPTURE(k);
+    ex.step();
+    const double d = warmup ? std::min(decay, (1.0 + double(k)) / (10.0 + double(k))) : decay;
+    for (auto& p : ex.params()) {
+      CAPTURE(p.name);
+      auto& e = ref[p.name];
+      const Tensor& got = st.at("ema." + p.name);
+      for (int64_t i = 0; i < p.value.numel(); ++i) {
+        e[size_t(i)] = d * e[size_t(i)] + (1 - d) * p.value[i];
+        CHECK(got[i] == doctest::Approx(e[size_t(i)]).epsilon(1e-6));
+        if (k == 1) CHECK(got[i] != p.value[i]);  // an average, not a copy (the weights moved)
+      }
+    }
+    CHECK(ex.output("ema.step")[0] == float(k));  // the optimizer's step, passed through
+  }
+}
+
+TEST_CASE("optim.ema state tensors are named ema.<param> with the parameters' shapes") {
+  auto g = load_ema_pipeline("{}");
+  Executor ex(g, ExecutorOptions{1});
+  set_data(ex);
+  auto st = state_of(ex, "ema");
+  std::vector<std::string> names;
+  for (auto& [name, t] : st) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"ema.fc.bias", "ema.fc.weight"});
+  CHECK(st.at("ema.fc.weight").shape() == graph::Shape{2, 3});
+  CHECK(st.at("ema.fc.bias").shape() == graph::Shape{2});
+  ex.step();
+  for (auto& [name, t] : state_of(ex, "ema")) {
+    CAPTURE(name);
+    CHECK(t.same_buffer(st.at(name)));  // live handles: a checkpoint load writes into them
+  }
+}
+
+TEST_CASE("optim.ema not fed by an optimizer is a plan error naming its step input") {
+  auto g = load_text(R"({ "noiseflow": 1,
+    "nodes": {
+      "c":   { "op": "tensor.constant", "attrs": { "shape": [1], "fill": 1 } },
+      "ema": { "op": "optim.ema", "inputs": { "step": "c" } }
+    } })");
+  try {
+    Executor ex(g, ExecutorOptions{1});
+    FAIL("expected a plan error");
+  } catch (const runtime::RunError& e) {
+    CHECK(e.node == "ema");
+    CHECK(std::string(e.what()).find("input \"step\": no trainable parameters") != std::string::npos);
+  }
+}
