@@ -191,7 +191,7 @@ TEST_CASE("optim.adam: 5 steps match a double-precision AdamW reference") {
   }
 }
 
-TEST_CASE("optim.adam: state tensors are the live moments, named <id>.m/v.<param>") {
+TEST_CASE("optim.adam: state tensors are the live moments named <id>.m/v.<param>") {
   auto g = load_adam_pipeline(4, R"({ "lr": 0.01 })", 2);
   Executor ex(g, ExecutorOptions{1});
   set_regression_data(ex);

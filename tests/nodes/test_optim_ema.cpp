@@ -108,7 +108,7 @@ TEST_CASE("optim.ema follows the recurrence over the weights after every step") 
   }
 }
 
-TEST_CASE("optim.ema state tensors are named ema.<param> with the parameters' shapes") {
+TEST_CASE("optim.ema state tensors are named ema.<param> with the shapes of the parameters") {
   auto g = load_ema_pipeline("{}");
   Executor ex(g, ExecutorOptions{1});
   set_data(ex);
