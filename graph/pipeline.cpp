@@ -20,6 +20,9 @@ const std::set<std::string> kNodeKeys = {"op", "attrs", "inputs", "every", "at_e
 
 std::string qt(const std::string& s) { return "\"" + s + "\""; }
 
+// Alias target marking an instance name that does not pick one output; the rest is the message.
+const std::string kAmbiguous = "\x01";
+
 // Line and column of a byte offset in text (1-based).
 std::pair<size_t, size_t> line_col(const std::string& text, size_t offset) {
   size_t line = 1, col = 1;
@@ -325,7 +328,17 @@ class Expander {
         file_of_override_ = saved_file;
         for (auto& [o, target] : outs)
           if (target != qid + "." + o) aliases[qid + "." + o] = target;  // an output named like its node needs no alias
-        if (!outs.empty()) aliases[qid] = outs.front().second;
+        // The instance's own name means its only output, or the one named "out";
+        // JSON objects keep no order, so with several others it must be named.
+        auto named_out = std::find_if(outs.begin(), outs.end(), [](auto& o) { return o.first == "out"; });
+        if (outs.size() == 1) aliases[qid] = outs.front().second;
+        else if (named_out != outs.end()) aliases[qid] = named_out->second;
+        else if (!outs.empty()) {
+          std::string names;
+          for (auto& o : outs) names += (names.empty() ? "" : ", ") + qt(o.first);
+          aliases[qid] = kAmbiguous + "subgraph instance " + qt(qid) + " has several outputs (" + names +
+                         "): name one, e.g. " + qt(qid + "." + outs.front().first);
+        }
         else diag_.add(inc->second, "", "outputs", "missing_outputs", "a subgraph must declare its outputs");
         continue;
       }
@@ -602,7 +615,13 @@ Graph load_pipeline_text(const std::string& text, const std::string& path, const
     auto it = index.find(r);
     if (it != index.end()) return NodeRef{it->second, 0};
     auto al = ex.aliases.find(r);
-    if (al != ex.aliases.end()) return resolve(al->second, depth + 1, err);
+    if (al != ex.aliases.end()) {
+      if (al->second.rfind(kAmbiguous, 0) == 0) {
+        err = al->second.substr(kAmbiguous.size());
+        return std::nullopt;
+      }
+      return resolve(al->second, depth + 1, err);
+    }
     auto dot = r.rfind('.');
     if (dot != std::string::npos) {
       std::string head = r.substr(0, dot), tail = r.substr(dot + 1);
@@ -752,7 +771,7 @@ int64_t Graph::param_count() const {
 }
 
 std::string Graph::hash() const {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = 14695981039346656037ull;
   for (unsigned char c : resolved["nodes"].dump()) h = (h ^ c) * 1099511628211ull;
   std::ostringstream os;
   os << std::hex << h;

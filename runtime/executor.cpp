@@ -340,11 +340,13 @@ void Executor::step() {
 }
 
 void Executor::run(const std::function<void(const TickInfo&)>& on_tick) {
-  cancel_ = false;
   auto t0 = std::chrono::steady_clock::now();
   omp_set_num_threads(effective_threads(opt_.threads));
   while (next_tick_ < graph_.ticks) {
-    if (cancel_) throw Cancelled();
+    if (cancel_) {
+      cancel_ = false;  // honoured: a later run() may continue
+      throw Cancelled();
+    }
     run_tick(next_tick_);
     ++next_tick_;
     if (on_tick) {

@@ -7,7 +7,7 @@
 namespace noiseflow::runtime::random {
 
 uint64_t hash(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = 14695981039346656037ull;
   for (unsigned char c : s) {
     h ^= c;
     h *= 1099511628211ull;

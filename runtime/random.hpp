@@ -17,8 +17,8 @@ uint64_t hash(std::string_view s);
 uint64_t mix(uint64_t a, uint64_t b);
 /// One Philox4x32-10 block for counter (stream, index) under key.
 std::array<uint32_t, 4> philox(uint64_t key, uint64_t stream, uint64_t index);
-/// Uniform in (0, 1) from 32 random bits; never exactly 0 or 1.
-inline float to_unit(uint32_t x) { return (float(x >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+/// Uniform in (0, 1) from the top 23 random bits; never exactly 0 or 1 (exact in float).
+inline float to_unit(uint32_t x) { return (float(x >> 9) + 0.5f) * (1.0f / 8388608.0f); }
 
 /// out[i] ~ N(mean, std^2), i in [0, n).
 void fill_normal(float* out, int64_t n, uint64_t key, uint64_t stream, float mean = 0.f, float std = 1.f);
