@@ -169,3 +169,27 @@ TEST_CASE("usage errors") {
   auto r2 = run_cli("frobnicate x.json");
   CHECK(r2.status != 0);
 }
+
+TEST_CASE("sampling without a trained checkpoint says how to make one") {
+  auto r = run_cli("run pipelines/sample.json --set checkpoint=runs/none/missing.safetensors -q");
+  CHECK(r.status == 1);
+  CHECK(r.err.find("pipelines/sample.json: node \"load\", attr \"path\": no checkpoint at runs/none/missing.safetensors: "
+                   "train a model first: noiseflow run pipelines/train.json (or pass --set checkpoint=PATH)") !=
+        std::string::npos);
+  auto d = run_cli("run pipelines/sample_ddim.json --set checkpoint=runs/none/missing.safetensors -q");
+  CHECK(d.status == 1);
+  CHECK(d.err.find("no checkpoint at runs/none/missing.safetensors") != std::string::npos);
+}
+
+TEST_CASE("sampling with a checkpoint of another net names the mismatch") {
+  TempDir dir;
+  // A toy checkpoint (MLP weights) is not a unet-small checkpoint.
+  auto train = run_cli("run pipelines/examples/toy2d_train.json --ticks 2 -q --set checkpoint=" + (dir.path / "toy.safetensors").string());
+  REQUIRE(train.status == 0);
+  auto r = run_cli("run pipelines/sample.json -q --set checkpoint=" + (dir.path / "toy.safetensors").string());
+  CHECK(r.status == 1);
+  INFO(r.err);
+  CHECK(r.err.find("pipelines/sample.json: node \"load\", attr \"path\": ") != std::string::npos);
+  CHECK(r.err.find("toy.safetensors: has no tensor \"ema.net.") != std::string::npos);
+  CHECK(r.err.find("needed by the pipeline") != std::string::npos);
+}
