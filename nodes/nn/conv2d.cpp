@@ -3,17 +3,15 @@
 //
 // The primitives choose their layouts (format_tag::any: nChw16c and blocked weights on AVX-512, about
 // twice as fast as plain nchw); tensors are reordered from/to the plain tensors only where the chosen
-// descs differ. The weights are reordered every tick (they change every optimizer step).
-#include <unordered_map>
-
+// descs differ. Running them is nodes/nn/weighted_layer.hpp's part.
 #include "nodes/nn/dnnl_util.hpp"
+#include "nodes/nn/weighted_layer.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
-using dnnl_util::Staged;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
@@ -91,99 +89,27 @@ struct Conv2d final : Node {
     const auto attr = dnnl_util::user_scratchpad_attr();
     const auto alg = dnnl::algorithm::convolution_direct;
 
-    // Forward.
-    dnnl::convolution_forward::desc fwd_d(dnnl::prop_kind::forward_training, alg, src_any, wei_any, bias_prim,
-                                          dst_any, strides, pad, pad);
-    fwd_pd_ = dnnl::convolution_forward::primitive_desc(fwd_d, attr, eng);
-    fwd_ = dnnl::convolution_forward(fwd_pd_);
-    fwd_src_ = Staged(src_md, fwd_pd_.src_desc(), eng);
-    fwd_wei_ = Staged(wei_md, fwd_pd_.weights_desc(), eng);
-    fwd_dst_ = Staged(dst_md, fwd_pd_.dst_desc(), eng);
-
-    // Backward data.
-    dnnl::convolution_backward_data::desc bwd_d_d(alg, src_any, wei_any, dst_any, strides, pad, pad);
-    bwd_d_pd_ = dnnl::convolution_backward_data::primitive_desc(bwd_d_d, attr, eng, fwd_pd_);
-    bwd_d_ = dnnl::convolution_backward_data(bwd_d_pd_);
-    bwd_d_diff_src_ = Staged(src_md, bwd_d_pd_.diff_src_desc(), eng);
-    bwd_d_wei_ = Staged(wei_md, bwd_d_pd_.weights_desc(), eng);
-    bwd_d_diff_dst_ = Staged(dst_md, bwd_d_pd_.diff_dst_desc(), eng);
-
-    // Backward weights (and bias).
-    dnnl::convolution_backward_weights::desc bwd_w_d(alg, src_any, wei_any, bias_prim, dst_any, strides, pad, pad);
-    bwd_w_pd_ = dnnl::convolution_backward_weights::primitive_desc(bwd_w_d, attr, eng, fwd_pd_);
-    bwd_w_ = dnnl::convolution_backward_weights(bwd_w_pd_);
-    bwd_w_src_ = Staged(src_md, bwd_w_pd_.src_desc(), eng);
-    bwd_w_diff_dst_ = Staged(dst_md, bwd_w_pd_.diff_dst_desc(), eng);
-    bwd_w_diff_wei_ = Staged(wei_md, bwd_w_pd_.diff_weights_desc(), eng);
-    if (bias_) bwd_w_diff_bias_ = Staged(bias_md, bwd_w_pd_.diff_bias_desc(), eng);
-    same_diff_dst_ = bwd_d_pd_.diff_dst_desc() == bwd_w_pd_.diff_dst_desc();
-
-    // One scratchpad for the three (they never run at the same time).
-    scratch_.reserve(fwd_pd_);
-    scratch_.reserve(bwd_d_pd_);
-    scratch_.reserve(bwd_w_pd_);
-    fwd_scratch_ = scratch_.memory_for(fwd_pd_, eng);
-    bwd_d_scratch_ = scratch_.memory_for(bwd_d_pd_, eng);
-    bwd_w_scratch_ = scratch_.memory_for(bwd_w_pd_, eng);
+    const dnnl::convolution_forward::primitive_desc fwd_pd(
+        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_any, wei_any, bias_prim, dst_any,
+                                        strides, pad, pad),
+        attr, eng);
+    const dnnl::convolution_backward_data::primitive_desc bwd_d_pd(
+        dnnl::convolution_backward_data::desc(alg, src_any, wei_any, dst_any, strides, pad, pad), attr, eng, fwd_pd);
+    const dnnl::convolution_backward_weights::primitive_desc bwd_w_pd(
+        dnnl::convolution_backward_weights::desc(alg, src_any, wei_any, bias_prim, dst_any, strides, pad, pad), attr,
+        eng, fwd_pd);
+    layer_.plan(eng, fwd_pd, bwd_d_pd, bwd_w_pd, {src_md, wei_md, dst_md, bias_md}, bias_);
   }
 
-  void forward(Context& ctx) override {
-    const auto& eng = ctx.engine();
-    auto& s = ctx.stream();
-    Tensor& y = ctx.output("y");
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, fwd_src_.in(ctx.input("x"), eng, s)},
-                                               {DNNL_ARG_WEIGHTS, fwd_wei_.in(ctx.param("weight"), eng, s)},
-                                               {DNNL_ARG_DST, fwd_dst_.out(y, eng)},
-                                               {DNNL_ARG_SCRATCHPAD, fwd_scratch_}};
-    if (bias_) args[DNNL_ARG_BIAS] = ctx.param("bias").dnnl_memory(eng);
-    fwd_.execute(s, args);
-    fwd_dst_.finish(y, eng, s);
-    s.wait();
-  }
-
-  void backward(Context& ctx) override {
-    const auto& eng = ctx.engine();
-    auto& s = ctx.stream();
-    const Tensor& dy = ctx.grad_output("y");
-
-    dnnl::memory dy_d;  // dy as backward_data wants it; shared with backward_weights when the layouts agree
-    if (ctx.wants_grad("x")) {
-      Tensor& dx = ctx.grad_input("x");
-      dy_d = bwd_d_diff_dst_.in(dy, eng, s);
-      bwd_d_.execute(s, {{DNNL_ARG_DIFF_DST, dy_d},
-                         {DNNL_ARG_WEIGHTS, bwd_d_wei_.in(ctx.param("weight"), eng, s)},
-                         {DNNL_ARG_DIFF_SRC, bwd_d_diff_src_.out(dx, eng)},
-                         {DNNL_ARG_SCRATCHPAD, bwd_d_scratch_}});
-      bwd_d_diff_src_.finish(dx, eng, s);
-    }
-
-    Tensor& dw = ctx.param_grad("weight");
-    const dnnl::memory dy_w = dy_d && same_diff_dst_ ? dy_d : bwd_w_diff_dst_.in(dy, eng, s);
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, bwd_w_src_.in(ctx.input("x"), eng, s)},
-                                               {DNNL_ARG_DIFF_DST, dy_w},
-                                               {DNNL_ARG_DIFF_WEIGHTS, bwd_w_diff_wei_.out(dw, eng)},
-                                               {DNNL_ARG_SCRATCHPAD, bwd_w_scratch_}};
-    if (bias_) args[DNNL_ARG_DIFF_BIAS] = bwd_w_diff_bias_.out(ctx.param_grad("bias"), eng);
-    bwd_w_.execute(s, args);
-    bwd_w_diff_wei_.finish(dw, eng, s);
-    if (bias_) bwd_w_diff_bias_.finish(ctx.param_grad("bias"), eng, s);
-    s.wait();
-  }
+  void forward(Context& ctx) override { layer_.forward(ctx); }
+  void backward(Context& ctx) override { layer_.backward(ctx); }
 
  private:
   ConvGeometry g_{};
-  bool bias_ = true, same_diff_dst_ = false;
-  dnnl::convolution_forward::primitive_desc fwd_pd_;
-  dnnl::convolution_forward fwd_;
-  Staged fwd_src_, fwd_wei_, fwd_dst_;
-  dnnl::convolution_backward_data::primitive_desc bwd_d_pd_;
-  dnnl::convolution_backward_data bwd_d_;
-  Staged bwd_d_diff_src_, bwd_d_wei_, bwd_d_diff_dst_;
-  dnnl::convolution_backward_weights::primitive_desc bwd_w_pd_;
-  dnnl::convolution_backward_weights bwd_w_;
-  Staged bwd_w_src_, bwd_w_diff_dst_, bwd_w_diff_wei_, bwd_w_diff_bias_;
-  dnnl_util::Scratchpad scratch_;
-  dnnl::memory fwd_scratch_, bwd_d_scratch_, bwd_w_scratch_;
+  bool bias_ = true;
+  dnnl_util::WeightedLayer<dnnl::convolution_forward, dnnl::convolution_backward_data,
+                           dnnl::convolution_backward_weights>
+      layer_;
 };
 
 NOISEFLOW_REGISTER_NODE(Conv2d);

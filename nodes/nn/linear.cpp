@@ -1,15 +1,14 @@
 // nodes/nn/linear.cpp — fully connected layer (PyTorch nn.Linear), oneDNN inner product forward,
-// backward_data and backward_weights (with bias) primitives built once at plan time.
-#include <unordered_map>
-
+// backward_data and backward_weights (with bias) primitives built once at plan time and run by
+// nodes/nn/weighted_layer.hpp.
 #include "nodes/nn/dnnl_util.hpp"
+#include "nodes/nn/weighted_layer.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
-using dnnl_util::Staged;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
@@ -49,89 +48,24 @@ struct Linear final : Node {
     const dnnl::memory::desc bias_prim = bias_ ? bias_md : dnnl::memory::desc();
     const auto attr = dnnl_util::user_scratchpad_attr();
 
-    dnnl::inner_product_forward::desc fwd_d(dnnl::prop_kind::forward_training, src_any, wei_any, bias_prim, dst_any);
-    fwd_pd_ = dnnl::inner_product_forward::primitive_desc(fwd_d, attr, eng);
-    fwd_ = dnnl::inner_product_forward(fwd_pd_);
-    fwd_src_ = Staged(src_md, fwd_pd_.src_desc(), eng);
-    fwd_wei_ = Staged(wei_md, fwd_pd_.weights_desc(), eng);
-    fwd_dst_ = Staged(dst_md, fwd_pd_.dst_desc(), eng);
-
-    dnnl::inner_product_backward_data::desc bwd_d_d(src_any, wei_any, dst_any);
-    bwd_d_pd_ = dnnl::inner_product_backward_data::primitive_desc(bwd_d_d, attr, eng, fwd_pd_);
-    bwd_d_ = dnnl::inner_product_backward_data(bwd_d_pd_);
-    bwd_d_diff_src_ = Staged(src_md, bwd_d_pd_.diff_src_desc(), eng);
-    bwd_d_wei_ = Staged(wei_md, bwd_d_pd_.weights_desc(), eng);
-    bwd_d_diff_dst_ = Staged(dst_md, bwd_d_pd_.diff_dst_desc(), eng);
-
-    dnnl::inner_product_backward_weights::desc bwd_w_d(src_any, wei_any, bias_prim, dst_any);
-    bwd_w_pd_ = dnnl::inner_product_backward_weights::primitive_desc(bwd_w_d, attr, eng, fwd_pd_);
-    bwd_w_ = dnnl::inner_product_backward_weights(bwd_w_pd_);
-    bwd_w_src_ = Staged(src_md, bwd_w_pd_.src_desc(), eng);
-    bwd_w_diff_dst_ = Staged(dst_md, bwd_w_pd_.diff_dst_desc(), eng);
-    bwd_w_diff_wei_ = Staged(wei_md, bwd_w_pd_.diff_weights_desc(), eng);
-    if (bias_) bwd_w_diff_bias_ = Staged(bias_md, bwd_w_pd_.diff_bias_desc(), eng);
-
-    scratch_.reserve(fwd_pd_);
-    scratch_.reserve(bwd_d_pd_);
-    scratch_.reserve(bwd_w_pd_);
-    fwd_scratch_ = scratch_.memory_for(fwd_pd_, eng);
-    bwd_d_scratch_ = scratch_.memory_for(bwd_d_pd_, eng);
-    bwd_w_scratch_ = scratch_.memory_for(bwd_w_pd_, eng);
+    const dnnl::inner_product_forward::primitive_desc fwd_pd(
+        dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, src_any, wei_any, bias_prim, dst_any),
+        attr, eng);
+    const dnnl::inner_product_backward_data::primitive_desc bwd_d_pd(
+        dnnl::inner_product_backward_data::desc(src_any, wei_any, dst_any), attr, eng, fwd_pd);
+    const dnnl::inner_product_backward_weights::primitive_desc bwd_w_pd(
+        dnnl::inner_product_backward_weights::desc(src_any, wei_any, bias_prim, dst_any), attr, eng, fwd_pd);
+    layer_.plan(eng, fwd_pd, bwd_d_pd, bwd_w_pd, {src_md, wei_md, dst_md, bias_md}, bias_);
   }
 
-  void forward(Context& ctx) override {
-    const auto& eng = ctx.engine();
-    auto& s = ctx.stream();
-    Tensor& y = ctx.output("y");
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, fwd_src_.in(ctx.input("x"), eng, s)},
-                                               {DNNL_ARG_WEIGHTS, fwd_wei_.in(ctx.param("weight"), eng, s)},
-                                               {DNNL_ARG_DST, fwd_dst_.out(y, eng)},
-                                               {DNNL_ARG_SCRATCHPAD, fwd_scratch_}};
-    if (bias_) args[DNNL_ARG_BIAS] = ctx.param("bias").dnnl_memory(eng);
-    fwd_.execute(s, args);
-    fwd_dst_.finish(y, eng, s);
-    s.wait();
-  }
-
-  void backward(Context& ctx) override {
-    const auto& eng = ctx.engine();
-    auto& s = ctx.stream();
-    const Tensor& dy = ctx.grad_output("y");
-
-    if (ctx.wants_grad("x")) {
-      Tensor& dx = ctx.grad_input("x");
-      bwd_d_.execute(s, {{DNNL_ARG_DIFF_DST, bwd_d_diff_dst_.in(dy, eng, s)},
-                         {DNNL_ARG_WEIGHTS, bwd_d_wei_.in(ctx.param("weight"), eng, s)},
-                         {DNNL_ARG_DIFF_SRC, bwd_d_diff_src_.out(dx, eng)},
-                         {DNNL_ARG_SCRATCHPAD, bwd_d_scratch_}});
-      bwd_d_diff_src_.finish(dx, eng, s);
-    }
-
-    Tensor& dw = ctx.param_grad("weight");
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, bwd_w_src_.in(ctx.input("x"), eng, s)},
-                                               {DNNL_ARG_DIFF_DST, bwd_w_diff_dst_.in(dy, eng, s)},
-                                               {DNNL_ARG_DIFF_WEIGHTS, bwd_w_diff_wei_.out(dw, eng)},
-                                               {DNNL_ARG_SCRATCHPAD, bwd_w_scratch_}};
-    if (bias_) args[DNNL_ARG_DIFF_BIAS] = bwd_w_diff_bias_.out(ctx.param_grad("bias"), eng);
-    bwd_w_.execute(s, args);
-    bwd_w_diff_wei_.finish(dw, eng, s);
-    if (bias_) bwd_w_diff_bias_.finish(ctx.param_grad("bias"), eng, s);
-    s.wait();
-  }
+  void forward(Context& ctx) override { layer_.forward(ctx); }
+  void backward(Context& ctx) override { layer_.backward(ctx); }
 
  private:
   bool bias_ = true;
-  dnnl::inner_product_forward::primitive_desc fwd_pd_;
-  dnnl::inner_product_forward fwd_;
-  Staged fwd_src_, fwd_wei_, fwd_dst_;
-  dnnl::inner_product_backward_data::primitive_desc bwd_d_pd_;
-  dnnl::inner_product_backward_data bwd_d_;
-  Staged bwd_d_diff_src_, bwd_d_wei_, bwd_d_diff_dst_;
-  dnnl::inner_product_backward_weights::primitive_desc bwd_w_pd_;
-  dnnl::inner_product_backward_weights bwd_w_;
-  Staged bwd_w_src_, bwd_w_diff_dst_, bwd_w_diff_wei_, bwd_w_diff_bias_;
-  dnnl_util::Scratchpad scratch_;
-  dnnl::memory fwd_scratch_, bwd_d_scratch_, bwd_w_scratch_;
+  dnnl_util::WeightedLayer<dnnl::inner_product_forward, dnnl::inner_product_backward_data,
+                           dnnl::inner_product_backward_weights>
+      layer_;
 };
 
 NOISEFLOW_REGISTER_NODE(Linear);
