@@ -5,15 +5,14 @@
 // whole node library), so validation is driven by the real schemas.
 #include <doctest/doctest.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "graph/pipeline.hpp"
 #include "runtime/node.hpp"
+#include "tests/test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace noiseflow;
@@ -63,27 +62,7 @@ std::string pipeline(const std::string& nodes, const std::string& extra = "") {
   return R"({ "noiseflow": 1, )" + extra + R"( "nodes": { )" + nodes + " } }";
 }
 
-// A scratch folder removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("noiseflow-graph-errors-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    fs::path p = path / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-    return p.string();
-  }
-  std::string str() const { return path.string(); }
-};
+using noiseflow::test::TempDir;
 
 // Replaces the first `from` in `text` (which must contain it).
 void replace(std::string& text, const std::string& from, const std::string& to) {

@@ -6,15 +6,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
-#include <unistd.h>
 
 #include "graph/pipeline.hpp"
 #include "runtime/node.hpp"
+#include "tests/test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace noiseflow;
@@ -64,25 +63,7 @@ std::string source_of(const graph::Graph& g, const std::string& id, const std::s
   return g.ref_name(*n.inputs[size_t(p)]);
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("noiseflow-graph-model-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    fs::path p = path / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-    return p.string();
-  }
-};
+using noiseflow::test::TempDir;
 
 // Every ordering edge goes from an earlier to a later position of g.order.
 void check_order(const graph::Graph& g) {

@@ -1,33 +1,15 @@
 // tests/nodes/test_data_util.hpp — helpers for the data/io node tests:
-// scratch folders and "what error did this node raise".
+// file bytes and "what error did this node raise" (scratch folders: tests/test_util.hpp).
 #pragma once
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include "runtime/harness.hpp"
+#include "tests/test_util.hpp"
 
 namespace noiseflow::test {
-
-/// A fresh folder under the system temp dir, removed on destruction.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = std::filesystem::temp_directory_path() /
-           ("noiseflow_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 /// Writes `bytes` to `path`.
 inline void write_bytes(const std::string& path, const std::string& bytes) {

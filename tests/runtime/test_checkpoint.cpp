@@ -16,6 +16,7 @@
 #include "graph/pipeline.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/executor.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow;
 using runtime::Tensor;
@@ -23,19 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("nf_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
+using noiseflow::test::TempDir;
 
 // Writes a raw safetensors file from a header and data bytes.
 void write_raw(const std::string& path, const std::string& header, const std::string& data, int64_t len = -1) {

@@ -25,6 +25,7 @@
 #include "noiseflow/noiseflow.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/node.hpp"
+#include "tests/test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace noiseflow;
@@ -247,23 +248,7 @@ std::vector<uint8_t> bytes(const Tensor& t) {
   return {p, p + t.numel() * sizeof(float)};
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("noiseflow-runtime-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name) << text;
-    return (path / name).string();
-  }
-};
+using noiseflow::test::TempDir;
 
 }  // namespace
 
