@@ -24,7 +24,14 @@ namespace {
 using namespace noiseflow::runtime;
 using namespace noiseflow::nodes::diffusion;
 
-struct DdimStep final : Node {
+// Per-sample coefficients of one tick.
+struct DdimCoef {
+  float A, B;                             // unclipped: y = A x_t + B pred + sigma z
+  float x0x, x0p, a, inv_b;               // clipped: x0_hat = clamp(x0x x_t + x0p pred), eps_hat = (x_t - a x0_hat) / b
+  float sqrt_abar_prev, dir, sigma;       // y = sqrt_abar_prev x0_hat + dir eps_hat + sigma z
+};
+
+struct DdimStep final : SamplerStep<DdimCoef> {
   static Schema schema() {
     return Schema("diffusion.ddim_step",
                   "One DDIM sampling step x_t -> x_{t_prev} (Song et al. 2021, eq. 12): sqrt(abar_prev) x0_hat + "
@@ -46,51 +53,18 @@ struct DdimStep final : Node {
   }
 
   void plan(Context& ctx) override {
-    prediction_ = parse_prediction(ctx.attr_string("prediction"));
-    clip_ = ctx.attr_bool("clip_x0");
+    plan_step(ctx);
     eta_ = ctx.attr_float("eta");
-    key_ = ctx.random_key();
-    coef_.resize(size_t(ctx.input("t").numel()));
-    z_.resize(size_t(ctx.input("x").numel()));
   }
 
   void forward(Context& ctx) override {
-    const Tensor& x = ctx.input("x");
-    const Tensor& pred = ctx.input("pred");
-    Tensor& y = ctx.output("x_prev");
-    const int64_t n = x.dim(0), inner = x.numel() / n;
-    const bool noisy = load_coefficients(ctx);
-    if (noisy) random::fill_normal(z_.data(), x.numel(), key_, uint64_t(ctx.tick()));
-    for (int64_t i = 0; i < n; ++i) {
-      const float* xi = x.data() + i * inner;
-      const float* pi = pred.data() + i * inner;
-      const float* zi = z_.data() + i * inner;
-      float* yi = y.data() + i * inner;
-      const Coef& c = coef_[size_t(i)];
-      const float s = c.sigma;
-      if (!clip_) {
-        // Linear in (x_t, pred): y = A x_t + B pred + sigma z.
-        if (s == 0.f)
-          for (int64_t k = 0; k < inner; ++k) yi[k] = c.A * xi[k] + c.B * pi[k];
-        else
-          for (int64_t k = 0; k < inner; ++k) yi[k] = c.A * xi[k] + c.B * pi[k] + s * zi[k];
-      } else {
-        for (int64_t k = 0; k < inner; ++k) {
-          const float x0 = std::clamp(c.x0x * xi[k] + c.x0p * pi[k], -1.f, 1.f);
-          const float eps = (xi[k] - c.a * x0) * c.inv_b;
-          yi[k] = c.sqrt_abar_prev * x0 + c.dir * eps + (s == 0.f ? 0.f : s * zi[k]);
-        }
-      }
-    }
+    forward_step(ctx, load_coefficients(ctx), [](const DdimCoef& c, float x0, float xt) {
+      const float eps = (xt - c.a * x0) * c.inv_b;
+      return c.sqrt_abar_prev * x0 + c.dir * eps;
+    });
   }
 
  private:
-  struct Coef {
-    float A, B;                             // unclipped: y = A x_t + B pred + sigma z
-    float x0x, x0p, a, inv_b;               // clipped: x0_hat = clamp(x0x x_t + x0p pred), eps_hat = (x_t - a x0_hat) / b
-    float sqrt_abar_prev, dir, sigma;       // y = sqrt_abar_prev x0_hat + dir eps_hat + sigma z
-  };
-
   // Per-sample coefficients for this tick; true when any sample gets noise.
   bool load_coefficients(Context& ctx) {
     const Tensor& t = ctx.input("t");
@@ -117,7 +91,7 @@ struct DdimStep final : Node {
       // For eta <= 1 the radicand is (1 - abar_prev) abar_t (1/abar_prev - 1) / (1 - abar_t) >= 0; clamp rounding.
       const double dir = std::sqrt(std::max(one_minus_abar_prev - sigma * sigma, 0.0));
       const Linear2 x0 = x0_from(prediction_, a, b), eps = eps_from(prediction_, a, b);
-      Coef& c = coef_[size_t(i)];
+      DdimCoef& c = coef_[size_t(i)];
       c.A = float(sqrt_abar_prev * x0.kx + dir * eps.kx);
       c.B = float(sqrt_abar_prev * x0.kp + dir * eps.kp);
       c.x0x = float(x0.kx);
@@ -132,12 +106,7 @@ struct DdimStep final : Node {
     return noisy;
   }
 
-  Prediction prediction_ = Prediction::Eps;
-  bool clip_ = false;
   double eta_ = 0.0;
-  uint64_t key_ = 0;
-  std::vector<Coef> coef_;
-  std::vector<float> z_;
 };
 
 NOISEFLOW_REGISTER_NODE(DdimStep);

@@ -26,7 +26,15 @@ namespace {
 using namespace noiseflow::runtime;
 using namespace noiseflow::nodes::diffusion;
 
-struct DdpmStep final : Node {
+// Per-sample coefficients of one tick.
+struct DdpmCoef {
+  float A, B;          // unclipped (mu is linear in (x_t, pred)): y = A x_t + B pred + sigma z
+  float x0x, x0p;      // clipped: x0_hat = clamp(x0x x_t + x0p pred), mu = mu_x0 x0_hat + mu_xt x_t
+  float mu_x0, mu_xt;
+  float sigma;
+};
+
+struct DdpmStep final : SamplerStep<DdpmCoef> {
   static Schema schema() {
     return Schema("diffusion.ddpm_step",
                   "One DDPM sampling step x_t -> x_{t-1}: the posterior mean of q(x_{t-1} | x_t, x0_hat) with x0_hat "
@@ -49,55 +57,16 @@ struct DdpmStep final : Node {
   }
 
   void plan(Context& ctx) override {
-    prediction_ = parse_prediction(ctx.attr_string("prediction"));
-    clip_ = ctx.attr_bool("clip_x0");
+    plan_step(ctx);
     posterior_ = ctx.attr_string("variance") == "posterior";
-    key_ = ctx.random_key();
-    const int64_t n = ctx.input("t").numel();
-    ca_.resize(size_t(n));
-    cb_.resize(size_t(n));
-    sigma_.resize(size_t(n));
-    clipped_.resize(size_t(n));
-    z_.resize(size_t(ctx.input("x").numel()));
   }
 
   void forward(Context& ctx) override {
-    const Tensor& x = ctx.input("x");
-    const Tensor& pred = ctx.input("pred");
-    Tensor& y = ctx.output("x_prev");
-    const int64_t n = x.dim(0), inner = x.numel() / n;
-    const bool noisy = load_coefficients(ctx);
-    // One draw for the whole batch, element index = flat index: independent of threads.
-    if (noisy) random::fill_normal(z_.data(), x.numel(), key_, uint64_t(ctx.tick()));
-    for (int64_t i = 0; i < n; ++i) {
-      const float* xi = x.data() + i * inner;
-      const float* pi = pred.data() + i * inner;
-      const float* zi = z_.data() + i * inner;
-      float* yi = y.data() + i * inner;
-      const float s = sigma_[size_t(i)];
-      if (!clip_) {
-        // mu is linear in (x_t, pred): y = A x_t + B pred + sigma z.
-        const float A = ca_[size_t(i)], B = cb_[size_t(i)];
-        if (s == 0.f)
-          for (int64_t k = 0; k < inner; ++k) yi[k] = A * xi[k] + B * pi[k];
-        else
-          for (int64_t k = 0; k < inner; ++k) yi[k] = A * xi[k] + B * pi[k] + s * zi[k];
-      } else {
-        const Clipped& c = clipped_[size_t(i)];
-        for (int64_t k = 0; k < inner; ++k) {
-          const float x0 = std::clamp(c.x0x * xi[k] + c.x0p * pi[k], -1.f, 1.f);
-          yi[k] = c.mu_x0 * x0 + c.mu_xt * xi[k] + (s == 0.f ? 0.f : s * zi[k]);
-        }
-      }
-    }
+    forward_step(ctx, load_coefficients(ctx),
+                 [](const DdpmCoef& c, float x0, float xt) { return c.mu_x0 * x0 + c.mu_xt * xt; });
   }
 
  private:
-  // Coefficients of the clipped path: x0_hat = clamp(x0x x_t + x0p pred), mu = mu_x0 x0_hat + mu_xt x_t.
-  struct Clipped {
-    float x0x, x0p, mu_x0, mu_xt;
-  };
-
   // Per-sample coefficients for this tick; true when any sample gets noise.
   bool load_coefficients(Context& ctx) {
     const Tensor& t = ctx.input("t");
@@ -116,21 +85,15 @@ struct DdpmStep final : Node {
       const double mu_x0 = std::sqrt(abar_prev) * beta / one_minus_abar;
       const double mu_xt = std::sqrt(alpha) * one_minus_abar_prev / one_minus_abar;
       const Linear2 x0 = x0_from(prediction_, a, b);
-      ca_[size_t(i)] = float(mu_x0 * x0.kx + mu_xt);
-      cb_[size_t(i)] = float(mu_x0 * x0.kp);
-      clipped_[size_t(i)] = {float(x0.kx), float(x0.kp), float(mu_x0), float(mu_xt)};
       double var = s == 0 ? 0.0 : posterior_ ? double(sched.at(kPosteriorVariance, s)) : beta;
-      sigma_[size_t(i)] = float(std::sqrt(var));
+      coef_[size_t(i)] = {float(mu_x0 * x0.kx + mu_xt), float(mu_x0 * x0.kp), float(x0.kx), float(x0.kp),
+                          float(mu_x0), float(mu_xt), float(std::sqrt(var))};
       noisy = noisy || var > 0.0;
     }
     return noisy;
   }
 
-  Prediction prediction_ = Prediction::Eps;
-  bool clip_ = false, posterior_ = false;
-  uint64_t key_ = 0;
-  std::vector<float> ca_, cb_, sigma_, z_;
-  std::vector<Clipped> clipped_;
+  bool posterior_ = false;
 };
 
 NOISEFLOW_REGISTER_NODE(DdpmStep);

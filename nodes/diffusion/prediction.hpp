@@ -15,6 +15,7 @@
 // eps_hat = (x_t - a x0_hat) / b.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -23,6 +24,8 @@
 #include "graph/schema.hpp"
 #include "nodes/diffusion/schedule_table.hpp"
 #include "runtime/node.hpp"
+#include "runtime/random.hpp"
+#include "runtime/tensor.hpp"
 
 namespace noiseflow::nodes::diffusion {
 
@@ -84,5 +87,62 @@ inline int64_t check_step_shapes(const graph::ShapeContext& c, std::initializer_
                        graph::shape_str(x) + "), got " + graph::shape_str(c.input(name)));
   return schedule_steps(c);
 }
+
+/// The base of the sampling-step nodes (diffusion.ddpm_step, diffusion.ddim_step): the `prediction` and
+/// `clip_x0` attributes, the tick's noise, per-sample coefficients and the loop over the samples.
+/// Coef is a struct with float members A, B, x0x, x0p and sigma; for sample i with c = coef_[i]:
+///
+///   unclipped  y = A x_t + B pred + sigma z
+///   clipped    y = mean(c, x0_hat, x_t) + sigma z,  x0_hat = clamp(x0x x_t + x0p pred, -1, 1)
+template <class Coef>
+class SamplerStep : public runtime::Node {
+ protected:
+  /// From plan(): reads the shared attributes and sizes coef_ (one per sample of `t`) and the noise.
+  void plan_step(runtime::Context& ctx) {
+    prediction_ = parse_prediction(ctx.attr_string("prediction"));
+    clip_ = ctx.attr_bool("clip_x0");
+    key_ = ctx.random_key();
+    coef_.resize(size_t(ctx.input("t").numel()));
+    z_.resize(size_t(ctx.input("x").numel()));
+  }
+
+  /// From forward(), once coef_ holds this tick's coefficients (`noisy`: some sigma is not 0):
+  /// x_prev from x and pred.
+  template <class ClippedMean>
+  void forward_step(runtime::Context& ctx, bool noisy, ClippedMean&& mean) {
+    const runtime::Tensor& x = ctx.input("x");
+    const runtime::Tensor& pred = ctx.input("pred");
+    runtime::Tensor& y = ctx.output("x_prev");
+    const int64_t n = x.dim(0), inner = x.numel() / n;
+    // One draw for the whole batch, element index = flat index: independent of threads.
+    if (noisy) runtime::random::fill_normal(z_.data(), x.numel(), key_, uint64_t(ctx.tick()));
+    for (int64_t i = 0; i < n; ++i) {
+      const float* xi = x.data() + i * inner;
+      const float* pi = pred.data() + i * inner;
+      const float* zi = z_.data() + i * inner;
+      float* yi = y.data() + i * inner;
+      const Coef& c = coef_[size_t(i)];
+      const float s = c.sigma;
+      if (!clip_) {
+        // Linear in (x_t, pred).
+        if (s == 0.f)
+          for (int64_t k = 0; k < inner; ++k) yi[k] = c.A * xi[k] + c.B * pi[k];
+        else
+          for (int64_t k = 0; k < inner; ++k) yi[k] = c.A * xi[k] + c.B * pi[k] + s * zi[k];
+      } else {
+        for (int64_t k = 0; k < inner; ++k) {
+          const float x0 = std::clamp(c.x0x * xi[k] + c.x0p * pi[k], -1.f, 1.f);
+          yi[k] = mean(c, x0, xi[k]) + (s == 0.f ? 0.f : s * zi[k]);
+        }
+      }
+    }
+  }
+
+  Prediction prediction_ = Prediction::Eps;
+  bool clip_ = false;
+  uint64_t key_ = 0;
+  std::vector<Coef> coef_;  ///< per sample, filled every tick
+  std::vector<float> z_;    ///< the tick's noise, like x
+};
 
 }  // namespace noiseflow::nodes::diffusion
