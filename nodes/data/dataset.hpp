@@ -1,6 +1,7 @@
 // nodes/data/dataset.hpp — what the dataset loaders (data.mnist, data.idx,
 // data.images) share: an in-memory image set, the stateless epoch order,
-// batch filling, the common attributes, and small file helpers.
+// batch filling, a base node for the loaders with labels, the common
+// attributes, and small file helpers.
 //
 // Batching scheme. Sample j of tick k sits at position p = k * batch + j of
 // an endless stream of epochs: epoch e = p / N, slot i = p % N. Without
@@ -103,6 +104,22 @@ inline void fill_batch(const Dataset& ds, EpochOrder& order, int64_t tick, Tenso
     if (labels) (*labels)[j] = ds.labels[size_t(idx)];
   }
 }
+
+/// The base of the loaders with an `images` and a `labels` output: plan() fills ds_ and ends with
+/// start_epochs(); forward() copies tick k's batch and its labels.
+class LabeledLoader : public runtime::Node {
+ public:
+  void forward(Context& ctx) override {
+    fill_batch(ds_, order_, ctx.tick(), ctx.output("images"), &ctx.output("labels"));
+  }
+
+ protected:
+  /// Ends plan(), once ds_ holds the selected images: their epoch order (`shuffle` attribute, node's random key).
+  void start_epochs(Context& ctx) { order_ = EpochOrder(ds_.count, ctx.attr_bool("shuffle"), ctx.random_key()); }
+
+  Dataset ds_;
+  EpochOrder order_;
+};
 
 /// Adds the attributes every loader shares: batch, shuffle, limit, offset.
 inline runtime::Schema& batching_attrs(runtime::Schema& s) {

