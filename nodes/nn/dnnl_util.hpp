@@ -2,15 +2,18 @@
 // user-mode scratchpad, shared by the oneDNN-backed layer nodes (conv2d, linear).
 //
 // Tensors reach nodes in the plain row-major layout. A primitive built with format_tag::any may want
-// another layout (nChw16c, blocked weights); a Staged tensor holds, once per node, the reorder primitive
-// and the buffer in the primitive's layout, and at run time either wraps the plain tensor directly
-// (the descs match) or reorders into / out of that buffer.
+// another layout (nChw16c, blocked weights); a Staged tensor holds, once per node, the reorder primitive,
+// and at run time either wraps the plain tensor directly (the descs match) or reorders into / out of a
+// buffer in the primitive's layout. That buffer lives only during one call, so it comes from a per-thread
+// staging slot shared by every node (a thread runs one primitive at a time): one set of staging buffers
+// per thread instead of six activation-sized copies per layer.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <new>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -18,15 +21,37 @@
 
 namespace noiseflow::nodes::dnnl_util {
 
+/// The calling thread's staging buffer `slot`, at least `bytes` long (64-byte aligned; grows, never
+/// shrinks). Valid until the next call for the same slot on the same thread.
+inline void* staging_buffer(int slot, size_t bytes) {
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  struct Slot {
+    std::unique_ptr<void, Free> p;
+    size_t size = 0;
+  };
+  thread_local Slot slots[8];
+  Slot& sl = slots[slot];
+  if (sl.size < bytes) {
+    size_t n = (bytes + 63) / 64 * 64;
+    sl.p.reset(std::aligned_alloc(64, n));
+    if (!sl.p) throw std::bad_alloc();
+    sl.size = n;
+  }
+  return sl.p.get();
+}
+
 /// A tensor as one primitive argument wants it.
 class Staged {
  public:
   Staged() = default;
-  /// `user_md` is the plain layout of the tensor, `prim_md` what the primitive chose.
-  Staged(const dnnl::memory::desc& user_md, const dnnl::memory::desc& prim_md, const dnnl::engine& eng)
-      : user_md_(user_md), prim_md_(prim_md) {
+  /// `user_md` is the plain layout of the tensor, `prim_md` what the primitive chose. `slot` (0..7) names
+  /// the staging buffer used when they differ: arguments of one primitive call need distinct slots.
+  Staged(const dnnl::memory::desc& user_md, const dnnl::memory::desc& prim_md, const dnnl::engine& eng, int slot)
+      : user_md_(user_md), prim_md_(prim_md), slot_(slot) {
     if (user_md != prim_md) {
-      prim_mem_ = dnnl::memory(prim_md, eng);  // owned, allocated once
+      prim_mem_ = dnnl::memory(prim_md, eng, DNNL_MEMORY_NONE);  // the buffer is bound at each use
       to_prim_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng, user_md, eng, prim_md));
       to_user_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng, prim_md, eng, user_md));
     }
@@ -38,13 +63,16 @@ class Staged {
   dnnl::memory in(const runtime::Tensor& t, const dnnl::engine& eng, dnnl::stream& s) {
     dnnl::memory user(user_md_, eng, const_cast<float*>(t.data()));
     if (!reorders()) return user;
+    bind();
     to_prim_.execute(s, user, prim_mem_);
     return prim_mem_;
   }
 
   /// An output argument: the tensor itself, or the buffer in the primitive's layout (then call finish()).
   dnnl::memory out(runtime::Tensor& t, const dnnl::engine& eng) {
-    return reorders() ? prim_mem_ : dnnl::memory(user_md_, eng, t.data());
+    if (!reorders()) return dnnl::memory(user_md_, eng, t.data());
+    bind();
+    return prim_mem_;
   }
 
   /// After the primitive ran: reorders its output back into the plain tensor when needed.
@@ -55,7 +83,10 @@ class Staged {
   }
 
  private:
+  void bind() { prim_mem_.set_data_handle(staging_buffer(slot_, prim_md_.get_size())); }
+
   dnnl::memory::desc user_md_, prim_md_;
+  int slot_ = 0;
   dnnl::memory prim_mem_;
   dnnl::reorder to_prim_, to_user_;
 };

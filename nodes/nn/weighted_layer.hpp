@@ -49,24 +49,24 @@ class WeightedLayer {
     // Forward.
     fwd_pd_ = fwd_pd;
     fwd_ = Fwd(fwd_pd_);
-    fwd_src_ = Staged(plain.src, fwd_pd_.src_desc(), eng);
-    fwd_wei_ = Staged(plain.weights, fwd_pd_.weights_desc(), eng);
-    fwd_dst_ = Staged(plain.dst, fwd_pd_.dst_desc(), eng);
+    fwd_src_ = Staged(plain.src, fwd_pd_.src_desc(), eng, 0);
+    fwd_wei_ = Staged(plain.weights, fwd_pd_.weights_desc(), eng, 1);
+    fwd_dst_ = Staged(plain.dst, fwd_pd_.dst_desc(), eng, 2);
 
     // Backward data.
     bwd_d_pd_ = bwd_d_pd;
     bwd_d_ = BwdData(bwd_d_pd_);
-    bwd_d_diff_src_ = Staged(plain.src, bwd_d_pd_.diff_src_desc(), eng);
-    bwd_d_wei_ = Staged(plain.weights, bwd_d_pd_.weights_desc(), eng);
-    bwd_d_diff_dst_ = Staged(plain.dst, bwd_d_pd_.diff_dst_desc(), eng);
+    bwd_d_diff_src_ = Staged(plain.src, bwd_d_pd_.diff_src_desc(), eng, 3);
+    bwd_d_wei_ = Staged(plain.weights, bwd_d_pd_.weights_desc(), eng, 1);
+    bwd_d_diff_dst_ = Staged(plain.dst, bwd_d_pd_.diff_dst_desc(), eng, 2);
 
     // Backward weights (and bias).
     bwd_w_pd_ = bwd_w_pd;
     bwd_w_ = BwdWeights(bwd_w_pd_);
-    bwd_w_src_ = Staged(plain.src, bwd_w_pd_.src_desc(), eng);
-    bwd_w_diff_dst_ = Staged(plain.dst, bwd_w_pd_.diff_dst_desc(), eng);
-    bwd_w_diff_wei_ = Staged(plain.weights, bwd_w_pd_.diff_weights_desc(), eng);
-    if (bias_) bwd_w_diff_bias_ = Staged(plain.bias, bwd_w_pd_.diff_bias_desc(), eng);
+    bwd_w_src_ = Staged(plain.src, bwd_w_pd_.src_desc(), eng, 0);
+    bwd_w_diff_dst_ = Staged(plain.dst, bwd_w_pd_.diff_dst_desc(), eng, 2);
+    bwd_w_diff_wei_ = Staged(plain.weights, bwd_w_pd_.diff_weights_desc(), eng, 4);
+    if (bias_) bwd_w_diff_bias_ = Staged(plain.bias, bwd_w_pd_.diff_bias_desc(), eng, 5);
     same_diff_dst_ = bwd_d_pd_.diff_dst_desc() == bwd_w_pd_.diff_dst_desc();
 
     // One scratchpad for the three (they never run at the same time).
