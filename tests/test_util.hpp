@@ -1,4 +1,4 @@
-// tests/test_util.hpp — helpers shared by every test suite: a scratch folder.
+// tests/test_util.hpp — helpers shared by every test suite: a scratch folder, load options.
 #pragma once
 
 #include <unistd.h>
@@ -6,8 +6,12 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <system_error>
+
+#include "graph/pipeline.hpp"
+#include "runtime/node.hpp"
 
 namespace noiseflow::test {
 
@@ -42,5 +46,13 @@ struct TempDir {
     return p.string();
   }
 };
+
+/// Load options over the global node registry, with param overrides.
+inline graph::LoadOptions load_options(std::map<std::string, graph::Json> overrides = {}) {
+  graph::LoadOptions o;
+  o.schemas = &runtime::Registry::global();
+  o.overrides = std::move(overrides);
+  return o;
+}
 
 }  // namespace noiseflow::test

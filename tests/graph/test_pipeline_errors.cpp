@@ -22,15 +22,10 @@ using graph::Json;
 
 namespace {
 
-graph::LoadOptions options(std::map<std::string, Json> overrides = {}) {
-  graph::LoadOptions o;
-  o.schemas = &runtime::Registry::global();
-  o.overrides = std::move(overrides);
-  return o;
-}
+using test::load_options;
 
 // The diagnostics of a pipeline that must fail to load.
-std::vector<Diagnostic> errors(const std::string& text, const graph::LoadOptions& o = options(),
+std::vector<Diagnostic> errors(const std::string& text, const graph::LoadOptions& o = load_options(),
                                const std::string& path = "bad/x.json") {
   try {
     graph::load_pipeline_text(text, path, o);
@@ -49,7 +44,7 @@ std::string dump(const std::vector<Diagnostic>& d) {
 }
 
 // The single diagnostic of a pipeline with exactly one problem.
-Diagnostic one_error(const std::string& text, const graph::LoadOptions& o = options(),
+Diagnostic one_error(const std::string& text, const graph::LoadOptions& o = load_options(),
                      const std::string& path = "bad/x.json") {
   auto d = errors(text, o, path);
   INFO("diagnostics:", dump(d));
@@ -83,7 +78,7 @@ const std::string kForward = R"(
 }  // namespace
 
 TEST_CASE("the valid fragment used below loads") {
-  auto g = graph::load_pipeline_text(pipeline(kForward), "good/x.json", options());
+  auto g = graph::load_pipeline_text(pipeline(kForward), "good/x.json", load_options());
   CHECK(g.nodes.size() == 5);
 }
 
@@ -345,19 +340,19 @@ TEST_CASE("unterminated ${") {
 
 TEST_CASE("overrides (--set): unknown param and wrong type") {
   const std::string text = pipeline(R"("t": { "op": "tick", "attrs": { "batch": "$digits" } })", R"("params": { "digits": 8 },)");
-  auto d = one_error(text, options({{"digitz", 4}}));
+  auto d = one_error(text, load_options({{"digitz", 4}}));
   CHECK(d.code == "unknown_param");
   CHECK(d.str() == R"(bad/x.json: params: unknown param "digitz" (did you mean "digits"?))");
 
-  d = one_error(text, options({{"digits", "four"}}));
+  d = one_error(text, load_options({{"digits", "four"}}));
   CHECK(d.code == "wrong_type");
   CHECK(d.str() == R"(bad/x.json: params: param "digits" expects an integer, got "four")");
 
-  d = one_error(text, options({{"digits", 2.5}}));
+  d = one_error(text, load_options({{"digits", 2.5}}));
   CHECK(d.code == "wrong_type");
   CHECK(d.str() == R"(bad/x.json: params: param "digits" expects an integer, got 2.5)");
 
-  d = one_error(pipeline(R"("t": { "op": "tick" })"), options({{"steps", 3}}));
+  d = one_error(pipeline(R"("t": { "op": "tick" })"), load_options({{"steps", 3}}));
   CHECK(d.code == "unknown_param");
   CHECK(d.str() == R"(bad/x.json: params: unknown param "steps" (the pipeline declares no params))");
 }
@@ -385,7 +380,7 @@ TEST_CASE("bad --set argument") {
 
 TEST_CASE("a missing pipeline file") {
   try {
-    graph::load_pipeline("bad/does_not_exist.json", options());
+    graph::load_pipeline("bad/does_not_exist.json", load_options());
     FAIL("loaded a missing file");
   } catch (const GraphError& e) {
     REQUIRE(e.diagnostics.size() == 1);
@@ -409,14 +404,14 @@ TEST_CASE("a missing include file") {
     dir.write("nets/block.json", R"({ "noiseflow": 1, "inputs": ["x"], "outputs": { "y": "s" },
       "nodes": { "s": { "op": "tensor.scale", "inputs": { "x": "x" } } } })");
     const std::string top = dir.write("top.json", text);
-    auto d2 = errors(text, options(), top);
+    auto d2 = errors(text, load_options(), top);
     INFO("diagnostics:", dump(d2));
     REQUIRE(!d2.empty());
     CHECK(d2[0].str() == top + R"(: include "net": included file ")" + dir.str() + R"(/nets/nope.json" does not exist)");
     // Fixed, it loads.
     std::string fixed = text;
     replace(fixed, "nets/nope.json", "nets/block.json");
-    CHECK(graph::load_pipeline_text(fixed, top, options()).find("n.s") >= 0);
+    CHECK(graph::load_pipeline_text(fixed, top, load_options()).find("n.s") >= 0);
   }
 }
 
@@ -436,7 +431,7 @@ TEST_CASE("an include cycle") {
       "src":  { "op": "random.normal", "attrs": { "shape": [2] } },
       "inst": { "op": "A", "inputs": { "x": "src" } } } })");
   try {
-    graph::load_pipeline(top, options());
+    graph::load_pipeline(top, load_options());
     FAIL("an include cycle loaded");
   } catch (const GraphError& e) {
     INFO("diagnostics:", dump(e.diagnostics));
@@ -459,7 +454,7 @@ TEST_CASE("an include cycle is one message") {
     "nodes": { "src": { "op": "random.normal", "attrs": { "shape": [2] } }, "inst": { "op": "A", "inputs": { "x": "src" } },
                "use": { "op": "tensor.scale", "inputs": { "x": "inst" } }, "use2": { "op": "tensor.scale", "inputs": { "x": "inst.y" } } } })");
   try {
-    graph::load_pipeline(top, options());
+    graph::load_pipeline(top, load_options());
     FAIL("an include cycle loaded");
   } catch (const GraphError& e) {
     INFO("diagnostics:", dump(e.diagnostics));
@@ -491,7 +486,7 @@ TEST_CASE("subgraph instance errors") {
       "src":  { "op": "random.normal", "attrs": { "shape": [2] } },
       "i1":   { "op": "blk", "inputs": { "xx": "src" }, "attrs": { "kk": 3.0 } } } })");
   try {
-    graph::load_pipeline(top, options());
+    graph::load_pipeline(top, load_options());
     FAIL("loaded");
   } catch (const GraphError& e) {
     INFO("diagnostics:", dump(e.diagnostics));
@@ -515,7 +510,7 @@ TEST_CASE("an unconnected subgraph input is one message") {
   const std::string top = dir.write("top.json", R"({ "noiseflow": 1, "include": { "blk": "sub.json" },
     "nodes": { "src": { "op": "random.normal", "attrs": { "shape": [2] } }, "i1": { "op": "blk" } } })");
   try {
-    graph::load_pipeline(top, options());
+    graph::load_pipeline(top, load_options());
     FAIL("loaded");
   } catch (const GraphError& e) {
     INFO("diagnostics:", dump(e.diagnostics));
@@ -548,7 +543,7 @@ TEST_CASE("several errors in one file are all reported") {
     "k":     { "op": "tick", "every": 2 })");
   std::vector<Diagnostic> d;
   try {
-    graph::load_pipeline_text(text, "bad/many.json", options());
+    graph::load_pipeline_text(text, "bad/many.json", load_options());
     FAIL("loaded");
   } catch (const GraphError& e) {
     d = e.diagnostics;

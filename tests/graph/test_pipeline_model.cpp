@@ -23,14 +23,9 @@ using graph::Shape;
 
 namespace {
 
-graph::LoadOptions options(std::map<std::string, Json> overrides = {}) {
-  graph::LoadOptions o;
-  o.schemas = &runtime::Registry::global();
-  o.overrides = std::move(overrides);
-  return o;
-}
+using test::load_options;
 
-graph::Graph load_text(const std::string& text, const graph::LoadOptions& o = options()) {
+graph::Graph load_text(const std::string& text, const graph::LoadOptions& o = load_options()) {
   try {
     return graph::load_pipeline_text(text, "model/x.json", o);
   } catch (const GraphError& e) {
@@ -39,7 +34,7 @@ graph::Graph load_text(const std::string& text, const graph::LoadOptions& o = op
   }
 }
 
-graph::Graph load_file(const std::string& path, const graph::LoadOptions& o = options()) {
+graph::Graph load_file(const std::string& path, const graph::LoadOptions& o = load_options()) {
   try {
     return graph::load_pipeline(path, o);
   } catch (const GraphError& e) {
@@ -143,7 +138,7 @@ TEST_CASE("params: $name keeps the type and ${name} formats into strings and ove
     CHECK(node(g, "x").attrs["mean"] == 0.0);
   }
   SUBCASE("overrides, types kept") {
-    auto g = load_text(text, options({{"batch", 6}, {"std", 2}, {"name", "other"}, {"shape", Json::array({1, 1, 2, 2})}}));
+    auto g = load_text(text, load_options({{"batch", 6}, {"std", 2}, {"name", "other"}, {"shape", Json::array({1, 1, 2, 2})}}));
     CHECK(node(g, "t").output_shapes == std::vector<Shape>{{6}});
     CHECK(node(g, "t").attrs["offset"] == 6);  // params that refer to an overridden one follow it
     CHECK(node(g, "x").attrs["std"] == 2);
@@ -153,7 +148,7 @@ TEST_CASE("params: $name keeps the type and ${name} formats into strings and ove
     CHECK(g.params["batch"] == 6);
   }
   SUBCASE("seed and ticks options win over run") {
-    auto o = options();
+    auto o = load_options();
     o.seed = 77;
     o.ticks = 2;
     auto g = load_text(text, o);
@@ -251,7 +246,7 @@ TEST_CASE("a standalone subgraph file with input shapes is checkable") {
   CHECK(node(g, "s1").attrs["a"] == 2.0);
   CHECK(node(g, "s2").output_shapes == std::vector<Shape>{{2, 3}});
   // Its params are overridable like a pipeline's.
-  auto g2 = load_file(path, options({{"k", 5.0}}));
+  auto g2 = load_file(path, load_options({{"k", 5.0}}));
   CHECK(node(g2, "s1").attrs["a"] == 5.0);
 }
 
@@ -322,7 +317,7 @@ TEST_CASE("resolved JSON reloads to the same graph") {
   CHECK(g.resolved["run"]["ticks"] == 3);
   CHECK(g.resolved["run"]["seed"] == 5);
 
-  auto g2 = graph::load_pipeline_text(g.resolved.dump(2), dir.path.string() + "/resolved.json", options());
+  auto g2 = graph::load_pipeline_text(g.resolved.dump(2), dir.path.string() + "/resolved.json", load_options());
   CHECK(g2.hash() == g.hash());
   CHECK(g2.resolved["nodes"] == g.resolved["nodes"]);
   CHECK(g2.nodes.size() == g.nodes.size());
@@ -351,7 +346,7 @@ TEST_CASE("a state loop round-trips through resolved JSON") {
       "acc":  { "op": "state", "inputs": { "init": "zero", "next": "inc" } },
       "inc":  { "op": "tensor.scale", "inputs": { "x": "acc" }, "attrs": { "b": 1 } }
     } })");
-  auto g2 = graph::load_pipeline_text(g.resolved.dump(), "model/resolved.json", options());
+  auto g2 = graph::load_pipeline_text(g.resolved.dump(), "model/resolved.json", load_options());
   CHECK(g2.hash() == g.hash());
   CHECK(node(g2, "zero").output_shapes == std::vector<Shape>{{2}});
 }
