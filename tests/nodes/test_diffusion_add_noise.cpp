@@ -9,8 +9,10 @@
 #include "graph/schema.hpp"
 #include "nodes/diffusion/schedule_table.hpp"
 #include "runtime/harness.hpp"
+#include "tests/nodes/fd_check.hpp"
 #include "runtime/random.hpp"
 
+using noiseflow::test::fd_error;
 using namespace noiseflow::runtime;
 using noiseflow::graph::ShapeError;
 
@@ -33,41 +35,6 @@ Tensor random_tensor(Shape s, uint64_t stream) {
   Tensor t(std::move(s));
   random::fill_uniform(t.data(), t.numel(), 0xadd, stream, -1.f, 1.f);
   return t;
-}
-
-// sum(r * y) in double.
-double project(const Tensor& r, const Tensor& y) {
-  double l = 0;
-  for (int64_t i = 0; i < y.numel(); ++i) l += double(r[i]) * double(y[i]);
-  return l;
-}
-
-// Central differences of L = sum(r * output) with respect to every element of
-// `input`, against the gradient backward() wrote. Returns the largest
-// |analytic - numeric| relative to max(|analytic|, |numeric|, 1e-3).
-double fd_error(NodeHarness& h, const std::string& input, const std::string& output, const Tensor& r,
-                double step = 1e-2) {
-  h.forward();
-  h.backward({{output, r}});
-  Tensor analytic = h.grad_input(input).clone();
-  Tensor& x = h.input(input);
-  double max_diff = 0, scale = 1e-3;
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    const float x0 = x[i];
-    const float xp = float(x0 + step), xm = float(x0 - step);
-    x[i] = xp;
-    h.forward();
-    double lp = project(r, h.output(output));
-    x[i] = xm;
-    h.forward();
-    double lm = project(r, h.output(output));
-    x[i] = x0;
-    double num = (lp - lm) / (double(xp) - double(xm));
-    max_diff = std::max(max_diff, std::fabs(num - analytic[i]));
-    scale = std::max({scale, std::fabs(num), std::fabs(double(analytic[i]))});
-  }
-  h.forward();
-  return max_diff / scale;
 }
 
 }  // namespace

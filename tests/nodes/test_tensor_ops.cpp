@@ -13,8 +13,10 @@
 
 #include "graph/schema.hpp"
 #include "runtime/harness.hpp"
+#include "tests/nodes/fd_check.hpp"
 #include "runtime/random.hpp"
 
+using noiseflow::test::fd_error;
 using namespace noiseflow::runtime;
 using noiseflow::graph::ShapeError;
 
@@ -40,38 +42,6 @@ std::string shape_error_field(const std::string& op, const Json& attrs, const Na
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.numel() == b.numel() && std::memcmp(a.data(), b.data(), size_t(a.numel()) * sizeof(float)) == 0;
-}
-
-double project(const Tensor& r, const Tensor& y) {
-  double l = 0;
-  for (int64_t i = 0; i < y.numel(); ++i) l += double(r[i]) * double(y[i]);
-  return l;
-}
-
-// Central differences of L = sum(r * y) with respect to every element of input
-// `x`, against backward(); returns max |analytic - numeric| / max(|.|, 1e-3).
-double fd_error(NodeHarness& h, const Tensor& r, double step = 1e-2) {
-  h.forward();
-  h.backward({{"y", r}});
-  Tensor analytic = h.grad_input("x").clone();
-  Tensor& x = h.input("x");
-  double max_diff = 0, scale = 1e-3;
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    const float x0 = x[i];
-    const float xp = float(x0 + step), xm = float(x0 - step);
-    x[i] = xp;
-    h.forward();
-    double lp = project(r, h.output("y"));
-    x[i] = xm;
-    h.forward();
-    double lm = project(r, h.output("y"));
-    x[i] = x0;
-    double num = (lp - lm) / (double(xp) - double(xm));
-    max_diff = std::max(max_diff, std::fabs(num - analytic[i]));
-    scale = std::max({scale, std::fabs(num), std::fabs(double(analytic[i]))});
-  }
-  h.forward();
-  return max_diff / scale;
 }
 
 }  // namespace
@@ -227,7 +197,7 @@ TEST_CASE("tensor.repeat gradient sums the copies (central differences, overwrit
     CAPTURE(mode);
     NodeHarness h("tensor.repeat", {{"times", 4}, {"mode", mode}}, {{"x", x}});
     const Tensor r = random_tensor({12, 2, 2}, 3);
-    CHECK(fd_error(h, r) < 1e-3);
+    CHECK(fd_error(h, "x", "y", r) < 1e-3);
     // Closed form: dL/dx[n] = sum over the copies of r.
     h.backward({{"y", r}});
     for (int64_t n = 0; n < 3; ++n)
@@ -251,7 +221,7 @@ TEST_CASE("tensor.scale y = a x + b and its gradient") {
   h.forward();
   for (int64_t i = 0; i < x.numel(); ++i) CHECK(h.output("y")[i] == doctest::Approx(2.0 * x[i] - 1.0).epsilon(1e-6));
   const Tensor r = random_tensor({2, 3, 4}, 5);
-  CHECK(fd_error(h, r) < 1e-3);
+  CHECK(fd_error(h, "x", "y", r) < 1e-3);
   h.backward({{"y", r}});
   for (int64_t i = 0; i < x.numel(); ++i) CHECK(h.grad_input("x")[i] == doctest::Approx(2.0 * r[i]).epsilon(1e-6));
   h.grad_input("x").fill(99.f);
@@ -262,5 +232,5 @@ TEST_CASE("tensor.scale y = a x + b and its gradient") {
   id.forward();
   CHECK(same_bytes(id.output("y"), x));
   NodeHarness zero("tensor.scale", {{"a", 0.0}, {"b", 0.5}}, {{"x", x}});
-  CHECK(fd_error(zero, r) < 1e-3);
+  CHECK(fd_error(zero, "x", "y", r) < 1e-3);
 }
