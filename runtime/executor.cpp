@@ -71,6 +71,7 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
     c.ticks_ = graph_.ticks;
     c.run_state_ = state_.get();
     c.executor_ = this;
+    c.reference_ = opt_.reference;
     for (auto& s : gn.output_shapes) c.outputs_.emplace_back(s);
     for (auto& d : gn.params) {
       params_.push_back(make_param(gn.id + "." + d.name, d.shape, d.init, graph_.seed));

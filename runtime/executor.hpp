@@ -35,6 +35,9 @@ struct RunError : std::runtime_error {
 struct ExecutorOptions {
   int threads = 0;       ///< 0: all cores
   bool profile = false;  ///< time every node's forward and backward
+  /// The straightforward path: plainest kernels (Context::reference()) and one buffer per gradient
+  /// instead of buffers shared by lifetime. For checking the optimised path; slower, more memory.
+  bool reference = false;
 };
 
 /// Accumulated time of one node (ExecutorOptions::profile).

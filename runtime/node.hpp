@@ -100,6 +100,10 @@ class Context {
   /// Shared run state (loss history, run folder, resume info); may be null in tests.
   RunState* run_state() const { return run_state_; }
 
+  /// The straightforward path (ExecutorOptions::reference): nodes pick their plainest kernels
+  /// (e.g. direct instead of Winograd convolutions), to check the optimised path against.
+  bool reference() const { return reference_; }
+
   /// The executor running this node (null when run alone, e.g. in NodeHarness).
   Executor* executor() const { return executor_; }
 
@@ -121,6 +125,7 @@ class Context {
   uint64_t seed_ = 0;
   RunState* run_state_ = nullptr;
   Executor* executor_ = nullptr;
+  bool reference_ = false;
 };
 
 /// The base of every node type.

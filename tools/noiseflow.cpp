@@ -160,6 +160,7 @@ int cmd_bench(const std::string& file, const noiseflow::Options& o, int repeats,
   noiseflow::runtime::ExecutorOptions eo;
   eo.threads = o.threads;
   eo.profile = true;
+  eo.reference = o.reference;
   graph::LoadOptions lo;
   lo.schemas = &noiseflow::runtime::Registry::global();
   lo.overrides = o.params;
@@ -255,7 +256,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> sets;
   int64_t seed = -1, ticks = 0, log_every = 0;
   int threads = 0;
-  bool quiet = false, json = false;
+  bool quiet = false, json = false, reference = false;
+  const char* reference_help =
+      "straightforward path: direct convolutions, one buffer per gradient (to check the optimised path)";
 
   auto* run = app.add_subcommand("run", "validate, plan and run a pipeline");
   run->add_option("file", file, "pipeline file")->required();
@@ -265,6 +268,7 @@ int main(int argc, char** argv) {
   run->add_option("--ticks", ticks, "number of ticks (overrides run.ticks)");
   run->add_option("--log-every", log_every, "when not on a terminal, print progress every N ticks");
   run->add_flag("-q,--quiet", quiet, "no progress output");
+  run->add_flag("--reference", reference, reference_help);
   bool resume = false;
   run->add_flag("--resume", resume, "continue from the checkpoint the pipeline writes (same seed: same result)");
 
@@ -283,6 +287,7 @@ int main(int argc, char** argv) {
   bench->add_option("--threads", threads, "compute threads (default: all cores)");
   bench->add_option("--repeats", repeats, "timed ticks")->check(CLI::PositiveNumber);
   bench->add_option("--warmup", warmup, "untimed ticks first")->check(CLI::NonNegativeNumber);
+  bench->add_flag("--reference", reference, reference_help);
 
   auto* nodes = app.add_subcommand("nodes", "list every node type with its schema");
   nodes->add_flag("--json", json, "print the schemas as JSON");
@@ -292,6 +297,7 @@ int main(int argc, char** argv) {
     for (auto& p : plugins) noiseflow::load_plugin(p);
     auto opts = make_options(sets, seed, threads, ticks);
     opts.resume = resume;
+    opts.reference = reference;
     if (*run) return cmd_run(file, opts, quiet, log_every);
     if (*check) return cmd_check(file, opts);
     if (*dot) {

@@ -42,6 +42,8 @@ struct Options {
   std::optional<int64_t> ticks;                  ///< overrides run.ticks
   int threads = 0;                               ///< 0: all cores
   bool resume = false;  ///< continue from the checkpoint the pipeline's io.checkpoint node writes
+  /// The straightforward path (direct convolutions, one buffer per gradient), to check the optimised one.
+  bool reference = false;
 };
 
 /// A pipeline file, validated, planned and run.
