@@ -211,6 +211,7 @@ Json Schema::to_json() const {
   }
   j["attrs"] = attrs;
   j["heavy"] = heavy_;
+  j["layouts"] = layouts_ == LayoutSupport::any ? "any" : layouts_ == LayoutSupport::uniform ? "uniform" : "plain";
   j["sink"] = sink_;
   return j;
 }

@@ -76,6 +76,15 @@ struct ShapeError : std::runtime_error {
   ShapeError(std::string field_, const std::string& msg) : std::runtime_error(msg), field(std::move(field_)) {}
 };
 
+/// Layouts a node handles for its rank-4 tensors (runtime::Layout: plain or nChw16c). The executor
+/// stores a tensor blocked when its producer and consumers allow it, and converts at the edges to
+/// `plain` nodes.
+enum class LayoutSupport {
+  plain,    ///< plain tensors only (the default; blocked inputs arrive converted)
+  uniform,  ///< nChw16c too, when all its rank-4 inputs and outputs share one layout (element-wise ops)
+  any,      ///< each rank-4 input and output independently plain or nChw16c (the node reads Tensor::desc())
+};
+
 class Schema;
 
 /// What a shape-inference rule sees and declares.
@@ -135,6 +144,8 @@ class Schema {
   Schema& shape(ShapeFn fn) { shape_fn_ = std::move(fn); return *this; }
   /// Runs on the serial compute lane (oneDNN primitives using all cores).
   Schema& heavy() { heavy_ = true; return *this; }
+  /// Which physical layouts the node's rank-4 tensors (inputs, outputs and their gradients) may have.
+  Schema& layouts(LayoutSupport l) { layouts_ = l; return *this; }
   /// A sink: may carry `every` and `at_end`, runs after the tick's compute.
   Schema& sink() { sink_ = true; return *this; }
   /// Inputs that are not ordering edges (the `next` of a state node).
@@ -149,6 +160,7 @@ class Schema {
   const std::vector<AttrSpec>& attrs() const { return attrs_; }
   const std::vector<std::string>& back_edges() const { return back_edges_; }
   bool is_heavy() const { return heavy_; }
+  LayoutSupport layout_support() const { return layouts_; }
   bool is_sink() const { return sink_; }
   bool is_optimizer() const { return optimizer_; }
   bool is_differentiable() const;
@@ -175,6 +187,7 @@ class Schema {
   std::vector<std::string> back_edges_;
   ShapeFn shape_fn_;
   bool heavy_ = false, sink_ = false, optimizer_ = false;
+  LayoutSupport layouts_ = LayoutSupport::plain;
 };
 
 /// How graph/ looks node types up; the runtime's registry implements it.

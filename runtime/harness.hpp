@@ -19,11 +19,13 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 class NodeHarness {
  public:
   /// `attrs` may omit attributes that have defaults. Throws graph::ShapeError
-  /// or NodeError on bad input.
+  /// or NodeError on bad input. With `layout` nChw16c, every rank-4 input, output and gradient whose
+  /// channels are a multiple of 16 is stored blocked, as the executor would (inputs and gradients are
+  /// still given plain and converted; read results with Tensor::to_plain()).
   NodeHarness(const std::string& op, const Json& attrs, const NamedTensors& inputs, uint64_t seed = 1,
-              int64_t ticks = 1);
+              int64_t ticks = 1, Layout layout = Layout::plain);
 
-  /// Overwrites an input's values (same element count).
+  /// Overwrites an input's values (same element count; given plain, converted to the input's layout).
   void set_input(const std::string& name, const Tensor& t);
   void forward(int64_t tick = 0);
   /// Computes gradients of every differentiable input and every parameter;

@@ -33,6 +33,7 @@ Tensor::Tensor(Shape shape, const std::vector<float>& values) : Tensor(std::move
 }
 
 Tensor Tensor::view(Shape shape) const {
+  if (blocked()) throw std::invalid_argument("Tensor::view: an nChw16c tensor has no reshaped view");
   if (graph::numel(shape) != numel_)
     throw std::invalid_argument("Tensor::view: " + graph::shape_str(shape) + " does not fit " +
                                 graph::shape_str(shape_));
@@ -41,8 +42,58 @@ Tensor Tensor::view(Shape shape) const {
   return t;
 }
 
+Tensor Tensor::prefix_view(Shape shape) const {
+  if (graph::numel(shape) > numel_)
+    throw std::invalid_argument("Tensor::prefix_view: " + graph::shape_str(shape) + " does not fit " +
+                                graph::shape_str(shape_));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  t.numel_ = graph::numel(t.shape_);
+  t.layout_ = Layout::plain;
+  return t;
+}
+
+void Tensor::set_layout(Layout l) {
+  if (l == Layout::nChw16c && !can_block(shape_))
+    throw std::invalid_argument("Tensor::set_layout: nChw16c needs [N, C, H, W] with C a multiple of 16, got " +
+                                graph::shape_str(shape_));
+  layout_ = l;
+}
+
+namespace {
+// Converts between plain NCHW and nChw16c; `to_blocked` picks the direction.
+void convert(const Shape& s, const float* src, float* dst, bool to_blocked) {
+  const int64_t n_ = s[0], cb_ = s[1] / 16, hw = s[2] * s[3];
+  for (int64_t n = 0; n < n_; ++n)
+    for (int64_t cb = 0; cb < cb_; ++cb) {
+      const int64_t pbase = (n * s[1] + cb * 16) * hw, bbase = (n * cb_ + cb) * hw * 16;
+      for (int64_t i = 0; i < hw; ++i)
+        for (int64_t c = 0; c < 16; ++c) {
+          if (to_blocked) dst[bbase + i * 16 + c] = src[pbase + c * hw + i];
+          else dst[pbase + c * hw + i] = src[bbase + i * 16 + c];
+        }
+    }
+}
+}  // namespace
+
+Tensor Tensor::to_plain() const {
+  if (!blocked()) return clone();
+  Tensor t(shape_);
+  convert(shape_, data(), t.data(), false);
+  return t;
+}
+
+void Tensor::assign_plain(const Tensor& plain) {
+  if (plain.shape_ != shape_ || plain.blocked())
+    throw std::invalid_argument("Tensor::assign_plain: a plain " + graph::shape_str(shape_) + " tensor is needed, got " +
+                                graph::shape_str(plain.shape_) + (plain.blocked() ? " (nChw16c)" : ""));
+  if (blocked()) convert(shape_, plain.data(), data(), true);
+  else copy_from(plain);
+}
+
 Tensor Tensor::clone() const {
   Tensor t(shape_);
+  t.layout_ = layout_;
   if (numel_) std::memcpy(t.data(), data(), size_t(numel_) * sizeof(float));
   return t;
 }
@@ -77,7 +128,12 @@ dnnl::memory::desc Tensor::plain_desc(const dnnl::memory::dims& dims) const {
   return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, plain_tag(int(dims.size())));
 }
 
-dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng) const { return dnnl_memory(eng, plain_desc()); }
+dnnl::memory::desc Tensor::desc() const {
+  if (!blocked()) return plain_desc();
+  return dnnl::memory::desc(to_dims(shape_), dnnl::memory::data_type::f32, dnnl::memory::format_tag::nChw16c);
+}
+
+dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng) const { return dnnl_memory(eng, desc()); }
 
 dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) const {
   if (int64_t(md.get_size()) > std::max<int64_t>(numel_, 1) * int64_t(sizeof(float)) + 63)

@@ -15,10 +15,18 @@ namespace noiseflow::runtime {
 
 using graph::Shape;
 
+/// Physical layout of a tensor's buffer. Logical shapes are always NCHW order; `nChw16c` stores a rank-4
+/// tensor whose channel count is a multiple of 16 in blocks of 16 channels, innermost — the layout
+/// oneDNN's AVX-512 convolutions run fastest on. Element (n, c, h, w) of an nChw16c tensor of shape
+/// [N, C, H, W] lives at ((n * C/16 + c/16) * H * W + h * W + w) * 16 + c % 16 (Tensor::offset()).
+enum class Layout : uint8_t { plain, nChw16c };
+
 /// A float32 tensor: a logical shape (outermost first) over a shared,
 /// 64-byte-aligned buffer. Copies share the buffer (a handle, like
 /// std::shared_ptr); use clone() for a deep copy. The layout is plain
-/// row-major; dnnl_memory() wraps the buffer without copying.
+/// row-major unless the plan made it nChw16c (layout(), desc()); dnnl_memory()
+/// wraps the buffer in its physical layout without copying. Code that reads
+/// raw floats of a tensor that may be blocked asks for to_plain() or offset().
 class Tensor {
  public:
   Tensor() = default;
@@ -39,8 +47,29 @@ class Tensor {
   float& operator[](int64_t i) { return buf_.get()[i]; }
   float operator[](int64_t i) const { return buf_.get()[i]; }
 
-  /// The same buffer seen with another shape of the same element count.
+  /// The same buffer seen with another shape of the same element count (plain tensors only).
   Tensor view(Shape shape) const;
+  /// A plain tensor of `shape` on the first elements of this buffer (numel(shape) <= numel()).
+  Tensor prefix_view(Shape shape) const;
+
+  Layout layout() const { return layout_; }
+  bool blocked() const { return layout_ == Layout::nChw16c; }
+  /// Sets how this handle reads its buffer (plan time, before the handle is copied). nChw16c needs rank 4
+  /// and channels a multiple of 16 (can_block()).
+  void set_layout(Layout l);
+  /// Whether a shape can be stored nChw16c.
+  static bool can_block(const Shape& s) { return s.size() == 4 && s[1] > 0 && s[1] % 16 == 0; }
+  /// Buffer index of logical element (n, c, h, w) of a rank-4 tensor, whatever its layout.
+  int64_t offset(int64_t n, int64_t c, int64_t h, int64_t w) const {
+    if (layout_ == Layout::plain) return ((n * shape_[1] + c) * shape_[2] + h) * shape_[3] + w;
+    return (((n * (shape_[1] >> 4) + (c >> 4)) * shape_[2] + h) * shape_[3] + w) * 16 + (c & 15);
+  }
+  /// A plain copy (converted from nChw16c when blocked; a deep copy otherwise).
+  Tensor to_plain() const;
+  /// Copies a plain tensor of the same shape into this one, converting to this tensor's layout.
+  void assign_plain(const Tensor& plain);
+  /// oneDNN descriptor of the physical layout (plain_desc() or nChw16c).
+  dnnl::memory::desc desc() const;
   /// A deep copy.
   Tensor clone() const;
   void fill(float v);
@@ -54,7 +83,7 @@ class Tensor {
   dnnl::memory::desc plain_desc() const;
   /// Plain descriptor viewing the tensor with `dims` (same element count).
   dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims) const;
-  /// A dnnl::memory over this buffer (no copy).
+  /// A dnnl::memory over this buffer in its physical layout, desc() (no copy).
   dnnl::memory dnnl_memory(const dnnl::engine& eng) const;
   dnnl::memory dnnl_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) const;
 
@@ -64,6 +93,7 @@ class Tensor {
   Shape shape_;
   int64_t numel_ = 0;
   std::shared_ptr<float> buf_;
+  Layout layout_ = Layout::plain;
 };
 
 /// Plain row-major format tag for a rank (a, ab, abc, abcd, abcde).
