@@ -79,12 +79,22 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
       c.param_by_local_[d.name] = &params_.back();
     }
   }
+  if (!opt_.reference) plan_layouts();
   for (size_t i = 0; i < n; ++i) {
     const graph::GraphNode& gn = graph_.nodes[i];
-    Context& c = instances_[i].ctx;
+    Instance& in = instances_[i];
+    Context& c = in.ctx;
     c.inputs_.resize(gn.inputs.size());
-    for (size_t p = 0; p < gn.inputs.size(); ++p)
-      if (gn.inputs[p]) c.inputs_[p] = instances_[gn.inputs[p]->node].ctx.outputs_[gn.inputs[p]->output];
+    for (size_t p = 0; p < gn.inputs.size(); ++p) {
+      if (!gn.inputs[p]) continue;
+      const Tensor& src = instances_[gn.inputs[p]->node].ctx.outputs_[gn.inputs[p]->output];
+      if (src.blocked() && gn.schema->layout_support() == graph::LayoutSupport::plain) {
+        c.inputs_[p] = Tensor(src.shape());  // a plain copy, refreshed before every forward
+        in.input_conversions.push_back({src, c.inputs_[p]});
+      } else {
+        c.inputs_[p] = src;
+      }
+    }
   }
   plan_autodiff();
   // Plan every node (primitives are created here, on this thread, once):
@@ -107,6 +117,53 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
 }
 
 Executor::~Executor() = default;
+
+// Which tensors live in nChw16c. Tensors joined by a `uniform` node (element-wise ops: all its rank-4
+// tensors share one layout) form a region; a region is blocked when every tensor in it can be (rank 4,
+// channels a multiple of 16, produced by a node that handles blocked layouts) and some `any` node
+// (a convolution) reads or writes it, so that chains conv -> add -> group_norm -> silu -> conv never leave
+// the layout the convolutions run fastest on. `plain` consumers of a blocked tensor get converted copies.
+void Executor::plan_layouts() {
+  const size_t n = graph_.nodes.size();
+  std::map<std::pair<int, int>, int> ids;  // (node, output) -> region element
+  std::vector<int> parent;
+  std::vector<char> blockable, near_any;
+  for (size_t i = 0; i < n; ++i)
+    for (size_t o = 0; o < graph_.nodes[i].output_shapes.size(); ++o)
+      if (Tensor::can_block(graph_.nodes[i].output_shapes[o])) {
+        ids[{int(i), int(o)}] = int(parent.size());
+        parent.push_back(int(parent.size()));
+        blockable.push_back(graph_.nodes[i].schema->layout_support() != graph::LayoutSupport::plain);
+        near_any.push_back(graph_.nodes[i].schema->layout_support() == graph::LayoutSupport::any);
+      }
+  auto find = [&](int x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const graph::GraphNode& gn = graph_.nodes[i];
+    const auto support = gn.schema->layout_support();
+    if (support == graph::LayoutSupport::plain) continue;
+    std::vector<int> mine;  // this node's blockable tensors
+    for (auto& r : gn.inputs)
+      if (r)
+        if (auto it = ids.find({r->node, r->output}); it != ids.end()) mine.push_back(it->second);
+    for (size_t o = 0; o < gn.output_shapes.size(); ++o)
+      if (auto it = ids.find({int(i), int(o)}); it != ids.end()) mine.push_back(it->second);
+    for (int t : mine) {
+      if (support == graph::LayoutSupport::any) near_any[t] = 1;
+      if (support == graph::LayoutSupport::uniform) parent[find(t)] = find(mine[0]);
+    }
+  }
+  std::vector<char> region_ok(parent.size(), 1), region_any(parent.size(), 0);
+  for (size_t t = 0; t < parent.size(); ++t) {
+    if (!blockable[t]) region_ok[find(int(t))] = 0;
+    if (near_any[t]) region_any[find(int(t))] = 1;
+  }
+  for (auto& [key, t] : ids)
+    if (region_ok[find(t)] && region_any[find(t)])
+      instances_[key.first].ctx.outputs_[key.second].set_layout(Layout::nChw16c);
+}
 
 void Executor::plan_autodiff() {
   const size_t n = graph_.nodes.size();
@@ -175,24 +232,67 @@ void Executor::plan_autodiff() {
       if (gn.inputs[p] && gn.schema->inputs()[p].differentiable && instances_[gn.inputs[p]->node].in_backward)
         senders[{gn.inputs[p]->node, gn.inputs[p]->output}].push_back({i, int(p)});
   }
+  // Gradient buffers. On the optimised path the backward tasks run one after another in
+  // backward_order_, so every gradient tensor has a known lifetime — from the backward of the consumer
+  // that writes it to the backward of the producer that reads it — and tensors whose lifetimes do not
+  // overlap share a buffer (best fit among the free ones). The reference path gives each its own.
+  serial_backward_ = !opt_.reference;
+  std::vector<int> pos(n, -1);
+  for (size_t k = 0; k < backward_order_.size(); ++k) pos[backward_order_[k]] = int(k);
+  struct Buffer {
+    Tensor storage;
+    int busy_until;
+  };
+  std::vector<Buffer> buffers;
+  auto grad_tensor = [&](const Tensor& value, int from, int until) {
+    Tensor t;
+    if (!serial_backward_) {
+      t = Tensor(value.shape());
+    } else {
+      const int64_t need = value.numel();
+      Buffer* best = nullptr;
+      for (auto& b : buffers)
+        if (b.busy_until < from && b.storage.numel() >= need && (!best || b.storage.numel() < best->storage.numel()))
+          best = &b;
+      if (!best) best = &buffers.emplace_back(Buffer{Tensor(Shape{need}), 0});
+      best->busy_until = until;
+      t = best->storage.prefix_view(value.shape());
+    }
+    t.set_layout(value.layout());
+    return t;
+  };
   for (int i : backward_order_) {
     Instance& in = instances_[i];
-    for (size_t o = 0; o < in.ctx.grad_outputs_.size(); ++o) {
-      auto it = senders.find({i, int(o)});
-      const Shape& shape = graph_.nodes[i].output_shapes[o];
-      if (it == senders.end()) {
-        in.ctx.grad_outputs_[o] = Tensor(shape);  // no gradient flows back: zeros
-      } else if (it->second.size() == 1) {
-        Tensor t(shape);  // one consumer: it writes straight into our gradient
-        in.ctx.grad_outputs_[o] = t;
-        instances_[it->second[0].first].ctx.grad_inputs_[it->second[0].second] = t;
+    for (size_t o = 0; o < in.ctx.grad_outputs_.size(); ++o)
+      if (!senders.count({i, int(o)})) {
+        in.ctx.grad_outputs_[o] = Tensor(graph_.nodes[i].output_shapes[o]);  // no gradient flows back: zeros
+        in.ctx.grad_outputs_[o].set_layout(in.ctx.outputs_[o].layout());
+      }
+  }
+  // In backward order, so lifetimes are handed out by their start.
+  for (int c : backward_order_) {
+    const graph::GraphNode& gn = graph_.nodes[c];
+    for (size_t port = 0; port < gn.inputs.size(); ++port) {
+      if (!gn.inputs[port]) continue;
+      auto it = senders.find({gn.inputs[port]->node, gn.inputs[port]->output});
+      if (it == senders.end() || std::find(it->second.begin(), it->second.end(), std::pair{c, int(port)}) == it->second.end())
+        continue;
+      const int prod = gn.inputs[port]->node, out = gn.inputs[port]->output;
+      Instance& producer = instances_[prod];
+      const Tensor& value = producer.ctx.outputs_[out];
+      Tensor t = grad_tensor(value, pos[c], pos[prod]);
+      if (it->second.size() == 1) {
+        producer.ctx.grad_outputs_[out] = t;  // one consumer: it writes straight into our gradient
       } else {
-        in.ctx.grad_outputs_[o] = Tensor(shape);
-        for (auto [cons, port] : it->second) {
-          Tensor t(shape);
-          instances_[cons].ctx.grad_inputs_[port] = t;
-          in.grad_sources[o].push_back(t);
-        }
+        if (producer.grad_sources[out].empty()) producer.ctx.grad_outputs_[out] = t;
+        producer.grad_sources[out].push_back(t);
+      }
+      Instance& consumer = instances_[c];
+      if (consumer.ctx.inputs_[port].layout() != t.layout()) {  // a plain node reading a blocked tensor
+        consumer.ctx.grad_inputs_[port] = Tensor(value.shape());
+        consumer.grad_conversions.push_back({consumer.ctx.grad_inputs_[port], t});
+      } else {
+        consumer.ctx.grad_inputs_[port] = t;
       }
     }
   }
@@ -238,9 +338,8 @@ void Executor::build_flow() {
         auto t0 = opt_.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
         if (backward) {
           for (size_t o = 0; o < in.grad_sources.size(); ++o) {
-            if (in.grad_sources[o].empty()) continue;
-            Tensor& g = in.ctx.grad_outputs_[o];
-            g.copy_from(in.grad_sources[o][0]);
+            if (in.grad_sources[o].size() < 2) continue;
+            Tensor& g = in.ctx.grad_outputs_[o];  // the first source
             float* d = g.data();
             for (size_t k = 1; k < in.grad_sources[o].size(); ++k) {
               const float* s = in.grad_sources[o][k].data();
@@ -248,7 +347,9 @@ void Executor::build_flow() {
             }
           }
           in.node->backward(in.ctx);
+          for (auto& cv : in.grad_conversions) cv.to.assign(cv.from);
         } else {
+          for (auto& cv : in.input_conversions) cv.to.assign(cv.from);
           in.node->forward(in.ctx);
         }
         if (opt_.profile) {
@@ -301,6 +402,10 @@ void Executor::build_flow() {
       if (gn.inputs[p] && instances_[gn.inputs[p]->node].in_backward && gn.schema->inputs()[p].differentiable)
         edge(f.bwd[i].get(), f.bwd[gn.inputs[p]->node].get());
   }
+  // Shared gradient buffers need the planned order.
+  if (serial_backward_)
+    for (size_t k = 1; k < backward_order_.size(); ++k)
+      edge(f.bwd[backward_order_[k - 1]].get(), f.bwd[backward_order_[k]].get());
   // The optimizer steps after every backward task, and everything it feeds after it.
   for (size_t i = 0; i < n; ++i)
     if (graph_.nodes[i].schema->is_optimizer()) {
@@ -360,7 +465,8 @@ void Executor::run(const std::function<void(const TickInfo&)>& on_tick) {
 Tensor Executor::output(const std::string& ref) const {
   auto r = graph_.resolve(ref);
   if (!r) throw std::invalid_argument("no node output " + q(ref) + " in " + graph_.file);
-  return instances_[r->node].ctx.outputs_[r->output];
+  const Tensor& t = instances_[r->node].ctx.outputs_[r->output];
+  return t.blocked() ? t.to_plain() : t;
 }
 
 std::vector<NodeProfile> Executor::profile() const {

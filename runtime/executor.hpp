@@ -94,11 +94,20 @@ class Executor {
     std::unique_ptr<Node> node;
     Context ctx;
     bool in_backward = false;
-    // Gradient routing: for each output, the consumers' grad-input tensors to sum.
+    // Gradient routing: for each output, the consumers' grad-input tensors to sum (the first one is
+    // grad_outputs_[o] itself: the others are added into it).
     std::vector<std::vector<Tensor>> grad_sources;
+    // Layout conversions at the edges of blocked regions (plan_layouts): before forward, a blocked
+    // producer's tensor into this node's plain input; after backward, this node's plain gradient into
+    // the blocked gradient its producer reads.
+    struct Conversion {
+      Tensor from, to;
+    };
+    std::vector<Conversion> input_conversions, grad_conversions;
     double fwd_s = 0, bwd_s = 0;
     int64_t fwd_n = 0, bwd_n = 0;
   };
+  void plan_layouts();
   void plan_autodiff();
   void build_flow();
   void run_tick(int64_t tick);
@@ -111,6 +120,7 @@ class Executor {
   std::vector<Instance> instances_;
   std::deque<Param> params_;
   std::vector<int> backward_order_;  // nodes whose backward runs, consumers first
+  bool serial_backward_ = false;     // backward tasks chained in backward_order_ (shared gradient buffers)
   struct Flow;
   std::unique_ptr<Flow> flow_;
   std::mutex lane_;  // the compute lane for heavy nodes

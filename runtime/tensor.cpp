@@ -91,6 +91,13 @@ void Tensor::assign_plain(const Tensor& plain) {
   else copy_from(plain);
 }
 
+void Tensor::assign(const Tensor& src) {
+  if (src.shape_ != shape_)
+    throw std::invalid_argument("Tensor::assign: " + graph::shape_str(src.shape_) + " into " + graph::shape_str(shape_));
+  if (src.layout_ == layout_) copy_from(src);
+  else convert(shape_, src.data(), data(), blocked());
+}
+
 Tensor Tensor::clone() const {
   Tensor t(shape_);
   t.layout_ = layout_;

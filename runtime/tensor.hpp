@@ -68,6 +68,8 @@ class Tensor {
   Tensor to_plain() const;
   /// Copies a plain tensor of the same shape into this one, converting to this tensor's layout.
   void assign_plain(const Tensor& plain);
+  /// Copies the values of a tensor of the same shape, converting between layouts when they differ.
+  void assign(const Tensor& src);
   /// oneDNN descriptor of the physical layout (plain_desc() or nChw16c).
   dnnl::memory::desc desc() const;
   /// A deep copy.

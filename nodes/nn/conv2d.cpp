@@ -2,7 +2,7 @@
 // backward_data and backward_weights (with bias) primitives built once at plan time.
 //
 // The primitives choose their layouts (format_tag::any: nChw16c and blocked weights on AVX-512, about
-// twice as fast as plain nchw); tensors are reordered from/to the plain tensors only where the chosen
+// twice as fast as plain nchw); tensors are reordered from/to their stored layouts only where the chosen
 // descs differ. Running them is nodes/nn/weighted_layer.hpp's part.
 //
 // Algorithm: 3x3 stride-1 convolutions use oneDNN's Winograd F(4x4, 3x3) kernels when the CPU has them
@@ -54,6 +54,7 @@ struct Conv2d final : Node {
                    "start weight and bias at zero (else PyTorch's default U(+-1/sqrt(Cin*kernel^2)))")
         .differentiable({"x"})
         .heavy()
+        .layouts(graph::LayoutSupport::any)
         .shape([](graph::ShapeContext& c) {
           const Shape& x = c.input_rank("x", 4);
           auto g = geometry(x, Json{{"out_channels", c.attr_int("out_channels")},
@@ -83,11 +84,12 @@ struct Conv2d final : Node {
     g_ = geometry(ctx.input("x").shape(), ctx.attrs());
     bias_ = ctx.attr_bool("bias");
 
-    // Plain user layouts.
+    // The tensors' own layouts (x and y may be nChw16c: the executor keeps them blocked between
+    // convolutions; gradients share their values' layouts).
     const dnnl::memory::dims src_dims{g_.n, g_.cin, g_.h, g_.w}, wei_dims{g_.cout, g_.cin, g_.k, g_.k},
         dst_dims{g_.n, g_.cout, g_.ho, g_.wo}, bias_dims{g_.cout};
-    const dnnl::memory::desc src_md(src_dims, dt::f32, tag::nchw), wei_md(wei_dims, dt::f32, tag::oihw),
-        dst_md(dst_dims, dt::f32, tag::nchw), bias_md(bias_dims, dt::f32, tag::x);
+    const dnnl::memory::desc src_md = ctx.input("x").desc(), wei_md(wei_dims, dt::f32, tag::oihw),
+                             dst_md = ctx.output("y").desc(), bias_md(bias_dims, dt::f32, tag::x);
     // Layouts left to the primitives.
     const dnnl::memory::desc src_any(src_dims, dt::f32, tag::any), wei_any(wei_dims, dt::f32, tag::any),
         dst_any(dst_dims, dt::f32, tag::any);
@@ -118,7 +120,7 @@ struct Conv2d final : Node {
   void plan_with(Context& ctx, dnnl::algorithm alg, const dnnl::memory::desc& src_any,
                  const dnnl::memory::desc& wei_any, const dnnl::memory::desc& bias_prim,
                  const dnnl::memory::desc& dst_any, const dnnl::primitive_attr& attr,
-                 const dnnl_util::PlainLayouts& plain) {
+                 const dnnl_util::TensorLayouts& layouts) {
     const auto& eng = ctx.engine();
     const dnnl::memory::dims strides{g_.stride, g_.stride}, pad{g_.pad, g_.pad};
     const dnnl::convolution_forward::primitive_desc fwd_pd(
@@ -130,7 +132,7 @@ struct Conv2d final : Node {
     const dnnl::convolution_backward_weights::primitive_desc bwd_w_pd(
         dnnl::convolution_backward_weights::desc(alg, src_any, wei_any, bias_prim, dst_any, strides, pad, pad), attr,
         eng, fwd_pd);
-    layer_.plan(eng, fwd_pd, bwd_d_pd, bwd_w_pd, plain, bias_);
+    layer_.plan(eng, fwd_pd, bwd_d_pd, bwd_w_pd, layouts, bias_);
   }
 
   ConvGeometry g_{};

@@ -1,8 +1,9 @@
 // nodes/nn/dnnl_util.hpp — the "reorder only if the descs differ" recipe and a node-owned
 // user-mode scratchpad, shared by the oneDNN-backed layer nodes (conv2d, linear).
 //
-// Tensors reach nodes in the plain row-major layout. A primitive built with format_tag::any may want
-// another layout (nChw16c, blocked weights); a Staged tensor holds, once per node, the reorder primitive,
+// A tensor reaches a node in its own layout (plain, or nChw16c where the executor keeps it blocked). A
+// primitive built with format_tag::any may want another one (nChw16c, blocked or Winograd weights); a
+// Staged tensor holds, once per node, the reorder primitive,
 // and at run time either wraps the plain tensor directly (the descs match) or reorders into / out of a
 // buffer in the primitive's layout. That buffer lives only during one call, so it comes from a per-thread
 // staging slot shared by every node (a thread runs one primitive at a time): one set of staging buffers
@@ -46,7 +47,7 @@ inline void* staging_buffer(int slot, size_t bytes) {
 class Staged {
  public:
   Staged() = default;
-  /// `user_md` is the plain layout of the tensor, `prim_md` what the primitive chose. `slot` (0..7) names
+  /// `user_md` is the tensor's own layout, `prim_md` what the primitive chose. `slot` (0..7) names
   /// the staging buffer used when they differ: arguments of one primitive call need distinct slots.
   Staged(const dnnl::memory::desc& user_md, const dnnl::memory::desc& prim_md, const dnnl::engine& eng, int slot)
       : user_md_(user_md), prim_md_(prim_md), slot_(slot) {
@@ -75,7 +76,7 @@ class Staged {
     return prim_mem_;
   }
 
-  /// After the primitive ran: reorders its output back into the plain tensor when needed.
+  /// After the primitive ran: reorders its output back into the tensor's layout when needed.
   void finish(runtime::Tensor& t, const dnnl::engine& eng, dnnl::stream& s) {
     if (!reorders()) return;
     dnnl::memory user(user_md_, eng, t.data());
@@ -91,25 +92,23 @@ class Staged {
   dnnl::reorder to_prim_, to_user_;
 };
 
-/// One user-mode scratchpad for several primitives of a node that run one after another.
+/// The user-mode scratchpad of a node's primitives. Like the staging buffers it lives on the calling
+/// thread and is shared by every node (a thread runs one primitive at a time): Winograd convolutions
+/// want 7-10 MB each, which per node would add ~400 MB to a unet-small training run.
 class Scratchpad {
  public:
-  /// Grows the buffer to fit `pd`'s scratchpad (call for every primitive_desc before memory_for()).
+  /// Grows the size to fit `pd`'s scratchpad (call for every primitive_desc at plan time).
   void reserve(const dnnl::primitive_desc_base& pd) {
     size_ = std::max<size_t>(size_, pd.scratchpad_desc().get_size());
   }
-  /// The scratchpad argument for `pd` (allocates the shared buffer on first use).
-  dnnl::memory memory_for(const dnnl::primitive_desc_base& pd, const dnnl::engine& eng) {
-    if (!buf_) {
-      size_t bytes = std::max<size_t>((size_ + 63) / 64 * 64, 64);
-      buf_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, bytes)), [](uint8_t* p) { std::free(p); });
-    }
-    return dnnl::memory(pd.scratchpad_desc(), eng, buf_.get());
+  /// The scratchpad argument for `pd`, for one execution on the calling thread.
+  dnnl::memory memory_for(const dnnl::primitive_desc_base& pd, const dnnl::engine& eng) const {
+    return dnnl::memory(pd.scratchpad_desc(), eng, staging_buffer(kSlot, std::max<size_t>(size_, 64)));
   }
 
  private:
+  static constexpr int kSlot = 7;  // Staged arguments use slots 0..5
   size_t size_ = 0;
-  std::shared_ptr<uint8_t> buf_;
 };
 
 /// A primitive_attr asking for a user-mode scratchpad.

@@ -3,7 +3,7 @@
 // tensors around them, one scratchpad for the three, and the forward() / backward() bodies.
 //
 // A layer node builds the three primitive_descs its own way (format_tag::any, user-mode scratchpad,
-// backward descs hinted by the forward one) and hands them over with the plain layouts of its tensors;
+// backward descs hinted by the forward one) and hands them over with the stored layouts of its tensors;
 // WeightedLayer does the rest. The weights are reordered every tick (they change every optimizer step).
 #pragma once
 
@@ -23,8 +23,8 @@ struct LayerNames {
   std::string input = "x", output = "y", weight = "weight", bias = "bias";
 };
 
-/// The plain (row-major) layouts of a layer's tensors; `bias` is only read when the layer has one.
-struct PlainLayouts {
+/// The layouts of a layer's tensors as they are stored (plain or nChw16c); `bias` is only read when the layer has one.
+struct TensorLayouts {
   dnnl::memory::desc src, weights, dst, bias;
 };
 
@@ -43,39 +43,36 @@ class WeightedLayer {
   /// At plan time: builds the primitives, the Staged tensors and the shared scratchpad. The descs must
   /// ask for a user-mode scratchpad (user_scratchpad_attr()); `bias` says whether the layer has one.
   void plan(const dnnl::engine& eng, const FwdPd& fwd_pd, const BwdDataPd& bwd_d_pd, const BwdWeightsPd& bwd_w_pd,
-            const PlainLayouts& plain, bool bias) {
+            const TensorLayouts& user, bool bias) {
     bias_ = bias;
 
     // Forward.
     fwd_pd_ = fwd_pd;
     fwd_ = Fwd(fwd_pd_);
-    fwd_src_ = Staged(plain.src, fwd_pd_.src_desc(), eng, 0);
-    fwd_wei_ = Staged(plain.weights, fwd_pd_.weights_desc(), eng, 1);
-    fwd_dst_ = Staged(plain.dst, fwd_pd_.dst_desc(), eng, 2);
+    fwd_src_ = Staged(user.src, fwd_pd_.src_desc(), eng, 0);
+    fwd_wei_ = Staged(user.weights, fwd_pd_.weights_desc(), eng, 1);
+    fwd_dst_ = Staged(user.dst, fwd_pd_.dst_desc(), eng, 2);
 
     // Backward data.
     bwd_d_pd_ = bwd_d_pd;
     bwd_d_ = BwdData(bwd_d_pd_);
-    bwd_d_diff_src_ = Staged(plain.src, bwd_d_pd_.diff_src_desc(), eng, 3);
-    bwd_d_wei_ = Staged(plain.weights, bwd_d_pd_.weights_desc(), eng, 1);
-    bwd_d_diff_dst_ = Staged(plain.dst, bwd_d_pd_.diff_dst_desc(), eng, 2);
+    bwd_d_diff_src_ = Staged(user.src, bwd_d_pd_.diff_src_desc(), eng, 3);
+    bwd_d_wei_ = Staged(user.weights, bwd_d_pd_.weights_desc(), eng, 1);
+    bwd_d_diff_dst_ = Staged(user.dst, bwd_d_pd_.diff_dst_desc(), eng, 2);
 
     // Backward weights (and bias).
     bwd_w_pd_ = bwd_w_pd;
     bwd_w_ = BwdWeights(bwd_w_pd_);
-    bwd_w_src_ = Staged(plain.src, bwd_w_pd_.src_desc(), eng, 0);
-    bwd_w_diff_dst_ = Staged(plain.dst, bwd_w_pd_.diff_dst_desc(), eng, 2);
-    bwd_w_diff_wei_ = Staged(plain.weights, bwd_w_pd_.diff_weights_desc(), eng, 4);
-    if (bias_) bwd_w_diff_bias_ = Staged(plain.bias, bwd_w_pd_.diff_bias_desc(), eng, 5);
+    bwd_w_src_ = Staged(user.src, bwd_w_pd_.src_desc(), eng, 0);
+    bwd_w_diff_dst_ = Staged(user.dst, bwd_w_pd_.diff_dst_desc(), eng, 2);
+    bwd_w_diff_wei_ = Staged(user.weights, bwd_w_pd_.diff_weights_desc(), eng, 4);
+    if (bias_) bwd_w_diff_bias_ = Staged(user.bias, bwd_w_pd_.diff_bias_desc(), eng, 5);
     same_diff_dst_ = bwd_d_pd_.diff_dst_desc() == bwd_w_pd_.diff_dst_desc();
 
-    // One scratchpad for the three (they never run at the same time).
+    // One scratchpad size for the three.
     scratch_.reserve(fwd_pd_);
     scratch_.reserve(bwd_d_pd_);
     scratch_.reserve(bwd_w_pd_);
-    fwd_scratch_ = scratch_.memory_for(fwd_pd_, eng);
-    bwd_d_scratch_ = scratch_.memory_for(bwd_d_pd_, eng);
-    bwd_w_scratch_ = scratch_.memory_for(bwd_w_pd_, eng);
   }
 
   void forward(runtime::Context& ctx) {
@@ -85,7 +82,7 @@ class WeightedLayer {
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, fwd_src_.in(ctx.input(names_.input), eng, s)},
                                                {DNNL_ARG_WEIGHTS, fwd_wei_.in(ctx.param(names_.weight), eng, s)},
                                                {DNNL_ARG_DST, fwd_dst_.out(y, eng)},
-                                               {DNNL_ARG_SCRATCHPAD, fwd_scratch_}};
+                                               {DNNL_ARG_SCRATCHPAD, scratch_.memory_for(fwd_pd_, eng)}};
     if (bias_) args[DNNL_ARG_BIAS] = ctx.param(names_.bias).dnnl_memory(eng);
     fwd_.execute(s, args);
     fwd_dst_.finish(y, eng, s);
@@ -104,7 +101,7 @@ class WeightedLayer {
       bwd_d_.execute(s, {{DNNL_ARG_DIFF_DST, dy_d},
                          {DNNL_ARG_WEIGHTS, bwd_d_wei_.in(ctx.param(names_.weight), eng, s)},
                          {DNNL_ARG_DIFF_SRC, bwd_d_diff_src_.out(dx, eng)},
-                         {DNNL_ARG_SCRATCHPAD, bwd_d_scratch_}});
+                         {DNNL_ARG_SCRATCHPAD, scratch_.memory_for(bwd_d_pd_, eng)}});
       bwd_d_diff_src_.finish(dx, eng, s);
     }
 
@@ -113,7 +110,7 @@ class WeightedLayer {
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, bwd_w_src_.in(ctx.input(names_.input), eng, s)},
                                                {DNNL_ARG_DIFF_DST, dy_w},
                                                {DNNL_ARG_DIFF_WEIGHTS, bwd_w_diff_wei_.out(dw, eng)},
-                                               {DNNL_ARG_SCRATCHPAD, bwd_w_scratch_}};
+                                               {DNNL_ARG_SCRATCHPAD, scratch_.memory_for(bwd_w_pd_, eng)}};
     if (bias_) args[DNNL_ARG_DIFF_BIAS] = bwd_w_diff_bias_.out(ctx.param_grad(names_.bias), eng);
     bwd_w_.execute(s, args);
     bwd_w_diff_wei_.finish(dw, eng, s);
@@ -134,7 +131,6 @@ class WeightedLayer {
   BwdWeights bwd_w_;
   Staged bwd_w_src_, bwd_w_diff_dst_, bwd_w_diff_wei_, bwd_w_diff_bias_;
   Scratchpad scratch_;
-  dnnl::memory fwd_scratch_, bwd_d_scratch_, bwd_w_scratch_;
 };
 
 }  // namespace noiseflow::nodes::dnnl_util
