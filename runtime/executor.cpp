@@ -97,6 +97,14 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
     }
   }
   plan_autodiff();
+  for (auto& in : instances_) {
+    for (auto& t : in.ctx.outputs_) {
+      ++stats_.tensors;
+      stats_.blocked_tensors += t.blocked();
+      stats_.activation_bytes += t.numel() * int64_t(sizeof(float));
+    }
+    stats_.conversions += int64_t(in.input_conversions.size());
+  }
   // Plan every node (primitives are created here, on this thread, once):
   // sources first, so a weight loader fills parameters before their users plan.
   std::vector<int> plan_order;
@@ -246,15 +254,21 @@ void Executor::plan_autodiff() {
   std::vector<Buffer> buffers;
   auto grad_tensor = [&](const Tensor& value, int from, int until) {
     Tensor t;
+    ++stats_.gradient_tensors;
+    stats_.gradient_bytes_unshared += value.numel() * int64_t(sizeof(float));
     if (!serial_backward_) {
       t = Tensor(value.shape());
+      stats_.gradient_bytes += value.numel() * int64_t(sizeof(float));
     } else {
       const int64_t need = value.numel();
       Buffer* best = nullptr;
       for (auto& b : buffers)
         if (b.busy_until < from && b.storage.numel() >= need && (!best || b.storage.numel() < best->storage.numel()))
           best = &b;
-      if (!best) best = &buffers.emplace_back(Buffer{Tensor(Shape{need}), 0});
+      if (!best) {
+        best = &buffers.emplace_back(Buffer{Tensor(Shape{need}), 0});
+        stats_.gradient_bytes += need * int64_t(sizeof(float));
+      }
       best->busy_until = until;
       t = best->storage.prefix_view(value.shape());
     }

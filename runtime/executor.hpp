@@ -47,6 +47,16 @@ struct NodeProfile {
   int64_t forward_calls = 0, backward_calls = 0;
 };
 
+/// What the plan decided about memory and layouts (Executor::plan_stats()).
+struct PlanStats {
+  int64_t tensors = 0, blocked_tensors = 0;  ///< node outputs, and how many of them are nChw16c
+  int64_t conversions = 0;                    ///< plain copies of blocked tensors for plain-only nodes
+  int64_t activation_bytes = 0;               ///< node outputs (kept for the backward pass)
+  int64_t gradient_tensors = 0;               ///< gradients of node outputs
+  int64_t gradient_bytes = 0;                 ///< their buffers (shared by lifetime on the optimised path)
+  int64_t gradient_bytes_unshared = 0;        ///< what one buffer per gradient would take
+};
+
 /// Progress of a run, handed to the per-tick callback.
 struct TickInfo {
   int64_t tick = 0;   ///< the tick just finished (0-based)
@@ -70,7 +80,7 @@ class Executor {
   /// Asks a running run() to stop after the current tick (thread-safe).
   void cancel() { cancel_ = true; }
 
-  /// The tensor of "node" or "node.output".
+  /// The tensor of "node" or "node.output" (a plain copy when the plan keeps it nChw16c).
   Tensor output(const std::string& ref) const;
   /// Every parameter, by qualified name.
   std::deque<Param>& params() { return params_; }
@@ -86,6 +96,7 @@ class Executor {
   /// Per-node times since the last reset (needs ExecutorOptions::profile).
   std::vector<NodeProfile> profile() const;
   void reset_profile();
+  const PlanStats& plan_stats() const { return stats_; }
   /// Whether the graph has an optimizer (a training pipeline).
   bool training() const { return !backward_order_.empty(); }
 
@@ -120,6 +131,7 @@ class Executor {
   std::vector<Instance> instances_;
   std::deque<Param> params_;
   std::vector<int> backward_order_;  // nodes whose backward runs, consumers first
+  PlanStats stats_;
   bool serial_backward_ = false;     // backward tasks chained in backward_order_ (shared gradient buffers)
   struct Flow;
   std::unique_ptr<Flow> flow_;

@@ -207,8 +207,13 @@ int cmd_bench(const std::string& file, const noiseflow::Options& o, int repeats,
   std::printf("tick wall time: median %.2f ms (min %.2f, max %.2f); sum of node medians: forward %.2f ms, backward %.2f ms\n",
               median(total) * 1e3, total.front() * 1e3, total.back() * 1e3, sum_f * 1e3, sum_b * 1e3);
   if (conv_s > 0)
-    std::printf("convolutions: %.2f GFLOP per tick in %.2f ms = %.1f GFLOP/s\n", conv_flops / 1e9, conv_s * 1e3,
-                conv_flops / conv_s / 1e9);
+    std::printf("convolutions: %.2f GFLOP per tick (direct-convolution count) in %.2f ms = %.1f GFLOP/s effective\n",
+                conv_flops / 1e9, conv_s * 1e3, conv_flops / conv_s / 1e9);
+  const auto& st = ex.plan_stats();
+  std::printf("plan: %lld of %lld tensors nChw16c, %lld layout conversions per tick; activations %.1f MB, gradients "
+              "%.1f MB (%lld tensors, %.1f MB unshared)\n",
+              (long long)st.blocked_tensors, (long long)st.tensors, (long long)st.conversions, st.activation_bytes / 1e6,
+              st.gradient_bytes / 1e6, (long long)st.gradient_tensors, st.gradient_bytes_unshared / 1e6);
   return 0;
 }
 
