@@ -1,5 +1,10 @@
 // nodes/nn/concat.cpp — y = [a, b, c, d] joined along one axis; oneDNN concat
 // forward, backward = one reorder per input from a submemory view of dy.
+//
+// The primitives work on each tensor's physical layout (desc()), plain or nChw16c. A channel slice of a
+// blocked y is a valid view only at multiples of 16 channels, which holds when every input is blocked
+// too; when y is blocked but an input is not (e.g. 8 + 8 channels), the primitives use a plain copy of y
+// (stage_), converted after forward and from dy before backward.
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -25,6 +30,7 @@ struct Concat final : Node {
         .attr_int("axis", 1, -6, 5, "axis to join along; negative counts from the last")
         .differentiable({"a", "b", "c", "d"})
         .heavy()
+        .layouts(graph::LayoutSupport::uniform)
         .shape([](graph::ShapeContext& c) {
           const auto& a = c.input("a");
           int64_t rank = int64_t(a.size());
@@ -54,17 +60,20 @@ struct Concat final : Node {
     int64_t axis = ctx.attr_int("axis");
     const Tensor& y = ctx.output("y");
     if (axis < 0) axis += y.rank();
-    auto dst_md = y.plain_desc();
+    bool staged = false;
+    for (const char* name : kInputs) staged |= y.blocked() && ctx.has_input(name) && !ctx.input(name).blocked();
+    if (staged) stage_ = Tensor(y.shape());
+    auto dst_md = staged ? stage_.desc() : y.desc();
     std::vector<dnnl::memory::desc> src_mds;
     dnnl::memory::dims offsets(y.rank(), 0);
     for (const char* name : kInputs) {
       if (!ctx.has_input(name)) continue;
       const Tensor& x = ctx.input(name);
-      src_mds.push_back(x.plain_desc());
+      src_mds.push_back(x.desc());
       inputs_.push_back(name);
       // Backward: dx is the slice of dy at this offset, copied out by a reorder.
       auto view_md = dst_md.submemory_desc(to_dims(x.shape()), offsets);
-      grad_pds_.emplace_back(eng, view_md, eng, x.plain_desc(), dnnl_util::user_scratchpad_attr());
+      grad_pds_.emplace_back(eng, view_md, eng, x.desc(), dnnl_util::user_scratchpad_attr());
       grad_reorders_.emplace_back(grad_pds_.back());
       scratchpad_.reserve(grad_pds_.back());
       grad_view_mds_.push_back(view_md);
@@ -77,17 +86,19 @@ struct Concat final : Node {
 
   void forward(Context& ctx) override {
     auto& e = ctx.engine();
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, ctx.output("y").dnnl_memory(e)},
+    Tensor& y = ctx.output("y");
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, (stage_.empty() ? y : stage_).dnnl_memory(e)},
                                                {DNNL_ARG_SCRATCHPAD, scratchpad_.memory_for(fwd_pd_, e)}};
     for (size_t i = 0; i < inputs_.size(); ++i)
       args[DNNL_ARG_MULTIPLE_SRC + int(i)] = ctx.input(inputs_[i]).dnnl_memory(e);
     fwd_.execute(ctx.stream(), args);
     ctx.stream().wait();
+    if (!stage_.empty()) y.assign_plain(stage_);
   }
 
   void backward(Context& ctx) override {
     auto& e = ctx.engine();
-    const Tensor& dy = ctx.grad_output("y");
+    const Tensor dy = stage_.empty() ? ctx.grad_output("y") : ctx.grad_output("y").to_plain();
     for (size_t i = 0; i < inputs_.size(); ++i) {
       if (!ctx.wants_grad(inputs_[i])) continue;
       auto src = dy.dnnl_memory(e, grad_view_mds_[i]);
@@ -107,6 +118,7 @@ struct Concat final : Node {
   std::vector<dnnl::reorder::primitive_desc> grad_pds_;
   std::vector<dnnl::reorder> grad_reorders_;
   dnnl_util::Scratchpad scratchpad_;  ///< user-mode, shared by the node's primitives
+  Tensor stage_;                      ///< plain y for the primitives when y is blocked and an input is not
 };
 
 NOISEFLOW_REGISTER_NODE(Concat);

@@ -1,4 +1,5 @@
-// nodes/nn/silu.cpp — y = x * sigmoid(x), oneDNN eltwise swish forward and backward.
+// nodes/nn/silu.cpp — y = x * sigmoid(x), oneDNN eltwise swish forward and backward, on x's physical
+// layout (plain or nChw16c; y and the gradients share it).
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -13,11 +14,12 @@ struct Silu final : Node {
         .output("y", "same shape as x")
         .differentiable({"x"})
         .heavy()
+        .layouts(graph::LayoutSupport::uniform)
         .shape([](graph::ShapeContext& c) { c.set_output("y", c.input("x")); });
   }
 
   void plan(Context& ctx) override {
-    auto md = ctx.input("x").plain_desc();
+    auto md = ctx.input("x").desc();
     auto fwd_d = dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::eltwise_swish, md, 1.f);
     fwd_pd_ = dnnl::eltwise_forward::primitive_desc(fwd_d, ctx.engine());
     fwd_ = dnnl::eltwise_forward(fwd_pd_);

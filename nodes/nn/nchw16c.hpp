@@ -1,0 +1,31 @@
+// nodes/nn/nchw16c.hpp — loop helpers for tensors in the nChw16c layout (runtime::Layout).
+//
+// An nChw16c tensor [N, C, H, W] is N * C/16 channel blocks; block k = n * C/16 + c/16 is H*W pixels of
+// 16 consecutive channels, contiguous at k * H*W * 16. Loops over a block run a 16-wide inner loop over
+// the channels, which the compiler vectorises.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace noiseflow::nodes::nchw16c {
+
+constexpr int kLanes = 16;
+/// Pixels summed in float per lane before adding into double: 256 terms, as a 1024-float chunk of a plain
+/// row summed with 4-wide SIMD lanes.
+constexpr int64_t kPixelChunk = 256;
+
+/// s[l] = sum over the hw pixels of block p of channel l.
+inline void block_sums(const float* p, int64_t hw, double s[kLanes]) {
+  std::fill(s, s + kLanes, 0.0);
+  for (int64_t o = 0; o < hw; o += kPixelChunk) {
+    const int64_t e = std::min(hw, o + kPixelChunk);
+    float c[kLanes] = {};
+    for (int64_t i = o; i < e; ++i)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) c[l] += p[i * kLanes + l];
+    for (int l = 0; l < kLanes; ++l) s[l] += c[l];
+  }
+}
+
+}  // namespace noiseflow::nodes::nchw16c
