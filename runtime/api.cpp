@@ -39,7 +39,8 @@ const graph::Graph& Pipeline::graph() const { return *graph_; }
 
 runtime::Executor& Pipeline::executor() {
   if (!exec_) {
-    auto ex = std::make_unique<runtime::Executor>(*graph_, runtime::ExecutorOptions{.threads = options_.threads, .reference = options_.reference});
+    auto ex = std::make_unique<runtime::Executor>(*graph_, runtime::ExecutorOptions{
+        .threads = options_.threads, .flow_threads = options_.flow_threads, .reference = options_.reference});
     if (options_.resume) resume(*ex);
     exec_ = std::move(ex);
   }

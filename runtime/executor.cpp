@@ -52,7 +52,10 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
   int threads = effective_threads(opt_.threads);
   omp_set_num_threads(threads);
   flow_ = std::make_unique<Flow>();
-  flow_->limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+  // TBB threads running node bodies. One by default: heavy nodes use every core through OpenMP anyway,
+  // and a second TBB thread brings its own OpenMP team that competes with the lane's (docs/PERFORMANCE.md).
+  const int flow_threads = opt_.flow_threads > 0 ? opt_.flow_threads : 1;
+  flow_->limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, flow_threads);
 
   const size_t n = graph_.nodes.size();
   instances_.resize(n);

@@ -7,7 +7,8 @@
 // Plan: node instances, their primitives (plan()), every output tensor
 // preallocated, parameters created and initialised, one flow-graph node per
 // graph node. Heavy nodes (oneDNN) run one at a time on a compute lane that
-// uses all cores; light nodes (data, I/O) run beside them on TBB.
+// uses all cores; with flow_threads > 1, light nodes (data, I/O) run beside
+// them on TBB.
 #pragma once
 
 #include <atomic>
@@ -33,7 +34,10 @@ struct RunError : std::runtime_error {
 };
 
 struct ExecutorOptions {
-  int threads = 0;       ///< 0: all cores
+  int threads = 0;       ///< OpenMP threads of heavy nodes; 0: all cores
+  /// TBB threads running node bodies (light nodes beside the heavy lane); 0: one. On 2 cores a second
+  /// one made a unet-small training step ~10% slower (its OpenMP team competes with the lane's).
+  int flow_threads = 0;
   bool profile = false;  ///< time every node's forward and backward
   /// The straightforward path: plainest kernels (Context::reference()) and one buffer per gradient
   /// instead of buffers shared by lifetime. For checking the optimised path; slower, more memory.

@@ -161,6 +161,7 @@ int cmd_bench(const std::string& file, const noiseflow::Options& o, int repeats,
   eo.threads = o.threads;
   eo.profile = true;
   eo.reference = o.reference;
+  eo.flow_threads = o.flow_threads;
   graph::LoadOptions lo;
   lo.schemas = &noiseflow::runtime::Registry::global();
   lo.overrides = o.params;
@@ -260,7 +261,7 @@ int main(int argc, char** argv) {
   std::string file;
   std::vector<std::string> sets;
   int64_t seed = -1, ticks = 0, log_every = 0;
-  int threads = 0;
+  int threads = 0, flow_threads = 0;
   bool quiet = false, json = false, reference = false;
   const char* reference_help =
       "straightforward path: direct convolutions, one buffer per gradient (to check the optimised path)";
@@ -270,6 +271,7 @@ int main(int argc, char** argv) {
   run->add_option("--set", sets, "override a param: key=value (repeatable)");
   run->add_option("--seed", seed, "random seed (overrides run.seed)");
   run->add_option("--threads", threads, "compute threads (default: all cores)");
+  run->add_option("--flow-threads", flow_threads, "threads running nodes beside the compute lane (default: 1)");
   run->add_option("--ticks", ticks, "number of ticks (overrides run.ticks)");
   run->add_option("--log-every", log_every, "when not on a terminal, print progress every N ticks");
   run->add_flag("-q,--quiet", quiet, "no progress output");
@@ -290,6 +292,7 @@ int main(int argc, char** argv) {
   bench->add_option("file", file, "pipeline file (e.g. pipelines/bench_unet.json)")->required();
   bench->add_option("--set", sets, "override a param: key=value (repeatable)");
   bench->add_option("--threads", threads, "compute threads (default: all cores)");
+  bench->add_option("--flow-threads", flow_threads, "threads running nodes beside the compute lane (default: 1)");
   bench->add_option("--repeats", repeats, "timed ticks")->check(CLI::PositiveNumber);
   bench->add_option("--warmup", warmup, "untimed ticks first")->check(CLI::NonNegativeNumber);
   bench->add_flag("--reference", reference, reference_help);
@@ -303,6 +306,7 @@ int main(int argc, char** argv) {
     auto opts = make_options(sets, seed, threads, ticks);
     opts.resume = resume;
     opts.reference = reference;
+    opts.flow_threads = flow_threads;
     if (*run) return cmd_run(file, opts, quiet, log_every);
     if (*check) return cmd_check(file, opts);
     if (*dot) {

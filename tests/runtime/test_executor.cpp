@@ -259,7 +259,7 @@ TEST_CASE("parallel branches: every node once per tick after its producers") {
   for (int threads : {1, 2}) {
     CAPTURE(threads);
     run_log().clear();
-    Executor ex(g, ExecutorOptions{threads});
+    Executor ex(g, ExecutorOptions{.threads = threads, .flow_threads = threads});
     int64_t callbacks = 0;
     ex.run([&](const runtime::TickInfo& t) {
       CHECK(t.tick == callbacks);
@@ -305,7 +305,7 @@ TEST_CASE("sinks run every N ticks and at the end") {
   for (int threads : {1, 2}) {
     CAPTURE(threads);
     run_log().clear();
-    Executor ex(g, ExecutorOptions{threads});
+    Executor ex(g, ExecutorOptions{.threads = threads, .flow_threads = threads});
     ex.run();
     CHECK(run_log().ticks_of("src") == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
     CHECK(run_log().ticks_of("all") == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
@@ -339,7 +339,7 @@ TEST_CASE("a state node accumulates across ticks: x_{k+1} = x_k + 1") {
   for (int threads : {1, 2}) {
     CAPTURE(threads);
     auto g = load(text);
-    Executor ex(g, ExecutorOptions{threads});
+    Executor ex(g, ExecutorOptions{.threads = threads, .flow_threads = threads});
     std::vector<float> seen;
     ex.run([&](const runtime::TickInfo&) { seen.push_back(ex.output("acc")[0]); });
     // After tick k the state holds x_{k+1} = 0.5 + (k + 1).
@@ -370,7 +370,7 @@ TEST_CASE("an exception in forward is a RunError naming the file and node") {
       CAPTURE(threads);
       auto g = load(text_for("runtime"), {}, "bad/exec.json");
       run_log().clear();
-      Executor ex(g, ExecutorOptions{threads});
+      Executor ex(g, ExecutorOptions{.threads = threads, .flow_threads = threads});
       try {
         ex.run();
         FAIL("no error");

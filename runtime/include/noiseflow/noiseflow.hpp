@@ -40,7 +40,8 @@ struct Options {
   std::map<std::string, nlohmann::json> params;  ///< overrides of the pipeline's params
   std::optional<uint64_t> seed;                  ///< overrides run.seed
   std::optional<int64_t> ticks;                  ///< overrides run.ticks
-  int threads = 0;                               ///< 0: all cores
+  int threads = 0;                               ///< compute threads; 0: all cores
+  int flow_threads = 0;                          ///< threads running nodes beside the compute lane; 0: one
   bool resume = false;  ///< continue from the checkpoint the pipeline's io.checkpoint node writes
   /// The straightforward path (direct convolutions, one buffer per gradient), to check the optimised one.
   bool reference = false;
