@@ -12,9 +12,19 @@
 // lcm(C/groups, 16) channels — whole blocks holding whole groups, contiguous in memory like a plain
 // group — and each pass is a 16-wide loop over a block's pixels, with per-channel sums combined into
 // their groups' statistics.
+//
+// activation "silu" fuses y = silu(gn(x)) into the normalise pass (no separate SiLU node, no extra pass over
+// memory, no normalised tensor kept for backward). Backward recomputes z = gn(x) from x and the saved
+// statistics, forms dz = dy * silu'(z) in the first pass (stored in dx, where the second pass reads it back
+// from cache) and runs the group-norm backward on dz. exp is a polynomial that GCC vectorises (std::exp
+// does not vectorise without -ffast-math); the loops that evaluate it are also built for AVX2 and AVX-512.
 #include <algorithm>
+#include <bit>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "nodes/nn/nchw16c.hpp"
@@ -69,6 +79,42 @@ inline void sum_dy_and_dot(const float* dy, const float* x, int64_t m, float mea
   }
 }
 
+// ---- SiLU, vectorisable ----------------------------------------------------------------------------
+
+// e^x for x in [-88, 0] (callers clamp): x = n ln2 + r with |r| <= ln2/2, e^r by the Cephes expf
+// polynomial (about 1.5 ulp), 2^n put together in the exponent bits (0 for n = -127, below about -87.7).
+// Branch-free and without calls, so that `omp simd` loops around it vectorise.
+[[gnu::always_inline]] inline float exp_poly(float x) {
+  const float t = x * 1.44269504088896341f + 12582912.f;  // + 1.5 * 2^23 rounds x / ln2 to an integer
+  const float n = t - 12582912.f;
+  const int32_t k = std::bit_cast<int32_t>(t) - 0x4B400000;
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  return p * std::bit_cast<float>((k + 127) << 23);
+}
+
+// sigmoid(z) = 1 / (1 + e) for z >= 0, e / (1 + e) below, with e = e^-|z| (no overflow; within about
+// 3 ulp; exactly 1 or 0 beyond |z| = 88). -min(|z|, 88) is taken on the bit pattern: an integer min
+// vectorises, where GCC turns a float clamp into branches that keep the loop scalar.
+[[gnu::always_inline]] inline float sigmoid_poly(float z) {
+  const int32_t mag = std::min(std::bit_cast<int32_t>(z) & INT32_MAX, std::bit_cast<int32_t>(88.f));
+  const float e = exp_poly(std::bit_cast<float>(mag | INT32_MIN));
+  return (z >= 0.f ? 1.f : e) / (1.f + e);
+}
+
+// d silu(z) / dz = s * (1 + z * (1 - s)), s = sigmoid(z).
+[[gnu::always_inline]] inline float silu_grad(float z) {
+  const float s = sigmoid_poly(z);
+  return s * (1.f + z * (1.f - s));
+}
+
 using nchw16c::kLanes;
 using nchw16c::kPixelChunk;
 
@@ -103,6 +149,99 @@ inline void block_dy_and_dot(const float* dy, const float* x, int64_t hw, const 
   }
 }
 
+// ---- the fused SiLU loops -------------------------------------------------------------------------
+//
+// The polynomial costs ~25 float operations per element, which at the default x86-64 target (4-wide SSE)
+// made the fused node slower than group norm plus oneDNN's AVX-512 SiLU. These loops are therefore built
+// for x86-64-v4 (AVX-512) and x86-64-v3 (AVX2, FMA) as well, picked once at load time (GCC target_clones);
+// one call covers a channel (plain) or a channel block (nChw16c).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NOISEFLOW_SIMD_CLONES [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), gnu::noinline]]
+#else
+#define NOISEFLOW_SIMD_CLONES
+#endif
+
+// y[i] = silu(x[i] * scale + shift) over one plain channel of n pixels.
+NOISEFLOW_SIMD_CLONES void silu_affine(const float* x, float* y, int64_t n, float scale, float shift) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float z = x[i] * scale + shift;
+    y[i] = z * sigmoid_poly(z);
+  }
+}
+
+// The same over one nChw16c block of hw pixels, with per-lane scale and shift.
+NOISEFLOW_SIMD_CLONES void block_silu_affine(const float* x, float* y, int64_t hw, const float* scale,
+                                             const float* shift) {
+  for (int64_t i = 0; i < hw; ++i)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
+      const float z = x[i * kLanes + l] * scale[l] + shift[l];
+      y[i * kLanes + l] = z * sigmoid_poly(z);
+    }
+}
+
+// Fused first backward pass of one plain channel: dz = dy * silu'(x * scale + shift) (written to dz when
+// kStore), and the sums of dz and of dz * (x - mean), as sum_dy_and_dot.
+template <bool kStore>
+[[gnu::always_inline]] inline void silu_dz_and_dot_body(const float* dy, const float* x, int64_t m, float mean,
+                                                        float scale, float shift, float* dz, double& sdy,
+                                                        double& sdot) {
+  sdy = 0, sdot = 0;
+  for (int64_t o = 0; o < m; o += kChunk) {
+    const int64_t e = std::min(m, o + kChunk);
+    float a = 0.f, b = 0.f;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = o; i < e; ++i) {
+      const float d = dy[i] * silu_grad(x[i] * scale + shift);
+      if constexpr (kStore) dz[i] = d;
+      a += d;
+      b += d * (x[i] - mean);
+    }
+    sdy += a;
+    sdot += b;
+  }
+}
+
+// dz may be null (not stored).
+NOISEFLOW_SIMD_CLONES void silu_dz_and_dot(const float* dy, const float* x, int64_t m, float mean, float scale,
+                                           float shift, float* dz, double& sdy, double& sdot) {
+  if (dz) silu_dz_and_dot_body<true>(dy, x, m, mean, scale, shift, dz, sdy, sdot);
+  else silu_dz_and_dot_body<false>(dy, x, m, mean, scale, shift, nullptr, sdy, sdot);
+}
+
+// block_dy_and_dot of dz = dy * silu'(x * scale[l] + shift[l]), written to dz when kStore.
+template <bool kStore>
+[[gnu::always_inline]] inline void block_silu_dz_and_dot_body(const float* dy, const float* x, int64_t hw,
+                                                              const float* mean, const float* scale,
+                                                              const float* shift, float* dz, double* sdy,
+                                                              double* sdot) {
+  std::fill(sdy, sdy + kLanes, 0.0);
+  std::fill(sdot, sdot + kLanes, 0.0);
+  for (int64_t o = 0; o < hw; o += kPixelChunk) {
+    const int64_t e = std::min(hw, o + kPixelChunk);
+    float a[kLanes] = {}, b[kLanes] = {};
+    for (int64_t i = o; i < e; ++i)
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) {
+        const float xv = x[i * kLanes + l];
+        const float d = dy[i * kLanes + l] * silu_grad(xv * scale[l] + shift[l]);
+        if constexpr (kStore) dz[i * kLanes + l] = d;
+        a[l] += d;
+        b[l] += d * (xv - mean[l]);
+      }
+    for (int l = 0; l < kLanes; ++l) sdy[l] += a[l], sdot[l] += b[l];
+  }
+}
+
+// dz may be null (not stored); mean, scale, shift, sdy and sdot have kLanes entries.
+NOISEFLOW_SIMD_CLONES void block_silu_dz_and_dot(const float* dy, const float* x, int64_t hw, const float* mean,
+                                                 const float* scale, const float* shift, float* dz, double* sdy,
+                                                 double* sdot) {
+  if (dz) block_silu_dz_and_dot_body<true>(dy, x, hw, mean, scale, shift, dz, sdy, sdot);
+  else block_silu_dz_and_dot_body<false>(dy, x, hw, mean, scale, shift, nullptr, sdy, sdot);
+}
+
 struct GroupNorm final : Node {
   static Schema schema() {
     return Schema("nn.group_norm",
@@ -113,6 +252,8 @@ struct GroupNorm final : Node {
         .attr_int("groups", 8, 1, 1 << 16, "number of channel groups; must divide C")
         .attr_float("eps", 1e-5, 0.0, 1.0, "added to the variance")
         .attr_bool("affine", true, "learn a per-channel scale (weight, starts at 1) and shift (bias, starts at 0)")
+        .attr_string("activation", "none", {"none", "silu"},
+                     "applied to the normalised output in the same pass: none, or silu (y = z * sigmoid(z))")
         .differentiable({"x"})
         .heavy()
         .layouts(graph::LayoutSupport::uniform)
@@ -124,6 +265,9 @@ struct GroupNorm final : Node {
           if (x[1] % g != 0)
             c.fail("groups", "the " + std::to_string(x[1]) + " channels of x " + graph::shape_str(x) +
                                  " are not divisible by groups = " + std::to_string(g));
+          const std::string act = c.attr_string("activation");
+          if (act != "none" && act != "silu")
+            c.fail("activation", "unknown activation \"" + act + "\" (expected none or silu)");
           c.set_output("y", x);
           if (c.attr_bool("affine")) {
             c.param("weight", {x[1]}, graph::Init::ones());
@@ -140,6 +284,7 @@ struct GroupNorm final : Node {
     g_ = ctx.attr_int("groups");
     eps_ = ctx.attr_float("eps");
     affine_ = ctx.attr_bool("affine");
+    silu_ = ctx.attr_string("activation") == "silu";
     mean_.assign(size_t(n_ * g_), 0.0);
     rstd_.assign(size_t(n_ * g_), 0.0);
     dsum_.assign(size_t(n_ * c_), 0.0);
@@ -153,8 +298,13 @@ struct GroupNorm final : Node {
     float* y = ctx.output("y").data();
     const float* gamma = affine_ ? ctx.param("weight").data() : ones_.data();
     const float* beta = affine_ ? ctx.param("bias").data() : zeros_.data();
-    if (x.blocked()) forward_blocked(x.data(), y, gamma, beta);
-    else forward_plain(x.data(), y, gamma, beta);
+    if (x.blocked()) {
+      if (silu_) forward_blocked<true>(x.data(), y, gamma, beta);
+      else forward_blocked<false>(x.data(), y, gamma, beta);
+    } else {
+      if (silu_) forward_plain<true>(x.data(), y, gamma, beta);
+      else forward_plain<false>(x.data(), y, gamma, beta);
+    }
   }
 
   void backward(Context& ctx) override {
@@ -162,8 +312,14 @@ struct GroupNorm final : Node {
     const float* dy = ctx.grad_output("y").data();
     float* dx = ctx.wants_grad("x") ? ctx.grad_input("x").data() : nullptr;
     const float* gamma = affine_ ? ctx.param("weight").data() : ones_.data();
-    if (x.blocked()) backward_blocked(x.data(), dy, dx, gamma);
-    else backward_plain(x.data(), dy, dx, gamma);
+    const float* beta = affine_ ? ctx.param("bias").data() : zeros_.data();
+    if (x.blocked()) {
+      if (silu_) backward_blocked<true>(x.data(), dy, dx, gamma, beta);
+      else backward_blocked<false>(x.data(), dy, dx, gamma, beta);
+    } else {
+      if (silu_) backward_plain<true>(x.data(), dy, dx, gamma, beta);
+      else backward_plain<false>(x.data(), dy, dx, gamma, beta);
+    }
 
     if (affine_) {
       float* dgamma = ctx.param_grad("weight").data();
@@ -182,6 +338,7 @@ struct GroupNorm final : Node {
 
  private:
   // Plain layout: one task per (sample, group), a contiguous run of C/groups * H*W floats.
+  template <bool kSilu>
   void forward_plain(const float* x, float* y, const float* gamma, const float* beta) {
     const int64_t cpg = c_ / g_, hw = hw_, m = cpg * hw, ng = n_ * g_, groups = g_;
     const double eps = eps_;
@@ -203,14 +360,19 @@ struct GroupNorm final : Node {
         const float shift = float(beta[c0 + j] - mean * rstd * gamma[c0 + j]);
         const float* xc = xp + j * hw;
         float* yc = yp + j * hw;
+        if constexpr (kSilu) {
+          silu_affine(xc, yc, hw, scale, shift);
+        } else {
 #pragma omp simd
-        for (int64_t i = 0; i < hw; ++i) yc[i] = xc[i] * scale + shift;
+          for (int64_t i = 0; i < hw; ++i) yc[i] = xc[i] * scale + shift;
+        }
       }
     }
   }
 
   // nChw16c: one task per (sample, span of lcm(C/groups, 16) channels); a span holds span/cpg <= 16
   // groups, and channel j of the span (block j/16, lane j%16) belongs to its group (j / cpg).
+  template <bool kSilu>
   void forward_blocked(const float* x, float* y, const float* gamma, const float* beta) {
     const int64_t cpg = c_ / g_, hw = hw_, m = cpg * hw, span = std::lcm(cpg, int64_t(kLanes));
     const int64_t spans = c_ / span, tasks = n_ * spans, groups = g_, channels = c_;
@@ -247,15 +409,21 @@ struct GroupNorm final : Node {
         }
         const float* xb = xs + j * hw;
         float* yb = ys + j * hw;
-        for (int64_t i = 0; i < hw; ++i)
+        if constexpr (kSilu) {
+          block_silu_affine(xb, yb, hw, scale, shift);
+        } else {
+          for (int64_t i = 0; i < hw; ++i)
 #pragma omp simd
-          for (int l = 0; l < kLanes; ++l) yb[i * kLanes + l] = xb[i * kLanes + l] * scale[l] + shift[l];
+            for (int l = 0; l < kLanes; ++l) yb[i * kLanes + l] = xb[i * kLanes + l] * scale[l] + shift[l];
+        }
       }
     }
   }
 
-  // Fills dsum_ and dxsum_ and, when dx is given, dx; tasks as in forward_plain.
-  void backward_plain(const float* x, const float* dy, float* dx, const float* gamma) {
+  // Fills dsum_ and dxsum_ and, when dx is given, dx; tasks as in forward_plain. With kSilu, dy is the
+  // gradient of silu(z) and pass 1 turns it into dz (kept in dx for pass 2).
+  template <bool kSilu>
+  void backward_plain(const float* x, const float* dy, float* dx, const float* gamma, const float* beta) {
     const int64_t cpg = c_ / g_, hw = hw_, m = cpg * hw, ng = n_ * g_, groups = g_, channels = c_;
     const double* mean_in = mean_.data();
     const double* rstd_in = rstd_.data();
@@ -272,7 +440,16 @@ struct GroupNorm final : Node {
       double sum1 = 0, sum2 = 0;
       for (int64_t j = 0; j < cpg; ++j) {
         double a, b;
-        sum_dy_and_dot(dyp + j * hw, xp + j * hw, hw, float(mean), a, b);
+        if constexpr (kSilu) {
+          // z as forward_plain computed it.
+          const float scale = float(rstd * gamma[c0 + j]);
+          const float shift = float(beta[c0 + j] - mean * rstd * gamma[c0 + j]);
+          const float* dyc = dyp + j * hw;
+          const float* xc = xp + j * hw;
+          silu_dz_and_dot(dyc, xc, hw, float(mean), scale, shift, dx ? dx + k * m + j * hw : nullptr, a, b);
+        } else {
+          sum_dy_and_dot(dyp + j * hw, xp + j * hw, hw, float(mean), a, b);
+        }
         b *= rstd;
         dsum[n * channels + c0 + j] = a;
         dxsum[n * channels + c0 + j] = b;
@@ -280,14 +457,16 @@ struct GroupNorm final : Node {
         sum2 += gamma[c0 + j] * b;
       }
       if (!dx) continue;
-      // Pass 2: dx = rstd * (gamma*dy - sum1/m - xhat*sum2/m), an affine function of dy and x per channel.
+      // Pass 2: dx = rstd * (gamma*dy - sum1/m - xhat*sum2/m), an affine function of dy and x per channel
+      // (dz, already in dx, in place of dy with kSilu).
       const float bx = float(-rstd * rstd * sum2 / double(m));
       const double c_all = rstd * (mean * rstd * sum2 - sum1) / double(m);
       float* dxp = dx + k * m;
+      const float* dsrc = kSilu ? dxp : dyp;
       for (int64_t j = 0; j < cpg; ++j) {
         const float a = float(rstd * gamma[c0 + j]);
         const float cst = float(c_all);
-        const float* dyc = dyp + j * hw;
+        const float* dyc = dsrc + j * hw;
         const float* xc = xp + j * hw;
         float* dxc = dxp + j * hw;
 #pragma omp simd
@@ -297,7 +476,8 @@ struct GroupNorm final : Node {
   }
 
   // backward_plain's two passes over nChw16c, tasks and groups as in forward_blocked.
-  void backward_blocked(const float* x, const float* dy, float* dx, const float* gamma) {
+  template <bool kSilu>
+  void backward_blocked(const float* x, const float* dy, float* dx, const float* gamma, const float* beta) {
     const int64_t cpg = c_ / g_, hw = hw_, m = cpg * hw, span = std::lcm(cpg, int64_t(kLanes));
     const int64_t spans = c_ / span, tasks = n_ * spans, groups = g_, channels = c_;
     double* dsum = dsum_.data();
@@ -312,7 +492,19 @@ struct GroupNorm final : Node {
       float lane_mean[kLanes];
       for (int64_t j = 0; j < span; j += kLanes) {
         for (int l = 0; l < kLanes; ++l) lane_mean[l] = float(mean[(j + l) / cpg]);
-        block_dy_and_dot(dy + base + j * hw, x + base + j * hw, hw, lane_mean, a, b);
+        if constexpr (kSilu) {
+          // z as forward_blocked computed it.
+          float scale[kLanes], shift[kLanes];
+          for (int l = 0; l < kLanes; ++l) {
+            const int64_t q = (j + l) / cpg, c = c0 + j + l;
+            scale[l] = float(rstd[q] * gamma[c]);
+            shift[l] = float(beta[c] - mean[q] * rstd[q] * gamma[c]);
+          }
+          block_silu_dz_and_dot(dy + base + j * hw, x + base + j * hw, hw, lane_mean, scale, shift,
+                                dx ? dx + base + j * hw : nullptr, a, b);
+        } else {
+          block_dy_and_dot(dy + base + j * hw, x + base + j * hw, hw, lane_mean, a, b);
+        }
         for (int l = 0; l < kLanes; ++l) {
           const int64_t q = (j + l) / cpg, c = c0 + j + l;
           b[l] *= rstd[q];
@@ -331,7 +523,7 @@ struct GroupNorm final : Node {
           cx[l] = float(-rstd[q] * rstd[q] * sum2[q] / double(m));
           cst[l] = float(rstd[q] * (mean[q] * rstd[q] * sum2[q] - sum1[q]) / double(m));
         }
-        const float* dyb = dy + base + j * hw;
+        const float* dyb = (kSilu ? dx : dy) + base + j * hw;  // dz, in dx, with kSilu
         const float* xb = x + base + j * hw;
         float* dxb = dx + base + j * hw;
         for (int64_t i = 0; i < hw; ++i)
@@ -345,6 +537,7 @@ struct GroupNorm final : Node {
   int64_t n_ = 0, c_ = 0, hw_ = 1, g_ = 1;
   double eps_ = 1e-5;
   bool affine_ = true;
+  bool silu_ = false;  // activation "silu"
   std::vector<double> mean_, rstd_;   // [N, G], saved by forward for backward
   std::vector<double> dsum_, dxsum_;  // [N, C] backward scratch
   std::vector<float> ones_, zeros_;   // gamma and beta without affine

@@ -34,6 +34,9 @@ NOISEFLOW_GRAD_CASE("group_norm groups=C", "nn.group_norm", R"({"groups": 6})", 
 NOISEFLOW_GRAD_CASE("group_norm no affine", "nn.group_norm", R"({"groups": 2, "affine": false})",
                     {"x", {2, 4, 3, 3}});
 NOISEFLOW_GRAD_CASE("group_norm [N, C]", "nn.group_norm", R"({"groups": 2})", {"x", {3, 12}});
+NOISEFLOW_GRAD_CASE("group_norm activation silu", "nn.group_norm", R"({"activation": "silu"})", {"x", {2, 16, 5, 7}});
+NOISEFLOW_GRAD_CASE("group_norm activation silu, no affine", "nn.group_norm",
+                    R"({"groups": 2, "affine": false, "activation": "silu"})", {"x", {2, 4, 3, 3}});
 
 NOISEFLOW_GRAD_CASE("add same shape", "nn.add", "{}", {"a", {2, 3, 5}}, {"b", {2, 3, 5}});
 NOISEFLOW_GRAD_CASE("add trailing bias", "nn.add", "{}", {"a", {3, 4, 5}}, {"b", {5}});
