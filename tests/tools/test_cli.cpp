@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -177,4 +178,25 @@ TEST_CASE("sampling with a checkpoint of another net names the mismatch") {
   CHECK(r.err.find("pipelines/sample.json: node \"load\", attr \"path\": ") != std::string::npos);
   CHECK(r.err.find("toy.safetensors: has no tensor \"ema.net.") != std::string::npos);
   CHECK(r.err.find("needed by the pipeline") != std::string::npos);
+}
+
+TEST_CASE("noiseflow bench reports the plan: blocked tensors and shared gradients, none with --reference") {
+  const std::string args = "bench pipelines/bench_unet.json --set batch=2 --repeats 1 --warmup 0 --threads 1";
+  auto fast = run_cli(args);
+  auto ref = run_cli(args + " --reference");
+  REQUIRE(fast.status == 0);
+  REQUIRE(ref.status == 0);
+  auto plan_line = [](const std::string& out) {
+    auto at = out.find("\nplan: ");
+    return at == std::string::npos ? std::string() : out.substr(at + 1, out.find('\n', at + 1) - at - 1);
+  };
+  const std::string f = plan_line(fast.out), r = plan_line(ref.out);
+  INFO("optimised: " << f << "\nreference: " << r);
+  CHECK(f.find("plan: 0 of") == std::string::npos);
+  CHECK(f.find(", 0 layout conversions per tick") != std::string::npos);
+  CHECK(r.find("plan: 0 of") != std::string::npos);
+  // The reference path gives every gradient its own buffer: "gradients X MB (N tensors, X MB unshared)".
+  auto mb = [](const std::string& line, const char* key) { return std::stod(line.substr(line.find(key) + std::strlen(key))); };
+  CHECK(mb(r, "gradients ") == doctest::Approx(mb(r, "tensors, ")));
+  CHECK(mb(f, "gradients ") < mb(f, "tensors, ") / 2);
 }
