@@ -28,6 +28,37 @@ int effective_threads(int requested) {
   if (requested > 0) return requested;
   return omp_get_num_procs();
 }
+
+// Buffers shared by tensors whose lifetimes [from, until] (positions in a fixed execution order) do not
+// overlap. Requests must come in order of `from`; each takes the smallest free buffer that fits, else a new
+// one.
+class SharedBuffers {
+ public:
+  Tensor take(const Shape& shape, Layout layout, int from, int until) {
+    const int64_t need = graph::numel(shape);
+    Buffer* best = nullptr;
+    for (auto& b : buffers_)
+      if (b.busy_until < from && b.storage.numel() >= need && (!best || b.storage.numel() < best->storage.numel()))
+        best = &b;
+    if (!best) {
+      best = &buffers_.emplace_back(Buffer{Tensor(Shape{need}), 0});
+      bytes_ += need * int64_t(sizeof(float));
+    }
+    best->busy_until = until;
+    Tensor t = best->storage.prefix_view(shape);
+    t.set_layout(layout);
+    return t;
+  }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  struct Buffer {
+    Tensor storage;
+    int busy_until;
+  };
+  std::deque<Buffer> buffers_;
+  int64_t bytes_ = 0;
+};
 }  // namespace
 
 [[noreturn]] void Executor::rethrow(const std::exception& e, int i, const char* phase) const {
@@ -75,7 +106,7 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
     c.run_state_ = state_.get();
     c.executor_ = this;
     c.reference_ = opt_.reference;
-    for (auto& s : gn.output_shapes) c.outputs_.emplace_back(s);
+    for (auto& s : gn.output_shapes) c.outputs_.push_back(Tensor::unallocated(s));  // buffers once planned
     for (auto& d : gn.params) {
       params_.push_back(make_param(gn.id + "." + d.name, d.shape, d.init, graph_.seed));
       c.params_.push_back(&params_.back());
@@ -83,6 +114,11 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
     }
   }
   if (!opt_.reference) plan_layouts();
+  if (!opt_.reference && std::none_of(graph_.nodes.begin(), graph_.nodes.end(),
+                                      [](const graph::GraphNode& gn) { return gn.schema->is_optimizer(); }))
+    plan_forward_buffers();
+  for (auto& in : instances_)
+    for (auto& t : in.ctx.outputs_) t.allocate();
   for (size_t i = 0; i < n; ++i) {
     const graph::GraphNode& gn = graph_.nodes[i];
     Instance& in = instances_[i];
@@ -100,14 +136,17 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
     }
   }
   plan_autodiff();
-  for (auto& in : instances_) {
-    for (auto& t : in.ctx.outputs_) {
+  for (size_t i = 0; i < n; ++i) {
+    const Instance& in = instances_[i];
+    for (size_t o = 0; o < in.ctx.outputs_.size(); ++o) {
+      const Tensor& t = in.ctx.outputs_[o];
       ++stats_.tensors;
       stats_.blocked_tensors += t.blocked();
-      stats_.activation_bytes += t.numel() * int64_t(sizeof(float));
+      if (!shared_outputs_.count({int(i), int(o)})) stats_.activation_bytes += t.numel() * int64_t(sizeof(float));
     }
     stats_.conversions += int64_t(in.input_conversions.size());
   }
+  stats_.activation_bytes += stats_.shared_activation_bytes;
   // Plan every node (primitives are created here, on this thread, once):
   // sources first, so a weight loader fills parameters before their users plan.
   std::vector<int> plan_order;
@@ -174,6 +213,44 @@ void Executor::plan_layouts() {
   for (auto& [key, t] : ids)
     if (region_ok[find(t)] && region_any[find(t)])
       instances_[key.first].ctx.outputs_[key.second].set_layout(Layout::nChw16c);
+}
+
+// Without an optimizer no value is kept for a backward pass. On the optimised path the forward tasks then
+// run one after another in topological order, and the outputs of compute (heavy) nodes share buffers by
+// lifetime: from the producer's forward to its last consumer's. Left whole: outputs of light nodes (sources,
+// state and sampler nodes may keep values across ticks), outputs read through a back edge (latched at the end
+// of the tick), outputs nobody consumes and subgraph outputs ("net"), so what a caller reads stays intact.
+void Executor::plan_forward_buffers() {
+  const size_t n = graph_.nodes.size();
+  std::vector<int> pos(n, 0);
+  for (size_t k = 0; k < graph_.order.size(); ++k) pos[graph_.order[k]] = int(k);
+  std::map<std::pair<int, int>, int> last;  // (node, output) -> position of its last consumer
+  std::set<std::pair<int, int>> keep;
+  for (const auto& [alias, ref] : graph_.aliases) keep.insert({ref.node, ref.output});
+  for (size_t i = 0; i < n; ++i) {
+    const graph::GraphNode& gn = graph_.nodes[i];
+    for (size_t p = 0; p < gn.inputs.size(); ++p) {
+      if (!gn.inputs[p]) continue;
+      const std::pair key{gn.inputs[p]->node, gn.inputs[p]->output};
+      if (gn.schema->is_back_edge(gn.schema->inputs()[p].name)) keep.insert(key);
+      else last[key] = std::max(last.count(key) ? last[key] : 0, pos[i]);
+    }
+  }
+  SharedBuffers shared;
+  for (size_t k = 0; k < graph_.order.size(); ++k) {
+    const int i = graph_.order[k];
+    const graph::GraphNode& gn = graph_.nodes[i];
+    if (!gn.schema->is_heavy() || gn.schema->is_sink()) continue;
+    for (size_t o = 0; o < gn.output_shapes.size(); ++o) {
+      const std::pair key{i, int(o)};
+      if (keep.count(key) || !last.count(key)) continue;
+      Tensor& t = instances_[i].ctx.outputs_[o];
+      t = shared.take(t.shape(), t.layout(), int(k), last[key]);
+      shared_outputs_.insert(key);
+    }
+  }
+  serial_forward_ = !shared_outputs_.empty();
+  stats_.shared_activation_bytes = shared.bytes();
 }
 
 void Executor::plan_autodiff() {
@@ -250,31 +327,13 @@ void Executor::plan_autodiff() {
   serial_backward_ = !opt_.reference;
   std::vector<int> pos(n, -1);
   for (size_t k = 0; k < backward_order_.size(); ++k) pos[backward_order_[k]] = int(k);
-  struct Buffer {
-    Tensor storage;
-    int busy_until;
-  };
-  std::vector<Buffer> buffers;
+  SharedBuffers shared;
   auto grad_tensor = [&](const Tensor& value, int from, int until) {
-    Tensor t;
     ++stats_.gradient_tensors;
     stats_.gradient_bytes_unshared += value.numel() * int64_t(sizeof(float));
-    if (!serial_backward_) {
-      t = Tensor(value.shape());
-      stats_.gradient_bytes += value.numel() * int64_t(sizeof(float));
-    } else {
-      const int64_t need = value.numel();
-      Buffer* best = nullptr;
-      for (auto& b : buffers)
-        if (b.busy_until < from && b.storage.numel() >= need && (!best || b.storage.numel() < best->storage.numel()))
-          best = &b;
-      if (!best) {
-        best = &buffers.emplace_back(Buffer{Tensor(Shape{need}), 0});
-        stats_.gradient_bytes += need * int64_t(sizeof(float));
-      }
-      best->busy_until = until;
-      t = best->storage.prefix_view(value.shape());
-    }
+    if (serial_backward_) return shared.take(value.shape(), value.layout(), from, until);
+    stats_.gradient_bytes += value.numel() * int64_t(sizeof(float));
+    Tensor t(value.shape());
     t.set_layout(value.layout());
     return t;
   };
@@ -313,6 +372,7 @@ void Executor::plan_autodiff() {
       }
     }
   }
+  stats_.gradient_bytes += shared.bytes();
   instances_[loss].ctx.grad_outputs_[opt_node.inputs[li]->output].fill(1.f);  // d loss / d loss
   for (int i : backward_order_)
     for (Param* p : instances_[i].ctx.params_) instances_[optimizers[0]].ctx.trainable_.push_back(p);
@@ -419,7 +479,9 @@ void Executor::build_flow() {
       if (gn.inputs[p] && instances_[gn.inputs[p]->node].in_backward && gn.schema->inputs()[p].differentiable)
         edge(f.bwd[i].get(), f.bwd[gn.inputs[p]->node].get());
   }
-  // Shared gradient buffers need the planned order.
+  // Shared buffers need the planned order.
+  if (serial_forward_)
+    for (size_t k = 1; k < graph_.order.size(); ++k) edge(f.fwd[graph_.order[k - 1]].get(), f.fwd[graph_.order[k]].get());
   if (serial_backward_)
     for (size_t k = 1; k < backward_order_.size(); ++k)
       edge(f.bwd[backward_order_[k - 1]].get(), f.bwd[backward_order_[k]].get());
@@ -482,6 +544,11 @@ void Executor::run(const std::function<void(const TickInfo&)>& on_tick) {
 Tensor Executor::output(const std::string& ref) const {
   auto r = graph_.resolve(ref);
   if (!r) throw std::invalid_argument("no node output " + q(ref) + " in " + graph_.file);
+  if (shared_outputs_.count({r->node, r->output}))
+    throw std::invalid_argument("node output " + q(ref) + " of " + graph_.file +
+                                " is an intermediate tensor whose buffer the plan shares with others (a pipeline "
+                                "without an optimizer reuses memory by lifetime): read a subgraph output or an "
+                                "unconsumed output, or run with ExecutorOptions::reference (CLI --reference)");
   const Tensor& t = instances_[r->node].ctx.outputs_[r->output];
   return t.blocked() ? t.to_plain() : t;
 }

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,7 +56,8 @@ struct NodeProfile {
 struct PlanStats {
   int64_t tensors = 0, blocked_tensors = 0;  ///< node outputs, and how many of them are nChw16c
   int64_t conversions = 0;                    ///< plain copies of blocked tensors for plain-only nodes
-  int64_t activation_bytes = 0;               ///< node outputs (kept for the backward pass)
+  int64_t activation_bytes = 0;               ///< node outputs (kept for the backward pass when training)
+  int64_t shared_activation_bytes = 0;        ///< of which buffers shared by lifetime (no optimizer)
   int64_t gradient_tensors = 0;               ///< gradients of node outputs
   int64_t gradient_bytes = 0;                 ///< their buffers (shared by lifetime on the optimised path)
   int64_t gradient_bytes_unshared = 0;        ///< what one buffer per gradient would take
@@ -84,7 +86,8 @@ class Executor {
   /// Asks a running run() to stop after the current tick (thread-safe).
   void cancel() { cancel_ = true; }
 
-  /// The tensor of "node" or "node.output" (a plain copy when the plan keeps it nChw16c).
+  /// The tensor of "node" or "node.output" (a plain copy when the plan keeps it nChw16c). Throws for an
+  /// intermediate tensor whose buffer the plan shares (pipelines without an optimizer, optimised path).
   Tensor output(const std::string& ref) const;
   /// Every parameter, by qualified name.
   std::deque<Param>& params() { return params_; }
@@ -123,6 +126,7 @@ class Executor {
     int64_t fwd_n = 0, bwd_n = 0;
   };
   void plan_layouts();
+  void plan_forward_buffers();
   void plan_autodiff();
   void build_flow();
   void run_tick(int64_t tick);
@@ -137,6 +141,8 @@ class Executor {
   std::vector<int> backward_order_;  // nodes whose backward runs, consumers first
   PlanStats stats_;
   bool serial_backward_ = false;     // backward tasks chained in backward_order_ (shared gradient buffers)
+  bool serial_forward_ = false;      // forward tasks chained in graph order (shared activation buffers)
+  std::set<std::pair<int, int>> shared_outputs_;  // (node, output) on shared buffers: not readable
   struct Flow;
   std::unique_ptr<Flow> flow_;
   std::mutex lane_;  // the compute lane for heavy nodes

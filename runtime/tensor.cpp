@@ -25,6 +25,19 @@ Tensor::Tensor(Shape shape) : shape_(std::move(shape)), numel_(graph::numel(shap
   buf_ = alloc_floats(numel_);
 }
 
+Tensor Tensor::unallocated(Shape shape) {
+  for (auto d : shape)
+    if (d < 0) throw std::invalid_argument("Tensor: negative dimension in " + graph::shape_str(shape));
+  Tensor t;
+  t.numel_ = graph::numel(shape);
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+void Tensor::allocate() {
+  if (!buf_) buf_ = alloc_floats(numel_);
+}
+
 Tensor::Tensor(Shape shape, const std::vector<float>& values) : Tensor(std::move(shape)) {
   if (int64_t(values.size()) != numel_)
     throw std::invalid_argument("Tensor: " + std::to_string(values.size()) + " values for shape " +

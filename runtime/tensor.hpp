@@ -47,6 +47,11 @@ class Tensor {
   float& operator[](int64_t i) { return buf_.get()[i]; }
   float operator[](int64_t i) const { return buf_.get()[i]; }
 
+  /// A tensor with a shape and a layout but no buffer yet (planning); allocate() gives it one.
+  static Tensor unallocated(Shape shape);
+  /// Gives an unallocated tensor its zero-filled buffer (no-op when it has one).
+  void allocate();
+
   /// The same buffer seen with another shape of the same element count (plain tensors only).
   Tensor view(Shape shape) const;
   /// A plain tensor of `shape` on the first elements of this buffer (numel(shape) <= numel()).
