@@ -11,26 +11,15 @@
 #include "graph/schema.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
+#include "tests/nodes/tensor_compare.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::graph::shape_str;
 
 namespace {
 
-Tensor random_tensor(const Shape& s, uint64_t stream, float lo = -1.f, float hi = 1.f) {
-  Tensor t(s);
-  random::fill_uniform(t.data(), t.numel(), 0x5111, stream, lo, hi);
-  return t;
-}
-
-// max over elements of |a - b| / max(1, |b|), both given plain.
-double max_rel_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  double worst = 0;
-  for (int64_t i = 0; i < a.numel(); ++i)
-    worst = std::max(worst, std::abs(double(a[i]) - b[i]) / std::max(1.0, std::abs(double(b[i]))));
-  return worst;
-}
+using noiseflow::test::max_rel_diff;
+using noiseflow::test::random_tensor;
 
 // max |a - b| / max |b|: gradients are compared relative to their tensor's scale.
 double rel_to_max(const Tensor& a, const Tensor& b) {
