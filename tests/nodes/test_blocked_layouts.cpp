@@ -99,45 +99,28 @@ TEST_CASE("nn.add on nChw16c matches plain for same shapes and per-channel biase
   }
 }
 
-TEST_CASE("nn.group_norm on nChw16c matches plain") {
+TEST_CASE("nn.group_norm on nChw16c matches plain, with and without the fused silu") {
   struct Case {
     Shape x;
     int64_t groups;
     bool affine;
   };
-  for (const Case& c : std::vector<Case>{{{2, 32, 6, 5}, 8, true},     // 4 channels per group
-                                         {{2, 128, 4, 4}, 8, true},    // 16: one block per group
-                                         {{2, 64, 4, 4}, 2, true},     // 32: two blocks per group
-                                         {{2, 48, 5, 3}, 16, true},    // 3: groups straddle blocks
-                                         {{2, 32, 20, 20}, 8, true},   // more pixels than one float chunk
-                                         {{3, 16, 6, 5}, 1, false}}) {
-    CAPTURE(shape_str(c.x));
-    CAPTURE(c.groups);
-    // Off-centre values, so that a wrong mean shows.
-    const int n = check_layouts_agree("nn.group_norm", {{"groups", c.groups}, {"affine", c.affine}},
-                                      {{"x", random_tensor(c.x, 1, 2.f, 5.f)}});
-    CHECK(n == 2);
-  }
-}
-
-TEST_CASE("nn.group_norm with activation silu on nChw16c matches plain") {
-  struct Case {
-    Shape x;
-    int64_t groups;
-    bool affine;
-  };
-  for (const Case& c : std::vector<Case>{{{2, 32, 6, 5}, 8, true},     // 4 channels per group
-                                         {{2, 64, 4, 4}, 2, true},     // 32: two blocks per group
-                                         {{2, 48, 5, 3}, 16, true},    // 3: groups straddle blocks
-                                         {{2, 32, 20, 20}, 8, true},   // more pixels than one float chunk
-                                         {{3, 16, 6, 5}, 1, false}}) {
-    CAPTURE(shape_str(c.x));
-    CAPTURE(c.groups);
-    const int n = check_layouts_agree("nn.group_norm",
-                                      {{"groups", c.groups}, {"affine", c.affine}, {"activation", "silu"}},
-                                      {{"x", random_tensor(c.x, 1, 2.f, 5.f)}});
-    CHECK(n == 2);
-  }
+  for (const char* activation : {"none", "silu"})
+    for (const Case& c : std::vector<Case>{{{2, 32, 6, 5}, 8, true},     // 4 channels per group
+                                           {{2, 128, 4, 4}, 8, true},    // 16: one block per group
+                                           {{2, 64, 4, 4}, 2, true},     // 32: two blocks per group
+                                           {{2, 48, 5, 3}, 16, true},    // 3: groups straddle blocks
+                                           {{2, 32, 20, 20}, 8, true},   // more pixels than one float chunk
+                                           {{3, 16, 6, 5}, 1, false}}) {
+      CAPTURE(activation);
+      CAPTURE(shape_str(c.x));
+      CAPTURE(c.groups);
+      // Off-centre values, so that a wrong mean shows.
+      const int n = check_layouts_agree("nn.group_norm",
+                                        {{"groups", c.groups}, {"affine", c.affine}, {"activation", activation}},
+                                        {{"x", random_tensor(c.x, 1, 2.f, 5.f)}});
+      CHECK(n == 2);
+    }
 }
 
 TEST_CASE("nn.concat on nChw16c matches plain") {
