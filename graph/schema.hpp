@@ -121,6 +121,22 @@ class ShapeContext {
 
 using ShapeFn = std::function<void(ShapeContext&)>;
 
+/// What a memory rule sees: the node's attributes, the shapes of its inputs (empty when unconnected) and
+/// outputs, and for optimizers and the nodes they feed, the bytes of the parameters they update.
+struct MemoryContext {
+  const Json& attrs;
+  const std::vector<std::optional<Shape>>& inputs;
+  const std::vector<Shape>& outputs;
+  int64_t trainable_bytes = 0;
+};
+
+/// Bytes a node holds beyond its output tensors and parameters, for the plan's memory report.
+struct NodeMemory {
+  int64_t optimizer_state = 0;  ///< moments, EMA weights: per trainable parameter
+  int64_t other = 0;            ///< data sets, tables, buffers of its own
+};
+using MemoryFn = std::function<NodeMemory(const MemoryContext&)>;
+
 /// Declarative node-type description with a builder interface.
 class Schema {
  public:
@@ -152,6 +168,8 @@ class Schema {
   Schema& back_edge(std::string input) { back_edges_.push_back(std::move(input)); return *this; }
   /// An optimizer: the runtime derives the backward pass from its `loss` input.
   Schema& optimizer() { optimizer_ = true; return *this; }
+  /// What the node holds beyond its outputs and parameters (the plan's memory report; none by default).
+  Schema& memory(MemoryFn fn) { memory_fn_ = std::move(fn); return *this; }
 
   const std::string& op() const { return op_; }
   const std::string& doc() const { return doc_; }
@@ -163,6 +181,7 @@ class Schema {
   LayoutSupport layout_support() const { return layouts_; }
   bool is_sink() const { return sink_; }
   bool is_optimizer() const { return optimizer_; }
+  const MemoryFn& memory_fn() const { return memory_fn_; }
   bool is_differentiable() const;
   const ShapeFn& shape_fn() const { return shape_fn_; }
 
@@ -186,6 +205,7 @@ class Schema {
   std::vector<AttrSpec> attrs_;
   std::vector<std::string> back_edges_;
   ShapeFn shape_fn_;
+  MemoryFn memory_fn_;
   bool heavy_ = false, sink_ = false, optimizer_ = false;
   LayoutSupport layouts_ = LayoutSupport::plain;
 };

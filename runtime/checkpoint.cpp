@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/executor.hpp"
+#include "runtime/exec/executor.hpp"
 
 namespace noiseflow::runtime {
 

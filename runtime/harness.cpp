@@ -1,6 +1,5 @@
 #include "runtime/harness.hpp"
 
-#include "runtime/parameters.hpp"
 
 namespace noiseflow::runtime {
 
@@ -13,32 +12,23 @@ NodeHarness::NodeHarness(const std::string& op, const Json& attrs, const NamedTe
   const NodeType* type = Registry::global().find(op);
   if (!type) throw std::invalid_argument("NodeHarness: unknown op '" + op + "'");
   const Schema& s = type->schema;
-  ctx_.id_ = "node";
-  ctx_.schema_ = &s;
-  ctx_.attrs_ = s.with_defaults(attrs);
-  ctx_.seed_ = seed;
-  ctx_.ticks_ = ticks;
-  ctx_.inputs_.resize(s.inputs().size());
+  in_ = exec::make_instance(*type, "node", s.with_defaults(attrs), seed, ticks);
+  in_.ctx.inputs_.resize(s.inputs().size());
   std::vector<std::optional<Shape>> shapes(s.inputs().size());
   for (auto& [name, t] : inputs) {
     int i = s.input_index(name);
     if (i < 0) throw std::invalid_argument("NodeHarness: " + op + " has no input '" + name + "'");
-    ctx_.inputs_[i] = laid_out(Tensor(t.shape()));
-    ctx_.inputs_[i].assign_plain(t.blocked() ? t.to_plain() : t);
+    in_.ctx.inputs_[i] = laid_out(Tensor(t.shape()));
+    in_.ctx.inputs_[i].assign_plain(t.blocked() ? t.to_plain() : t);
     shapes[i] = t.shape();
   }
   for (auto& a : s.attrs())
-    if (a.required() && !ctx_.attrs_.contains(a.name))
+    if (a.required() && !in_.ctx.attrs_.contains(a.name))
       throw std::invalid_argument("NodeHarness: " + op + " needs attribute '" + a.name + "'");
-  auto sc = s.infer(ctx_.attrs_, shapes);
-  for (auto& shape : sc.outputs) ctx_.outputs_.push_back(laid_out(Tensor(shape)));
-  for (auto& d : sc.params) {
-    params_.push_back(make_param("node." + d.name, d.shape, d.init, seed));
-    ctx_.params_.push_back(&params_.back());
-    ctx_.param_by_local_[d.name] = &params_.back();
-  }
-  node_ = type->make();
-  node_->plan(ctx_);
+  auto sc = s.infer(in_.ctx.attrs_, shapes);
+  for (auto& shape : sc.outputs) in_.ctx.outputs_.push_back(laid_out(Tensor(shape)));
+  exec::add_params(in_, sc.params, seed, params_);
+  exec::plan_instance(in_);
 }
 
 void NodeHarness::set_input(const std::string& name, const Tensor& t) {
@@ -48,40 +38,40 @@ void NodeHarness::set_input(const std::string& name, const Tensor& t) {
 }
 
 Tensor& NodeHarness::input(const std::string& name) {
-  int i = ctx_.schema().input_index(name);
-  if (i < 0 || ctx_.inputs_[i].empty()) throw std::invalid_argument("NodeHarness: no input '" + name + "'");
-  return ctx_.inputs_[i];
+  int i = in_.ctx.schema().input_index(name);
+  if (i < 0 || in_.ctx.inputs_[i].empty()) throw std::invalid_argument("NodeHarness: no input '" + name + "'");
+  return in_.ctx.inputs_[i];
 }
 
-Tensor& NodeHarness::output(const std::string& name) { return name.empty() ? ctx_.output(0) : ctx_.output(name); }
+Tensor& NodeHarness::output(const std::string& name) { return name.empty() ? in_.ctx.output(0) : in_.ctx.output(name); }
 
 void NodeHarness::forward(int64_t tick) {
-  ctx_.tick_ = tick;
-  node_->forward(ctx_);
+  in_.ctx.tick_ = tick;
+  in_.node->forward(in_.ctx);
 }
 
 void NodeHarness::backward(const NamedTensors& grad_outputs) {
-  const Schema& s = ctx_.schema();
-  ctx_.grad_outputs_.clear();
-  for (auto& o : ctx_.outputs_) {
-    ctx_.grad_outputs_.emplace_back(o.shape());
-    ctx_.grad_outputs_.back().set_layout(o.layout());
+  const Schema& s = in_.ctx.schema();
+  in_.ctx.grad_outputs_.clear();
+  for (auto& o : in_.ctx.outputs_) {
+    in_.ctx.grad_outputs_.emplace_back(o.shape());
+    in_.ctx.grad_outputs_.back().set_layout(o.layout());
   }
   for (auto& [name, g] : grad_outputs) {
     int i = s.output_index(name);
     if (i < 0) throw std::invalid_argument("NodeHarness: no output '" + name + "'");
-    Tensor& go = ctx_.grad_outputs_[i];
+    Tensor& go = in_.ctx.grad_outputs_[i];
     if (go.blocked()) go.assign_plain(g.blocked() ? g.to_plain() : g.view(go.shape()));
     else go.copy_from(g);
   }
-  ctx_.grad_inputs_.assign(s.inputs().size(), Tensor());
+  in_.ctx.grad_inputs_.assign(s.inputs().size(), Tensor());
   for (size_t i = 0; i < s.inputs().size(); ++i)
-    if (s.inputs()[i].differentiable && !ctx_.inputs_[i].empty()) {
-      ctx_.grad_inputs_[i] = Tensor(ctx_.inputs_[i].shape());
-      ctx_.grad_inputs_[i].set_layout(ctx_.inputs_[i].layout());
+    if (s.inputs()[i].differentiable && !in_.ctx.inputs_[i].empty()) {
+      in_.ctx.grad_inputs_[i] = Tensor(in_.ctx.inputs_[i].shape());
+      in_.ctx.grad_inputs_[i].set_layout(in_.ctx.inputs_[i].layout());
     }
-  for (auto* p : ctx_.params_) p->grad.zero();
-  node_->backward(ctx_);
+  for (auto* p : in_.ctx.params_) p->grad.zero();
+  in_.node->backward(in_.ctx);
 }
 
 }  // namespace noiseflow::runtime

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/exec/instance.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::runtime {
@@ -34,15 +35,14 @@ class NodeHarness {
 
   Tensor& input(const std::string& name);
   Tensor& output(const std::string& name = {});
-  Tensor& grad_input(const std::string& name) { return ctx_.grad_input(name); }
-  Param& param(const std::string& local_name) { return ctx_.param_ref(local_name); }
+  Tensor& grad_input(const std::string& name) { return in_.ctx.grad_input(name); }
+  Param& param(const std::string& local_name) { return in_.ctx.param_ref(local_name); }
   std::deque<Param>& params() { return params_; }
-  Context& ctx() { return ctx_; }
-  Node& node() { return *node_; }
+  Context& ctx() { return in_.ctx; }
+  Node& node() { return *in_.node; }
 
  private:
-  std::unique_ptr<Node> node_;
-  Context ctx_;
+  exec::Instance in_;  // made and planned by the same code as the executor's instances
   std::deque<Param> params_;
 };
 

@@ -18,6 +18,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "graph/schema.hpp"
+#include "runtime/errors.hpp"
 #include "runtime/tensor.hpp"
 
 namespace noiseflow::runtime {
@@ -37,18 +38,6 @@ struct Param {
   std::string name;
   Tensor value, grad;
   graph::Init init;
-};
-
-/// An error raised while planning or running a node; the executor adds the
-/// pipeline file and node id: `FILE: node "ID", FIELD: message`.
-struct NodeError : std::runtime_error {
-  std::string field;
-  NodeError(std::string field_, const std::string& msg) : std::runtime_error(msg), field(std::move(field_)) {}
-};
-
-/// Raised to stop a run early on purpose (cancel()).
-struct Cancelled : std::runtime_error {
-  Cancelled() : std::runtime_error("cancelled") {}
 };
 
 class RunState;
@@ -107,8 +96,10 @@ class Context {
   /// The executor running this node (null when run alone, e.g. in NodeHarness).
   Executor* executor() const { return executor_; }
 
-  /// Throws NodeError naming `field`.
-  [[noreturn]] void fail(const std::string& field, const std::string& msg) const { throw NodeError(field, msg); }
+  /// Throws NodeError naming `field` (an input, attribute or output name); `code` is its stable id.
+  [[noreturn]] void fail(const std::string& field, const std::string& msg, const std::string& code = "node_failed") const {
+    throw NodeError(field, msg, code);
+  }
 
   // ---- filled by the framework ----
   std::string id_;

@@ -8,12 +8,16 @@
 
 namespace noiseflow::runtime {
 
+OutOfMemory::OutOfMemory(Shape s, int64_t b)
+    : shape(std::move(s)), bytes(b),
+      message("cannot allocate a " + graph::shape_str(shape) + " tensor (" + std::to_string(bytes) + " bytes)") {}
+
 namespace {
-std::shared_ptr<float> alloc_floats(int64_t n) {
+std::shared_ptr<float> alloc_floats(int64_t n, const Shape& shape) {
   size_t bytes = size_t(std::max<int64_t>(n, 1)) * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
+  void* p = n > (int64_t(1) << 60) / int64_t(sizeof(float)) ? nullptr : std::aligned_alloc(64, bytes);
+  if (!p) throw OutOfMemory(shape, n * int64_t(sizeof(float)));
   std::memset(p, 0, bytes);
   return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
 }
@@ -22,7 +26,7 @@ std::shared_ptr<float> alloc_floats(int64_t n) {
 Tensor::Tensor(Shape shape) : shape_(std::move(shape)), numel_(graph::numel(shape_)) {
   for (auto d : shape_)
     if (d < 0) throw std::invalid_argument("Tensor: negative dimension in " + graph::shape_str(shape_));
-  buf_ = alloc_floats(numel_);
+  buf_ = alloc_floats(numel_, shape_);
 }
 
 Tensor Tensor::unallocated(Shape shape) {
@@ -35,7 +39,7 @@ Tensor Tensor::unallocated(Shape shape) {
 }
 
 void Tensor::allocate() {
-  if (!buf_) buf_ = alloc_floats(numel_);
+  if (!buf_) buf_ = alloc_floats(numel_, shape_);
 }
 
 Tensor::Tensor(Shape shape, const std::vector<float>& values) : Tensor(std::move(shape)) {

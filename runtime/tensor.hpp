@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -14,6 +15,15 @@
 namespace noiseflow::runtime {
 
 using graph::Shape;
+
+/// Raised when a tensor's buffer cannot be allocated; what() names the shape and the bytes asked for.
+struct OutOfMemory : std::bad_alloc {
+  Shape shape;
+  int64_t bytes = 0;
+  std::string message;
+  OutOfMemory(Shape s, int64_t b);
+  const char* what() const noexcept override { return message.c_str(); }
+};
 
 /// Physical layout of a tensor's buffer. Logical shapes are always NCHW order; `nChw16c` stores a rank-4
 /// tensor whose channel count is a multiple of 16 in blocks of 16 channels, innermost — the layout

@@ -1,7 +1,7 @@
 // nodes/io/checkpoint.cpp — writes the run's checkpoint (safetensors): every
 // parameter, the optimizer moments and EMA weights, and the step, atomically.
 #include "runtime/checkpoint.hpp"
-#include "runtime/executor.hpp"
+#include "runtime/exec/executor.hpp"
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
 

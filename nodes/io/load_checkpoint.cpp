@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "runtime/checkpoint.hpp"
-#include "runtime/executor.hpp"
+#include "runtime/exec/executor.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {

@@ -15,7 +15,7 @@
 
 #include "graph/diagnostics.hpp"
 #include "graph/pipeline.hpp"
-#include "runtime/executor.hpp"
+#include "runtime/exec/executor.hpp"
 #include "runtime/parameters.hpp"
 
 using namespace noiseflow;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "graph/pipeline.hpp"
-#include "runtime/executor.hpp"
+#include "runtime/exec/executor.hpp"
 
 using namespace noiseflow;
 using runtime::Executor;

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "graph/pipeline.hpp"
-#include "runtime/executor.hpp"
+#include "runtime/exec/executor.hpp"
 
 using namespace noiseflow;
 using runtime::Tensor;

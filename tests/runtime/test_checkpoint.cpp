@@ -15,7 +15,7 @@
 
 #include "graph/pipeline.hpp"
 #include "runtime/checkpoint.hpp"
-#include "runtime/executor.hpp"
+#include "runtime/exec/executor.hpp"
 #include "tests/test_util.hpp"
 
 using namespace noiseflow;

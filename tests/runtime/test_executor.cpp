@@ -23,7 +23,7 @@
 
 #include "graph/pipeline.hpp"
 #include "noiseflow/noiseflow.hpp"
-#include "runtime/executor.hpp"
+#include "runtime/exec/executor.hpp"
 #include "runtime/node.hpp"
 #include "tests/test_util.hpp"
 

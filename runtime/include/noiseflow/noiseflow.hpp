@@ -21,7 +21,7 @@
 
 #include "graph/diagnostics.hpp"
 #include "graph/pipeline.hpp"
-#include "runtime/executor.hpp"
+#include "runtime/exec/executor.hpp"
 #include "runtime/node.hpp"
 #include "runtime/tensor.hpp"
 

@@ -1,0 +1,133 @@
+#include "runtime/exec/executor.hpp"
+
+#include <chrono>
+
+#include <omp.h>
+#include <tbb/task_arena.h>
+
+#include "runtime/exec/bind.hpp"
+#include "runtime/exec/flow.hpp"
+#include "runtime/exec/task.hpp"
+
+namespace noiseflow::runtime {
+
+namespace {
+int effective_threads(int requested) { return requested > 0 ? requested : omp_get_num_procs(); }
+
+// Sets this thread's OpenMP thread count for a scope and restores the caller's afterwards.
+class OmpThreads {
+ public:
+  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~OmpThreads() { omp_set_num_threads(saved_); }
+  OmpThreads(const OmpThreads&) = delete;
+  OmpThreads& operator=(const OmpThreads&) = delete;
+
+ private:
+  int saved_;
+};
+}  // namespace
+
+struct Executor::Impl {
+  exec::Bound bound;
+  tbb::task_arena arena;
+  std::unique_ptr<exec::TaskRunner> runner;
+  std::unique_ptr<exec::FlowGraph> flow;
+  explicit Impl(int flow_threads) : arena(flow_threads) {}
+};
+
+Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<RunState> state)
+    : graph_(g), opt_(opt), state_(state ? std::move(state) : std::make_shared<RunState>()),
+      plan_(plan::make_plan(graph_, {.reference = opt_.reference})) {
+  const int threads = effective_threads(opt_.threads);
+  OmpThreads omp(threads);  // primitives are created with the thread count that runs them
+  // TBB threads running node bodies. One by default: heavy nodes use every core through OpenMP anyway,
+  // and a second TBB thread brings its own OpenMP team that competes with the lane's (docs/PERFORMANCE.md).
+  impl_ = std::make_unique<Impl>(opt_.flow_threads > 0 ? opt_.flow_threads : 1);
+  exec::bind(graph_, plan_, opt_.reference, impl_->bound);
+  for (auto& in : impl_->bound.instances) {
+    in.ctx.run_state_ = state_.get();
+    in.ctx.executor_ = this;
+  }
+  exec::plan_nodes(graph_, impl_->bound.instances);
+  impl_->runner = std::make_unique<exec::TaskRunner>(graph_, impl_->bound.instances, threads, opt_.profile);
+  impl_->arena.execute([&] { impl_->flow = std::make_unique<exec::FlowGraph>(graph_, plan_, *impl_->runner); });
+}
+
+Executor::~Executor() {
+  if (impl_ && impl_->flow) impl_->arena.execute([&] { impl_->flow.reset(); });
+}
+
+void Executor::cancel() { impl_->runner->cancel(); }
+
+void Executor::run_tick(int64_t tick) {
+  for (auto& in : impl_->bound.instances) in.ctx.tick_ = tick;
+  impl_->arena.execute([&] { impl_->flow->run_tick(); });
+  if (std::exception_ptr err = impl_->runner->take_error()) {
+    impl_->arena.execute([&] { impl_->flow->reset(); });
+    std::rethrow_exception(err);
+  }
+  for (int i : graph_.order) {
+    try {
+      impl_->bound.instances[size_t(i)].node->end_tick(impl_->bound.instances[size_t(i)].ctx);
+    } catch (const std::exception& e) {
+      throw as_run_error(e, graph_.nodes[size_t(i)], "end of tick");
+    }
+  }
+}
+
+void Executor::step() {
+  OmpThreads omp(effective_threads(opt_.threads));
+  run_tick(next_tick_);
+  ++next_tick_;
+}
+
+void Executor::run(const std::function<void(const TickInfo&)>& on_tick) {
+  const auto t0 = std::chrono::steady_clock::now();
+  OmpThreads omp(effective_threads(opt_.threads));
+  while (next_tick_ < graph_.ticks) {
+    if (impl_->runner->take_cancel()) throw Cancelled();  // honoured: a later run() may continue
+    run_tick(next_tick_);
+    ++next_tick_;
+    if (on_tick) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      on_tick({next_tick_ - 1, graph_.ticks, s});
+    }
+  }
+}
+
+Tensor Executor::output(const std::string& ref) const {
+  auto r = graph_.resolve(ref);
+  if (!r) throw std::invalid_argument("no node output \"" + ref + "\" in " + graph_.file);
+  if (plan_.shared({r->node, r->output}))
+    throw std::invalid_argument("node output \"" + ref + "\" of " + graph_.file +
+                                " is an intermediate tensor whose buffer the plan shares with others (a pipeline "
+                                "without an optimizer reuses memory by lifetime): read a subgraph output or an "
+                                "unconsumed output, or run with ExecutorOptions::reference (CLI --reference)");
+  const Tensor& t = impl_->bound.instances[size_t(r->node)].ctx.outputs_[size_t(r->output)];
+  return t.blocked() ? t.to_plain() : t;
+}
+
+std::deque<Param>& Executor::params() { return impl_->bound.params; }
+Node& Executor::node(int i) { return *impl_->bound.instances[size_t(i)].node; }
+Context& Executor::context(int i) { return impl_->bound.instances[size_t(i)].ctx; }
+
+std::vector<NodeProfile> Executor::profile() const {
+  std::vector<NodeProfile> v;
+  for (size_t i = 0; i < impl_->bound.instances.size(); ++i) {
+    const exec::Instance& in = impl_->bound.instances[i];
+    v.push_back({graph_.nodes[i].id, graph_.nodes[i].op, in.fwd_s, in.bwd_s, in.fwd_n, in.bwd_n});
+  }
+  return v;
+}
+
+void Executor::reset_profile() {
+  for (auto& in : impl_->bound.instances) in.fwd_s = in.bwd_s = 0, in.fwd_n = in.bwd_n = 0;
+}
+
+Param* Executor::find_param(const std::string& name) {
+  for (auto& p : impl_->bound.params)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+}  // namespace noiseflow::runtime

@@ -1,0 +1,50 @@
+// runtime/exec/task.hpp — the body of every flow-graph task.
+//
+// A task runs one node's forward or backward: it skips sinks that are not due, honours cancel(), takes
+// the compute lane for heavy nodes (one at a time, all OpenMP threads; light nodes get one thread),
+// refreshes planned layout conversions and fan-in sums around the node's own code, optionally times it,
+// and turns anything thrown into a RunError naming the node and the phase. The first error of a tick is
+// kept; later tasks of that tick do nothing.
+#pragma once
+
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <vector>
+
+#include "runtime/exec/instance.hpp"
+
+namespace noiseflow::runtime::exec {
+
+class TaskRunner {
+ public:
+  TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile)
+      : g_(g), instances_(instances), threads_(threads), profile_(profile) {}
+
+  /// Runs the forward (backward = false) or backward task of node `i`; never throws.
+  void run(int i, bool backward);
+  /// The error of the tick, if any, cleared.
+  std::exception_ptr take_error();
+  /// Whether node `i` runs at `tick` (sinks: every N ticks and/or at the end).
+  bool due(int i, int64_t tick) const;
+  void cancel() { cancel_ = true; }
+  /// Whether cancel() was asked for; clears the request.
+  bool take_cancel() { return cancel_.exchange(false); }
+  bool cancel_requested() const { return cancel_; }
+
+ private:
+  void forward(Instance& in);
+  void backward(Instance& in);
+  void record(std::exception_ptr e);
+
+  const graph::Graph& g_;
+  std::vector<Instance>& instances_;
+  int threads_;
+  bool profile_;
+  std::mutex lane_;  // the compute lane for heavy nodes
+  std::atomic<bool> cancel_{false};
+  std::mutex error_m_;
+  std::exception_ptr error_;
+};
+
+}  // namespace noiseflow::runtime::exec
