@@ -33,6 +33,7 @@ void Pipeline::set_param(const std::string& name, const nlohmann::json& value) {
   o.params[name] = value;
   graph_ = std::make_unique<graph::Graph>(load(path_, o));
   options_ = std::move(o);
+  plan_.reset();
 }
 
 const graph::Graph& Pipeline::graph() const { return *graph_; }
@@ -45,6 +46,12 @@ runtime::Executor& Pipeline::executor() {
     exec_ = std::move(ex);
   }
   return *exec_;
+}
+
+const runtime::plan::ExecutionPlan& Pipeline::plan() {
+  if (exec_) return exec_->plan();
+  if (!plan_) plan_ = std::make_unique<runtime::plan::ExecutionPlan>(runtime::plan::make_plan(*graph_, {.reference = options_.reference}));
+  return *plan_;
 }
 
 void Pipeline::resume(runtime::Executor& ex) {

@@ -149,6 +149,15 @@ int cmd_check(const std::string& file, const noiseflow::Options& o) {
   return 0;
 }
 
+// Prints the execution plan: tasks, tensors, gradients, conversions, slots and the memory report.
+int cmd_plan(const std::string& file, const noiseflow::Options& o, bool json) {
+  noiseflow::Pipeline p(file, o);
+  const auto& plan = p.plan();
+  if (json) std::cout << noiseflow::runtime::plan::plan_json(p.graph(), plan).dump(2) << "\n";
+  else std::cout << noiseflow::runtime::plan::plan_text(p.graph(), plan);
+  return 0;
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -287,6 +296,12 @@ int main(int argc, char** argv) {
   dot->add_option("file", file, "pipeline file")->required();
   dot->add_option("--set", sets, "override a param: key=value (repeatable)");
 
+  auto* plan = app.add_subcommand("plan", "print the execution plan and its memory report (nothing runs)");
+  plan->add_option("file", file, "pipeline file")->required();
+  plan->add_option("--set", sets, "override a param: key=value (repeatable)");
+  plan->add_flag("--json", json, "print the plan as JSON");
+  plan->add_flag("--reference", reference, reference_help);
+
   int repeats = 10, warmup = 2;
   auto* bench = app.add_subcommand("bench", "time every node's forward and backward (median of repeats)");
   bench->add_option("file", file, "pipeline file (e.g. pipelines/bench_unet.json)")->required();
@@ -315,6 +330,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*nodes) return cmd_nodes(json);
+    if (*plan) return cmd_plan(file, opts, json);
     if (*bench) return cmd_bench(file, opts, repeats, warmup);
   } catch (const noiseflow::GraphError& e) {
     std::cerr << e.what() << "\n";

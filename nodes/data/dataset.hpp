@@ -121,6 +121,11 @@ class LabeledLoader : public runtime::Node {
   EpochOrder order_;
 };
 
+/// Bytes a loader holding `count` images of `pixels` floats keeps: pixels, labels and the epoch order.
+inline int64_t dataset_bytes(int64_t count, int64_t pixels) {
+  return count * (pixels + 1) * int64_t(sizeof(float)) + count * int64_t(sizeof(int64_t));
+}
+
 /// Adds the attributes every loader shares: batch, shuffle, limit, offset.
 inline runtime::Schema& batching_attrs(runtime::Schema& s) {
   return s

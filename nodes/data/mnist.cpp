@@ -141,6 +141,12 @@ struct Mnist final : data::LabeledLoader {
                      "folder holding 0.json .. 9.json (installed by tools/setup.sh)")
         .attr_ints("digits", std::vector<int64_t>{}, "classes to use, e.g. [3, 7]; [] = all ten");
     data::batching_attrs(s);
+    // The package holds 863-1,127 images per digit: about 1,000 of 784 floats each.
+    s.memory([](const graph::MemoryContext& m) {
+      int64_t count = int64_t(classes_of(m.attrs["digits"].get<std::vector<int64_t>>()).size()) * 1000;
+      if (m.attrs["limit"].get<int64_t>() > 0) count = std::min(count, m.attrs["limit"].get<int64_t>());
+      return graph::NodeMemory{0, data::dataset_bytes(count, kPixels)};
+    });
     s.shape([](graph::ShapeContext& c) {
       if (auto msg = check_digits(c.attr_ints("digits")); !msg.empty()) c.fail("digits", msg);
       const int64_t b = c.attr_int("batch");

@@ -47,6 +47,7 @@ struct Adam final : Node {
         .attr_float("clip_norm", 0.0, 0.0, {}, "clip the global gradient norm to at most this (0: off)")
         .attr_int("warmup", 0, 0, {}, "linear warm-up steps: lr_t = lr * min(1, step / warmup) (0: off)")
         .optimizer()
+        .memory([](const graph::MemoryContext& m) { return graph::NodeMemory{2 * m.trainable_bytes, 0}; })  // m, v
         .heavy()
         .shape([](graph::ShapeContext& c) {
           if (graph::numel(c.input("loss")) != 1)

@@ -33,6 +33,7 @@ struct Ema final : Node {
         .output("step", "[1] the step, passed through (for checkpoints that must follow the EMA)")
         .attr_float("decay", 0.999, 0.0, 1.0, "decay d of the average, in [0, 1]")
         .attr_bool("warmup", false, "use d = min(decay, (1 + step) / (10 + step)) early in training")
+        .memory([](const graph::MemoryContext& m) { return graph::NodeMemory{m.trainable_bytes, 0}; })  // the average
         .heavy()
         .shape([](graph::ShapeContext& c) {
           if (c.input("step") != Shape{1})

@@ -16,6 +16,7 @@ struct Sgd final : Node {
         .attr_float("lr", 0.01, 0.0, {}, "learning rate")
         .attr_float("momentum", 0.0, 0.0, 1.0, "momentum factor")
         .optimizer()
+        .memory([](const graph::MemoryContext& m) { return graph::NodeMemory{m.trainable_bytes, 0}; })  // velocity
         .heavy()
         .shape([](graph::ShapeContext& c) {
           if (graph::numel(c.input("loss")) != 1)

@@ -22,6 +22,7 @@
 #include "graph/diagnostics.hpp"
 #include "graph/pipeline.hpp"
 #include "runtime/exec/executor.hpp"
+#include "runtime/plan/print.hpp"
 #include "runtime/node.hpp"
 #include "runtime/tensor.hpp"
 
@@ -72,6 +73,9 @@ class Pipeline {
   std::vector<std::pair<std::string, std::string>> artifacts() const;
   /// The planned executor (plans it if needed).
   runtime::Executor& executor();
+  /// The execution plan (layouts, tasks, gradients, buffers, memory report) without binding or running
+  /// anything; throws RunError when the graph cannot be planned.
+  const runtime::plan::ExecutionPlan& plan();
 
  private:
   void resume(runtime::Executor& ex);
@@ -79,6 +83,7 @@ class Pipeline {
   Options options_;
   std::unique_ptr<graph::Graph> graph_;
   std::unique_ptr<runtime::Executor> exec_;
+  std::unique_ptr<runtime::plan::ExecutionPlan> plan_;
 };
 
 /// Every registered node type's op name.
