@@ -128,12 +128,16 @@ struct MemoryContext {
   const std::vector<std::optional<Shape>>& inputs;
   const std::vector<Shape>& outputs;
   int64_t trainable_bytes = 0;
+  bool reference = false;  ///< the straightforward path (plainest kernels)
 };
 
 /// Bytes a node holds beyond its output tensors and parameters, for the plan's memory report.
 struct NodeMemory {
   int64_t optimizer_state = 0;  ///< moments, EMA weights: per trainable parameter
   int64_t other = 0;            ///< data sets, tables, buffers of its own
+  /// Working memory of one call on the calling thread's buffers shared by all nodes (oneDNN scratchpads,
+  /// reorder staging): the plan counts the largest, as a thread runs one node at a time.
+  int64_t scratch = 0;
 };
 using MemoryFn = std::function<NodeMemory(const MemoryContext&)>;
 

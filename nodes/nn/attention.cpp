@@ -40,6 +40,15 @@ struct Attention final : Node {
         .attr_bool("zero_init", false, "start the output projection (proj.weight, proj.bias) at zero, as in DDPM")
         .differentiable({"x"})
         .heavy()
+        .memory([](const graph::MemoryContext& m) {
+          // The buffers plan() makes: 12 of [C, N*P] (6 with qkv at 3C), [N, groups], 3 of [N, heads, P, P].
+          if (!m.inputs[0] || m.inputs[0]->size() != 4) return graph::NodeMemory{};
+          const auto& x = *m.inputs[0];
+          const int64_t N = x[0], C = x[1], P = x[2] * x[3];
+          const int64_t floats = 12 * C * N * P + N * m.attrs["groups"].get<int64_t>() +
+                                 3 * N * m.attrs["heads"].get<int64_t>() * P * P;
+          return graph::NodeMemory{0, floats * int64_t(sizeof(float))};
+        })
         .shape([](graph::ShapeContext& c) {
           const auto& x = c.input_rank("x", 4);
           const int64_t C = x[1], heads = c.attr_int("heads"), groups = c.attr_int("groups");

@@ -10,6 +10,8 @@
 // unet-small shape in forward, backward-data and backward-weights (docs/PERFORMANCE.md), with float32
 // rounding differences around 1e-6 relative. "direct" forces the direct kernels; the reference path
 // (ExecutorOptions::reference) uses them too.
+#include <algorithm>
+
 #include "nodes/nn/dnnl_util.hpp"
 #include "nodes/nn/weighted_layer.hpp"
 #include "runtime/node.hpp"
@@ -38,6 +40,54 @@ ConvGeometry geometry(const Shape& x, const Json& attrs) {
   return g;
 }
 
+/// The forward, backward-data and backward-weights primitive_descs of a convolution, layouts left to
+/// oneDNN (format_tag::any), user-mode scratchpads.
+struct ConvPds {
+  dnnl::convolution_forward::primitive_desc fwd;
+  dnnl::convolution_backward_data::primitive_desc bwd_d;
+  dnnl::convolution_backward_weights::primitive_desc bwd_w;
+};
+
+ConvPds make_pds(const dnnl::engine& eng, const ConvGeometry& g, dnnl::algorithm alg, bool bias) {
+  const dnnl::memory::desc src_any({g.n, g.cin, g.h, g.w}, dt::f32, tag::any),
+      wei_any({g.cout, g.cin, g.k, g.k}, dt::f32, tag::any), dst_any({g.n, g.cout, g.ho, g.wo}, dt::f32, tag::any);
+  const dnnl::memory::desc bias_prim = bias ? dnnl::memory::desc({g.cout}, dt::f32, tag::x) : dnnl::memory::desc();
+  const auto attr = dnnl_util::user_scratchpad_attr();
+  const dnnl::memory::dims strides{g.stride, g.stride}, pad{g.pad, g.pad};
+  ConvPds p{dnnl::convolution_forward::primitive_desc(
+                dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_any, wei_any, bias_prim,
+                                                dst_any, strides, pad, pad),
+                attr, eng),
+            {},
+            {}};
+  p.bwd_d = dnnl::convolution_backward_data::primitive_desc(
+      dnnl::convolution_backward_data::desc(alg, src_any, wei_any, dst_any, strides, pad, pad), attr, eng, p.fwd);
+  p.bwd_w = dnnl::convolution_backward_weights::primitive_desc(
+      dnnl::convolution_backward_weights::desc(alg, src_any, wei_any, bias_prim, dst_any, strides, pad, pad), attr, eng,
+      p.fwd);
+  return p;
+}
+
+/// Per-call working memory on the thread's shared buffers: the largest of the three scratchpads, and the
+/// weights and their gradient reordered into the primitives' layouts.
+graph::NodeMemory conv_memory(const graph::MemoryContext& m) {
+  if (!m.inputs[0]) return {};
+  const ConvGeometry g = geometry(*m.inputs[0], m.attrs);
+  const bool wino = g.k == 3 && g.stride == 1 && g.pad == 1 && !m.reference && m.attrs["algorithm"] != "direct";
+  const auto& eng = Engine::get().engine;
+  for (auto alg : {dnnl::algorithm::convolution_winograd, dnnl::algorithm::convolution_direct}) {
+    if (alg == dnnl::algorithm::convolution_winograd && !wino) continue;
+    try {
+      const ConvPds p = make_pds(eng, g, alg, m.attrs["bias"].get<bool>());
+      const size_t scratch = std::max({p.fwd.scratchpad_desc().get_size(), p.bwd_d.scratchpad_desc().get_size(),
+                                       p.bwd_w.scratchpad_desc().get_size()});
+      return {0, 0, int64_t(scratch + p.fwd.weights_desc().get_size() + p.bwd_w.diff_weights_desc().get_size())};
+    } catch (const dnnl::error&) {
+    }
+  }
+  return {};
+}
+
 struct Conv2d final : Node {
   static Schema schema() {
     return Schema("nn.conv2d", "2-D convolution y = W * x + b over NCHW images (PyTorch Conv2d, square kernel)")
@@ -55,6 +105,7 @@ struct Conv2d final : Node {
         .differentiable({"x"})
         .heavy()
         .layouts(graph::LayoutSupport::any)
+        .memory(conv_memory)
         .shape([](graph::ShapeContext& c) {
           const Shape& x = c.input_rank("x", 4);
           auto g = geometry(x, Json{{"out_channels", c.attr_int("out_channels")},
@@ -86,15 +137,9 @@ struct Conv2d final : Node {
 
     // The tensors' own layouts (x and y may be nChw16c: the executor keeps them blocked between
     // convolutions; gradients share their values' layouts).
-    const dnnl::memory::dims src_dims{g_.n, g_.cin, g_.h, g_.w}, wei_dims{g_.cout, g_.cin, g_.k, g_.k},
-        dst_dims{g_.n, g_.cout, g_.ho, g_.wo}, bias_dims{g_.cout};
+    const dnnl::memory::dims wei_dims{g_.cout, g_.cin, g_.k, g_.k}, bias_dims{g_.cout};
     const dnnl::memory::desc src_md = ctx.input("x").desc(), wei_md(wei_dims, dt::f32, tag::oihw),
                              dst_md = ctx.output("y").desc(), bias_md(bias_dims, dt::f32, tag::x);
-    // Layouts left to the primitives.
-    const dnnl::memory::desc src_any(src_dims, dt::f32, tag::any), wei_any(wei_dims, dt::f32, tag::any),
-        dst_any(dst_dims, dt::f32, tag::any);
-    const dnnl::memory::desc bias_prim = bias_ ? bias_md : dnnl::memory::desc();
-    const auto attr = dnnl_util::user_scratchpad_attr();
     const std::string choice = ctx.attr_string("algorithm");
     const bool wino_shape = g_.k == 3 && g_.stride == 1 && g_.pad == 1;
     if (choice == "winograd" && !wino_shape)
@@ -104,7 +149,7 @@ struct Conv2d final : Node {
     for (auto alg : {dnnl::algorithm::convolution_winograd, dnnl::algorithm::convolution_direct}) {
       if (alg == dnnl::algorithm::convolution_winograd && !try_wino) continue;
       try {
-        plan_with(ctx, alg, src_any, wei_any, bias_prim, dst_any, attr, {src_md, wei_md, dst_md, bias_md});
+        plan_with(ctx, alg, {src_md, wei_md, dst_md, bias_md});
         return;
       } catch (const dnnl::error& e) {
         if (alg == dnnl::algorithm::convolution_winograd && choice == "winograd")
@@ -117,22 +162,9 @@ struct Conv2d final : Node {
   void backward(Context& ctx) override { layer_.backward(ctx); }
 
  private:
-  void plan_with(Context& ctx, dnnl::algorithm alg, const dnnl::memory::desc& src_any,
-                 const dnnl::memory::desc& wei_any, const dnnl::memory::desc& bias_prim,
-                 const dnnl::memory::desc& dst_any, const dnnl::primitive_attr& attr,
-                 const dnnl_util::TensorLayouts& layouts) {
-    const auto& eng = ctx.engine();
-    const dnnl::memory::dims strides{g_.stride, g_.stride}, pad{g_.pad, g_.pad};
-    const dnnl::convolution_forward::primitive_desc fwd_pd(
-        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_any, wei_any, bias_prim, dst_any,
-                                        strides, pad, pad),
-        attr, eng);
-    const dnnl::convolution_backward_data::primitive_desc bwd_d_pd(
-        dnnl::convolution_backward_data::desc(alg, src_any, wei_any, dst_any, strides, pad, pad), attr, eng, fwd_pd);
-    const dnnl::convolution_backward_weights::primitive_desc bwd_w_pd(
-        dnnl::convolution_backward_weights::desc(alg, src_any, wei_any, bias_prim, dst_any, strides, pad, pad), attr,
-        eng, fwd_pd);
-    layer_.plan(eng, fwd_pd, bwd_d_pd, bwd_w_pd, layouts, bias_);
+  void plan_with(Context& ctx, dnnl::algorithm alg, const dnnl_util::TensorLayouts& layouts) {
+    const ConvPds pds = make_pds(ctx.engine(), g_, alg, bias_);
+    layer_.plan(ctx.engine(), pds.fwd, pds.bwd_d, pds.bwd_w, layouts, bias_);
   }
 
   ConvGeometry g_{};

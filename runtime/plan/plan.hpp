@@ -127,8 +127,9 @@ struct MemoryReport {
   int64_t parameter_gradients = 0;
   int64_t optimizer_state = 0;  ///< optimizer moments, EMA weights (Schema::memory)
   int64_t node_memory = 0;      ///< what nodes hold beyond their tensors: data sets, tables (Schema::memory)
+  int64_t scratch = 0;          ///< the largest per-call working memory of a node (scratchpads, staging)
   int64_t peak() const {
-    return activations + gradients + parameters + parameter_gradients + optimizer_state + node_memory;
+    return activations + gradients + parameters + parameter_gradients + optimizer_state + node_memory + scratch;
   }
   bool operator==(const MemoryReport&) const = default;
 };

@@ -35,6 +35,7 @@ graph::Json memory_json(const MemoryReport& m) {
   return {{"activations", m.activations},         {"gradients", m.gradients},
           {"parameters", m.parameters},           {"parameter_gradients", m.parameter_gradients},
           {"optimizer_state", m.optimizer_state}, {"node_memory", m.node_memory},
+          {"scratch", m.scratch},
           {"peak", m.peak()}};
 }
 
@@ -46,6 +47,7 @@ std::string memory_text(const MemoryReport& m) {
   s += fmt("  parameter gradients  %12s\n", mb(m.parameter_gradients).c_str());
   s += fmt("  optimizer state      %12s\n", mb(m.optimizer_state).c_str());
   s += fmt("  node memory          %12s   (data sets, tables)\n", mb(m.node_memory).c_str());
+  s += fmt("  scratch              %12s   (the largest per-call scratchpad and staging)\n", mb(m.scratch).c_str());
   s += fmt("  peak                 %12s\n", mb(m.peak()).c_str());
   return s;
 }

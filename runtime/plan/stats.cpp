@@ -1,5 +1,7 @@
 #include "runtime/plan/stats.hpp"
 
+#include <algorithm>
+
 namespace noiseflow::runtime::plan {
 
 namespace {
@@ -59,9 +61,11 @@ MemoryReport memory_report(const graph::Graph& g, const ExecutionPlan& plan) {
     for (const auto& in : gn.inputs) inputs.push_back(in ? std::optional<Shape>(g.shape(*in)) : std::nullopt);
     bool updates = int(i) == plan.autodiff.optimizer;
     for (int r : plan.autodiff.optimizer_readers) updates = updates || r == int(i);
-    const graph::NodeMemory nm = gn.schema->memory_fn()({gn.attrs, inputs, gn.output_shapes, updates ? trainable : 0});
+    const graph::NodeMemory nm =
+        gn.schema->memory_fn()({gn.attrs, inputs, gn.output_shapes, updates ? trainable : 0, plan.reference});
     m.optimizer_state += nm.optimizer_state;
     m.node_memory += nm.other;
+    m.scratch = std::max(m.scratch, nm.scratch);
   }
   return m;
 }
