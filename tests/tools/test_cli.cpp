@@ -1,6 +1,8 @@
 // tests/tools/test_cli.cpp — the built `noiseflow` command, run as a user would.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -199,4 +201,41 @@ TEST_CASE("noiseflow bench reports the plan: blocked tensors and shared gradient
   auto mb = [](const std::string& line, const char* key) { return std::stod(line.substr(line.find(key) + std::strlen(key))); };
   CHECK(mb(r, "gradients ") == doctest::Approx(mb(r, "tensors, ")));
   CHECK(mb(f, "gradients ") < mb(f, "tensors, ") / 2);
+}
+
+TEST_CASE("noiseflow plan prints the tasks, tensors and memory report of a pipeline without running it") {
+  auto r = run_cli("plan pipelines/train.json");
+  CHECK(r.status == 0);
+  CHECK(r.out.find("plan of pipelines/train.json: training, optimised path") == 0);
+  CHECK(r.out.find("forward  net.stem\n") != std::string::npos);
+  CHECK(r.out.find("backward net.stem\n") != std::string::npos);
+  CHECK(r.out.find("net.stem.y                           [64, 32, 28, 28]   nChw16c  own") != std::string::npos);
+  CHECK(r.out.find("  peak ") != std::string::npos);
+  auto j = run_cli("plan pipelines/train.json --json");
+  REQUIRE(j.status == 0);
+  const auto plan = nlohmann::json::parse(j.out);
+  CHECK(plan["training"] == true);
+  CHECK(plan["memory"]["peak"].get<int64_t>() > 500'000'000);
+  CHECK(plan["memory"]["optimizer_state"].get<int64_t>() == 3 * plan["memory"]["parameters"].get<int64_t>());
+  // Half the batch: the activations halve (but for the schedule tables and scalars).
+  auto half = nlohmann::json::parse(run_cli("plan pipelines/train.json --json --set batch=32").out);
+  const double full_act = double(plan["stats"]["activation_bytes"].get<int64_t>());
+  CHECK(std::abs(2.0 * double(half["stats"]["activation_bytes"].get<int64_t>()) - full_act) < 1e-3 * full_act);
+  auto s = run_cli("plan pipelines/sample.json");
+  CHECK(s.status == 0);
+  CHECK(s.out.find("plan of pipelines/sample.json: no optimizer, optimised path") == 0);
+  CHECK(s.out.find("forward chained") != std::string::npos);
+
+  TempDir dir;
+  const std::string bad = dir.write("two.json", R"({ "noiseflow": 1, "nodes": {
+      "x": { "op": "random.normal", "attrs": { "shape": [2, 4] } },
+      "f": { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 4 } },
+      "loss": { "op": "loss.mse", "inputs": { "pred": "f", "target": "x" } },
+      "opt": { "op": "optim.sgd", "inputs": { "loss": "loss" } },
+      "opt2": { "op": "optim.sgd", "inputs": { "loss": "loss" } } } })");
+  auto e = run_cli("plan '" + bad + "'");
+  CHECK(e.status == 1);
+  CHECK(e.out.empty());
+  CHECK(e.err.find(bad + R"(: node "opt2", op: only one optimizer per pipeline is supported (found "opt" too))") !=
+        std::string::npos);
 }
