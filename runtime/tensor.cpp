@@ -153,12 +153,19 @@ dnnl::memory::desc Tensor::desc() const {
   return dnnl::memory::desc(to_dims(shape_), dnnl::memory::data_type::f32, dnnl::memory::format_tag::nChw16c);
 }
 
-dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng) const { return dnnl_memory(eng, desc()); }
+dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) {
+  return wrap(eng, md, data());
+}
 
-dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) const {
+// oneDNN only reads a source argument; the cast is because dnnl::memory takes a void*.
+dnnl::memory Tensor::dnnl_read_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) const {
+  return wrap(eng, md, const_cast<float*>(data()));
+}
+
+dnnl::memory Tensor::wrap(const dnnl::engine& eng, const dnnl::memory::desc& md, float* p) const {
   if (int64_t(md.get_size()) > std::max<int64_t>(numel_, 1) * int64_t(sizeof(float)) + 63)
     throw std::invalid_argument("Tensor::dnnl_memory: descriptor larger than the buffer");
-  return dnnl::memory(md, eng, const_cast<float*>(data()));
+  return dnnl::memory(md, eng, p);
 }
 
 }  // namespace noiseflow::runtime
