@@ -6,6 +6,8 @@
 #include <new>
 #include <stdexcept>
 
+#include "runtime/node.hpp"
+
 namespace noiseflow::runtime {
 
 OutOfMemory::OutOfMemory(Shape s, int64_t b)
@@ -78,25 +80,21 @@ void Tensor::set_layout(Layout l) {
 }
 
 namespace {
-// Converts between plain NCHW and nChw16c; `to_blocked` picks the direction.
-void convert(const Shape& s, const float* src, float* dst, bool to_blocked) {
-  const int64_t n_ = s[0], cb_ = s[1] / 16, hw = s[2] * s[3];
-  for (int64_t n = 0; n < n_; ++n)
-    for (int64_t cb = 0; cb < cb_; ++cb) {
-      const int64_t pbase = (n * s[1] + cb * 16) * hw, bbase = (n * cb_ + cb) * hw * 16;
-      for (int64_t i = 0; i < hw; ++i)
-        for (int64_t c = 0; c < 16; ++c) {
-          if (to_blocked) dst[bbase + i * 16 + c] = src[pbase + c * hw + i];
-          else dst[pbase + c * hw + i] = src[bbase + i * 16 + c];
-        }
-    }
+// Copies `src` into `dst`, a tensor of the same shape in another layout (plain <-> nChw16c), with a oneDNN
+// reorder between their descs on the process stream (the reorder primitive comes from oneDNN's cache).
+void reorder(const Tensor& src, Tensor& dst) {
+  if (src.numel() == 0) return;
+  Engine& e = Engine::get();
+  dnnl::memory from = src.dnnl_read_memory(e.engine), to = dst.dnnl_memory(e.engine);
+  dnnl::reorder(from, to).execute(e.stream, from, to);
+  e.stream.wait();
 }
 }  // namespace
 
 Tensor Tensor::to_plain() const {
   if (!blocked()) return clone();
   Tensor t(shape_);
-  convert(shape_, data(), t.data(), false);
+  reorder(*this, t);
   return t;
 }
 
@@ -104,7 +102,7 @@ void Tensor::assign_plain(const Tensor& plain) {
   if (plain.shape_ != shape_ || plain.blocked())
     throw std::invalid_argument("Tensor::assign_plain: a plain " + graph::shape_str(shape_) + " tensor is needed, got " +
                                 graph::shape_str(plain.shape_) + (plain.blocked() ? " (nChw16c)" : ""));
-  if (blocked()) convert(shape_, plain.data(), data(), true);
+  if (blocked()) reorder(plain, *this);
   else copy_from(plain);
 }
 
@@ -112,7 +110,7 @@ void Tensor::assign(const Tensor& src) {
   if (src.shape_ != shape_)
     throw std::invalid_argument("Tensor::assign: " + graph::shape_str(src.shape_) + " into " + graph::shape_str(shape_));
   if (src.layout_ == layout_) copy_from(src);
-  else convert(shape_, src.data(), data(), blocked());
+  else reorder(src, *this);
 }
 
 Tensor Tensor::clone() const {
@@ -157,12 +155,19 @@ dnnl::memory::desc Tensor::desc() const {
   return dnnl::memory::desc(to_dims(shape_), dnnl::memory::data_type::f32, dnnl::memory::format_tag::nChw16c);
 }
 
-dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng) const { return dnnl_memory(eng, desc()); }
+dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) {
+  return wrap(eng, md, data());
+}
 
-dnnl::memory Tensor::dnnl_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) const {
+// oneDNN only reads a source argument; the cast is because dnnl::memory takes a void*.
+dnnl::memory Tensor::dnnl_read_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) const {
+  return wrap(eng, md, const_cast<float*>(data()));
+}
+
+dnnl::memory Tensor::wrap(const dnnl::engine& eng, const dnnl::memory::desc& md, float* p) const {
   if (int64_t(md.get_size()) > std::max<int64_t>(numel_, 1) * int64_t(sizeof(float)) + 63)
     throw std::invalid_argument("Tensor::dnnl_memory: descriptor larger than the buffer");
-  return dnnl::memory(md, eng, const_cast<float*>(data()));
+  return dnnl::memory(md, eng, p);
 }
 
 }  // namespace noiseflow::runtime

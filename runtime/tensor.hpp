@@ -37,6 +37,11 @@ enum class Layout : uint8_t { plain, nChw16c };
 /// row-major unless the plan made it nChw16c (layout(), desc()); dnnl_memory()
 /// wraps the buffer in its physical layout without copying. Code that reads
 /// raw floats of a tensor that may be blocked asks for to_plain() or offset().
+///
+/// Const: no const member gives write access through this handle; a const tensor's oneDNN
+/// memory is dnnl_read_memory(), for arguments oneDNN only reads. A copy, view() or prefix_view() is
+/// another handle on the same buffer with full access, as copying a shared_ptr is: const guards the
+/// access path, not the buffer (a read-only buffer would need a separate tensor type).
 class Tensor {
  public:
   Tensor() = default;
@@ -101,12 +106,19 @@ class Tensor {
   /// Plain descriptor viewing the tensor with `dims` (same element count).
   dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims) const;
   /// A dnnl::memory over this buffer in its physical layout, desc() (no copy).
-  dnnl::memory dnnl_memory(const dnnl::engine& eng) const;
-  dnnl::memory dnnl_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) const;
+  dnnl::memory dnnl_memory(const dnnl::engine& eng) { return dnnl_memory(eng, desc()); }
+  /// A dnnl::memory over this buffer seen through `md` (no larger than the buffer).
+  dnnl::memory dnnl_memory(const dnnl::engine& eng, const dnnl::memory::desc& md);
+  /// dnnl_memory() of a const tensor, for an argument oneDNN only reads (a primitive's src, weights or
+  /// diff_dst, a reorder's source): dnnl::memory has no read-only form, so never pass it as a destination.
+  dnnl::memory dnnl_read_memory(const dnnl::engine& eng) const { return dnnl_read_memory(eng, desc()); }
+  dnnl::memory dnnl_read_memory(const dnnl::engine& eng, const dnnl::memory::desc& md) const;
 
   std::vector<float> to_vector() const { return {data(), data() + numel_}; }
 
  private:
+  dnnl::memory wrap(const dnnl::engine& eng, const dnnl::memory::desc& md, float* p) const;
+
   Shape shape_;
   int64_t numel_ = 0;
   std::shared_ptr<float> buf_;

@@ -216,20 +216,22 @@ struct Attention final : Node {
     return {pd, dnnl::matmul(pd), src, wei, dst, std::move(adds)};
   }
 
-  static dnnl::memory mem(Context& ctx, const md& d, const float* p) {
+  static dnnl::memory mem(Context& ctx, const md& d, float* p) { return dnnl::memory(d, ctx.engine(), p); }
+  /// A memory oneDNN only reads (src, weights, post-op operands): dnnl::memory takes a void*.
+  static dnnl::memory src_mem(Context& ctx, const md& d, const float* p) {
     return dnnl::memory(d, ctx.engine(), const_cast<float*>(p));
   }
 
   /// dst = scale * src @ wei + adds...
   void run(Context& ctx, Matmul& m, const float* src, const float* wei, float* dst,
            std::initializer_list<const float*> adds = {}) {
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, mem(ctx, m.src, src)},
-                                               {DNNL_ARG_WEIGHTS, mem(ctx, m.wei, wei)},
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_mem(ctx, m.src, src)},
+                                               {DNNL_ARG_WEIGHTS, src_mem(ctx, m.wei, wei)},
                                                {DNNL_ARG_DST, mem(ctx, m.dst, dst)},
                                                {DNNL_ARG_SCRATCHPAD, scratchpad_.memory_for(m.pd, ctx.engine())}};
     int i = 0;
     for (const float* a : adds) {
-      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1] = mem(ctx, m.adds.at(size_t(i)), a);
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1] = src_mem(ctx, m.adds.at(size_t(i)), a);
       ++i;
     }
     m.prim.execute(ctx.stream(), args);

@@ -90,7 +90,7 @@ struct Concat final : Node {
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, (stage_.empty() ? y : stage_).dnnl_memory(e)},
                                                {DNNL_ARG_SCRATCHPAD, scratchpad_.memory_for(fwd_pd_, e)}};
     for (size_t i = 0; i < inputs_.size(); ++i)
-      args[DNNL_ARG_MULTIPLE_SRC + int(i)] = ctx.input(inputs_[i]).dnnl_memory(e);
+      args[DNNL_ARG_MULTIPLE_SRC + int(i)] = ctx.input(inputs_[i]).dnnl_read_memory(e);
     fwd_.execute(ctx.stream(), args);
     ctx.stream().wait();
     if (!stage_.empty()) y.assign_plain(stage_);
@@ -101,7 +101,7 @@ struct Concat final : Node {
     const Tensor dy = stage_.empty() ? ctx.grad_output("y") : ctx.grad_output("y").to_plain();
     for (size_t i = 0; i < inputs_.size(); ++i) {
       if (!ctx.wants_grad(inputs_[i])) continue;
-      auto src = dy.dnnl_memory(e, grad_view_mds_[i]);
+      auto src = dy.dnnl_read_memory(e, grad_view_mds_[i]);
       auto dst = ctx.grad_input(inputs_[i]).dnnl_memory(e);
       grad_reorders_[i].execute(ctx.stream(), {{DNNL_ARG_FROM, src},
                                                {DNNL_ARG_TO, dst},

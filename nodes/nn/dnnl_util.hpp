@@ -62,7 +62,7 @@ class Staged {
 
   /// An input argument: the tensor itself, or its reorder into the primitive's layout.
   dnnl::memory in(const runtime::Tensor& t, const dnnl::engine& eng, dnnl::stream& s) {
-    dnnl::memory user(user_md_, eng, const_cast<float*>(t.data()));
+    dnnl::memory user = t.dnnl_read_memory(eng, user_md_);
     if (!reorders()) return user;
     bind();
     to_prim_.execute(s, user, prim_mem_);
@@ -71,7 +71,7 @@ class Staged {
 
   /// An output argument: the tensor itself, or the buffer in the primitive's layout (then call finish()).
   dnnl::memory out(runtime::Tensor& t, const dnnl::engine& eng) {
-    if (!reorders()) return dnnl::memory(user_md_, eng, t.data());
+    if (!reorders()) return t.dnnl_memory(eng, user_md_);
     bind();
     return prim_mem_;
   }
@@ -79,7 +79,7 @@ class Staged {
   /// After the primitive ran: reorders its output back into the tensor's layout when needed.
   void finish(runtime::Tensor& t, const dnnl::engine& eng, dnnl::stream& s) {
     if (!reorders()) return;
-    dnnl::memory user(user_md_, eng, t.data());
+    dnnl::memory user = t.dnnl_memory(eng, user_md_);
     to_user_.execute(s, prim_mem_, user);
   }
 

@@ -30,15 +30,15 @@ struct Silu final : Node {
 
   void forward(Context& ctx) override {
     auto& e = ctx.engine();
-    fwd_.execute(ctx.stream(), {{DNNL_ARG_SRC, ctx.input("x").dnnl_memory(e)}, {DNNL_ARG_DST, ctx.output("y").dnnl_memory(e)}});
+    fwd_.execute(ctx.stream(), {{DNNL_ARG_SRC, ctx.input("x").dnnl_read_memory(e)}, {DNNL_ARG_DST, ctx.output("y").dnnl_memory(e)}});
     ctx.stream().wait();
   }
 
   void backward(Context& ctx) override {
     if (!ctx.wants_grad("x")) return;
     auto& e = ctx.engine();
-    bwd_.execute(ctx.stream(), {{DNNL_ARG_SRC, ctx.input("x").dnnl_memory(e)},
-                                {DNNL_ARG_DIFF_DST, ctx.grad_output("y").dnnl_memory(e)},
+    bwd_.execute(ctx.stream(), {{DNNL_ARG_SRC, ctx.input("x").dnnl_read_memory(e)},
+                                {DNNL_ARG_DIFF_DST, ctx.grad_output("y").dnnl_read_memory(e)},
                                 {DNNL_ARG_DIFF_SRC, ctx.grad_input("x").dnnl_memory(e)}});
     ctx.stream().wait();
   }

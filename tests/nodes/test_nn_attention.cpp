@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <vector>
 
@@ -175,30 +174,4 @@ TEST_CASE("nn.attention rejects heads or groups that do not divide C") {
   CHECK(field_of({}, {1, 6, 5, 7}) == "groups");  // default 8 groups
   CHECK(field_of({{"groups", 2}}, {6, 5, 7}) == "x");
   CHECK(field_of({{"groups", 2}, {"heads", 3}}, {1, 6, 5, 7}).empty());
-}
-
-// Timing at the UNet's middle block size, not a correctness check: reported
-// with MESSAGE (run `test_nodes -tc="*timing*" -s`).
-TEST_CASE("nn.attention timing [64,64,7,7]") {
-  Tensor x({64, 64, 7, 7});
-  fill_random(x, 5);
-  NodeHarness h("nn.attention", {}, {{"x", x}});
-  Tensor dy({64, 64, 7, 7});
-  fill_random(dy, 6);
-  auto median_ms = [](auto&& fn) {
-    for (int i = 0; i < 3; ++i) fn();
-    std::vector<double> t;
-    for (int i = 0; i < 20; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      fn();
-      t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    std::sort(t.begin(), t.end());
-    return 0.5 * (t[9] + t[10]);
-  };
-  double f = median_ms([&] { h.forward(); });
-  h.backward({{"y", dy}});  // sets up the gradient buffers; then time the node's backward alone
-  double b = median_ms([&] { h.node().backward(h.ctx()); });
-  MESSAGE("nn.attention [64,64,7,7] forward " << f << " ms, backward " << b << " ms (median of 20)");
-  CHECK(f > 0);
 }

@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <tbb/task_arena.h>
@@ -87,7 +90,23 @@ TEST_CASE("dnnl_memory wraps the buffer without copying") {
   CHECK(m2.get_data_handle() == static_cast<void*>(t.data()));
   CHECK_THROWS_AS(t.dnnl_memory(eng, t.plain_desc({6, 40})), std::invalid_argument);
   CHECK(runtime::plain_tag(4) == dnnl::memory::format_tag::abcd);
+  // A const tensor wraps the same buffer for oneDNN to read.
+  const Tensor& ct = t;
+  CHECK(ct.dnnl_read_memory(eng).get_data_handle() == static_cast<void*>(t.data()));
+  CHECK(ct.dnnl_read_memory(eng).get_desc() == t.desc());
+  CHECK_THROWS_AS(ct.dnnl_read_memory(eng, t.plain_desc({6, 40})), std::invalid_argument);
 }
+
+namespace {
+template <class T>
+concept writable_memory = requires(T& t, const dnnl::engine& e) { t.dnnl_memory(e); };
+}  // namespace
+
+// A const tensor hands out no writable access to its buffer.
+static_assert(writable_memory<Tensor> && !writable_memory<const Tensor>);
+static_assert(std::is_same_v<decltype(std::declval<const Tensor&>().data()), const float*>);
+static_assert(std::is_same_v<decltype(std::declval<const Tensor&>().span()), std::span<const float>>);
+static_assert(std::is_same_v<decltype(std::declval<const Tensor&>()[0]), float>);
 
 // Known-answer tests of Philox4x32-10 (Random123's kat_vectors, from Salmon et
 // al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011). philox() maps
