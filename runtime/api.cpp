@@ -58,15 +58,19 @@ void Pipeline::resume(runtime::Executor& ex) {
   const graph::GraphNode* ck = nullptr;
   for (auto& n : graph_->nodes)
     if (n.op == "io.checkpoint") ck = &n;
-  if (!ck) throw std::runtime_error(graph_->file + ": --resume needs an io.checkpoint node in the pipeline");
+  if (!ck)
+    throw RunError({graph_->file, "", "", "no_checkpoint_node", "--resume needs an io.checkpoint node in the pipeline"},
+                   "plan");
   std::string path = ck->attrs["path"];
   if (!std::filesystem::exists(path))
-    throw std::runtime_error(graph_->file + ": node \"" + ck->id + "\", attr \"path\": nothing to resume: no checkpoint at " +
-                             path + " (run without --resume to start)");
+    throw runtime::plan_error(*ck, "attr \"path\"", "nothing_to_resume",
+                              "nothing to resume: no checkpoint at " + path + " (run without --resume to start)");
   int64_t step = runtime::load_checkpoint(ex, path, runtime::LoadMode::Resume);
   if (step > graph_->ticks)
-    throw std::runtime_error(path + ": checkpoint is at step " + std::to_string(step) + ", past the run's " +
-                             std::to_string(graph_->ticks) + " ticks");
+    throw RunError({path, "", "", "checkpoint_past_run",
+                    "checkpoint is at step " + std::to_string(step) + ", past the run's " +
+                        std::to_string(graph_->ticks) + " ticks"},
+                   "plan");
   ex.set_next_tick(step);
 }
 
@@ -84,7 +88,7 @@ std::vector<std::string> node_types() { return runtime::Registry::global().ops()
 
 void load_plugin(const std::string& path) {
   void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-  if (!h) throw std::runtime_error(path + ": cannot load plugin: " + dlerror());
+  if (!h) throw RunError({path, "", "", "plugin_failed", std::string("cannot load plugin: ") + dlerror()}, "load");
 }
 
 }  // namespace noiseflow

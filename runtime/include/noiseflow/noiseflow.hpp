@@ -89,7 +89,7 @@ class Pipeline {
 /// Every registered node type's op name.
 std::vector<std::string> node_types();
 /// Loads a plugin shared library whose node types register themselves.
-/// Throws std::runtime_error naming the file when it cannot be loaded.
+/// Throws RunError (code plugin_failed) naming the file when it cannot be loaded.
 void load_plugin(const std::string& path);
 
 }  // namespace noiseflow
