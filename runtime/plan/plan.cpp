@@ -27,7 +27,7 @@ ExecutionPlan make_plan(const graph::Graph& g, const PlanOptions& options) {
   plan.autodiff = plan_autodiff(g, lp.layouts);
   plan.schedule = plan_schedule(g, plan.autodiff);
   plan_buffers(g, plan);
-  plan.stats = plan_stats(g, plan);
+  plan.stats = plan_stats(plan);
   plan.memory = memory_report(g, plan);
   return plan;
 }

@@ -21,7 +21,7 @@ int64_t param_bytes(const graph::GraphNode& gn) {
 }
 }  // namespace
 
-PlanStats plan_stats(const graph::Graph& g, const ExecutionPlan& plan) {
+PlanStats plan_stats(const ExecutionPlan& plan) {
   PlanStats st;
   for (const auto& outs : plan.tensors)
     for (const TensorPlan& t : outs) {
@@ -38,7 +38,6 @@ PlanStats plan_stats(const graph::Graph& g, const ExecutionPlan& plan) {
     if (gr.storage.slot < 0) st.gradient_bytes += gr.storage.bytes;
   }
   st.gradient_bytes += slot_bytes(plan, Slot::Pool::gradients);
-  (void)g;
   return st;
 }
 

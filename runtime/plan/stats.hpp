@@ -6,7 +6,7 @@
 namespace noiseflow::runtime::plan {
 
 /// Tensors, blocked tensors, conversions, activation and gradient bytes.
-PlanStats plan_stats(const graph::Graph& g, const ExecutionPlan& plan);
+PlanStats plan_stats(const ExecutionPlan& plan);
 
 /// Bytes of activations, gradients, parameters, optimizer state and node memory (Schema::memory).
 MemoryReport memory_report(const graph::Graph& g, const ExecutionPlan& plan);
