@@ -1,11 +1,9 @@
 #include "graph/pipeline.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <iomanip>
 #include <set>
 #include <sstream>
 
@@ -463,57 +461,6 @@ class Expander {
   Diagnostics& diag_;
 };
 
-std::string attr_field(const std::string& name) { return "attr " + qt(name); }
-
-// Checks one attribute value against its spec; returns an error message or "".
-std::string check_attr(const AttrSpec& a, const Json& v, std::string& code) {
-  auto num_range = [&](double x) -> std::string {
-    auto fmt = [](double d) {
-      // Whole numbers in full (1234567, not 1.23457e+06), others with 15 digits.
-      if (std::abs(d) < 1e15 && d == std::floor(d)) return std::to_string(int64_t(d));
-      std::ostringstream os;
-      os << std::setprecision(15) << d;
-      return os.str();
-    };
-    if (a.min && x < *a.min) return code = "value_below_min", "value " + fmt(x) + " is below the minimum " + fmt(*a.min);
-    if (a.max && x > *a.max) return code = "value_above_max", "value " + fmt(x) + " is above the maximum " + fmt(*a.max);
-    return "";
-  };
-  code = "wrong_type";
-  switch (a.type) {
-    case AttrType::Int:
-      if (!v.is_number_integer()) return "expected an integer, got " + v.dump();
-      return num_range(double(v.get<int64_t>()));
-    case AttrType::Float:
-      if (!v.is_number()) return "expected a number, got " + v.dump();
-      return num_range(v.get<double>());
-    case AttrType::Bool:
-      if (!v.is_boolean()) return "expected true or false, got " + v.dump();
-      return "";
-    case AttrType::String:
-      if (!v.is_string()) return "expected a string, got " + v.dump();
-      if (!a.choices.empty() && std::find(a.choices.begin(), a.choices.end(), v.get<std::string>()) == a.choices.end()) {
-        std::string list;
-        for (auto& c : a.choices) list += (list.empty() ? "" : ", ") + qt(c);
-        code = "bad_choice";
-        return "value " + v.dump() + " is not one of " + list + suggest(v.get<std::string>(), a.choices);
-      }
-      return "";
-    case AttrType::IntList:
-      if (!v.is_array()) return "expected a list of integers, got " + v.dump();
-      for (auto& x : v)
-        if (!x.is_number_integer()) return "expected a list of integers, got " + v.dump();
-      return "";
-    case AttrType::FloatList:
-      if (!v.is_array()) return "expected a list of numbers, got " + v.dump();
-      for (auto& x : v)
-        if (!x.is_number()) return "expected a list of numbers, got " + v.dump();
-      return "";
-    case AttrType::Any: return "";
-  }
-  return "";
-}
-
 }  // namespace
 
 // Defined in graph.cpp: ordering and shape inference.
@@ -688,18 +635,10 @@ Graph load_pipeline_text(const std::string& text, const std::string& path, const
     for (auto& a : s.attrs()) attr_names.push_back(a.name);
     for (auto& [k, v] : f.attrs.items())
       if (!s.find_attr(k))
-        diag.add(f.file, f.id, attr_field(k), "unknown_attr",
+        diag.add(f.file, f.id, "attr " + qt(k), "unknown_attr",
                  "node type " + f.op + " has no attribute " + qt(k) + suggest(k, attr_names));
-    for (auto& a : s.attrs()) {
-      if (!f.attrs.contains(a.name)) {
-        if (a.required()) diag.add(f.file, f.id, attr_field(a.name), "missing_attr", "missing required attribute (" + attr_type_name(a.type) + ")");
-        continue;
-      }
-      std::string code;
-      std::string msg = check_attr(a, f.attrs[a.name], code);
-      if (!msg.empty()) diag.add(f.file, f.id, attr_field(a.name), code, msg);
-    }
     n.attrs = s.with_defaults(f.attrs);
+    for (auto& d : s.check_attrs(n.attrs, f.file, f.id)) diag.add(std::move(d));
     if ((n.every || n.at_end) && !s.is_sink())
       diag.add(f.file, f.id, n.every ? "every" : "at_end", "not_a_sink", "only sink nodes take every/at_end (" + s.op() + " is not a sink)");
   }
