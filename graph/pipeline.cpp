@@ -1,5 +1,7 @@
 #include "graph/pipeline.hpp"
 
+#include "graph/loader_detail.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +15,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using namespace detail;
+
 const std::set<std::string> kTopKeys = {"noiseflow", "name", "doc", "params", "include", "inputs", "outputs", "nodes", "run"};
 const std::set<std::string> kNodeKeys = {"op", "attrs", "inputs", "every", "at_end", "doc", "if"};
 
@@ -20,16 +24,6 @@ std::string qt(const std::string& s) { return "\"" + s + "\""; }
 
 // Alias target marking an instance name that does not pick one output; the rest is the message.
 const std::string kAmbiguous = "\x01";
-
-// Line and column of a byte offset in text (1-based).
-std::pair<size_t, size_t> line_col(const std::string& text, size_t offset) {
-  size_t line = 1, col = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') ++line, col = 1;
-    else ++col;
-  }
-  return {line, col};
-}
 
 // What a raw input reference is resolved against.
 struct RawRef {
@@ -63,36 +57,6 @@ class Expander {
   Json top_run = Json::object();
   std::string top_name;
 
-  // Parses a file; returns null json on failure (diagnostic added).
-  Json parse_file(const std::string& path, const std::string& from_file, const std::string& from_field) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      diag_.add(from_file.empty() ? path : from_file, "", from_field, "missing_file",
-                "cannot open " + qt(path) + (fs::exists(path) ? " (permission?)" : ": no such file"));
-      return Json();
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_text(ss.str(), path);
-  }
-
-  Json parse_text(const std::string& text, const std::string& path) {
-    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
-      diag_.add(path, "", "", "empty_file", "the file is empty (expected a JSON object with \"noiseflow\": 1)");
-      return Json();
-    }
-    try {
-      return Json::parse(text);
-    } catch (const Json::parse_error& e) {
-      auto [line, col] = line_col(text, e.byte > 0 ? e.byte - 1 : 0);
-      std::string what = e.what();
-      auto p = what.find("syntax error");
-      std::string msg = p != std::string::npos ? what.substr(p) : what;
-      diag_.add(path + ":" + std::to_string(line) + ":" + std::to_string(col), "", "", "syntax_error", msg);
-      return Json();
-    }
-  }
-
   // Expands one file's nodes into `flat`. `bindings`: subgraph input name -> qualified ref in the parent.
   // Returns the subgraph's outputs: name -> qualified target, in declaration order.
   std::vector<std::pair<std::string, std::string>> expand(const Json& doc, const std::string& path,
@@ -116,43 +80,14 @@ class Expander {
     for (auto& [k, v] : doc.items())
       if (!kTopKeys.count(k)) diag_.add(path, "", k, "unknown_key", "unknown top-level key" + suggest(k, top_keys));
 
-    // Params: file defaults, then overrides.
-    Json params = Json::object();
-    if (doc.contains("params")) {
-      if (!doc["params"].is_object()) diag_.add(path, "", "params", "wrong_type", "expected an object of name: value");
-      else params = doc["params"];
-    }
-    for (auto& [k, v] : overrides) {
-      if (!params.contains(k)) {
-        std::vector<std::string> names;
-        for (auto& [pk, pv] : params.items()) names.push_back(pk);
-        if (override_node.empty())
-          diag_.add(path, "", "params", "unknown_param", "unknown param " + qt(k) + suggest(k, names) +
-                                                             (names.empty() ? " (the pipeline declares no params)" : ""));
-        else
-          diag_.add(file_of_override_, override_node, "attr " + qt(k), "unknown_attr",
-                    "subgraph " + qt(path) + " has no param " + qt(k) + suggest(k, names));
-        continue;
-      }
-      const Json& def = params[k];
-      bool ok = (def.is_number() && v.is_number()) || (def.is_boolean() && v.is_boolean()) ||
-                (def.is_string() && v.is_string()) || (def.is_array() && v.is_array()) || def.is_null() ||
-                (def.is_object() && v.is_object());
-      if (def.is_number_integer() && v.is_number_float()) ok = false;
-      if (!ok) {
-        std::string where = override_node.empty() ? "params" : "attr " + qt(k);
-        diag_.add(override_node.empty() ? path : file_of_override_, override_node, where, "wrong_type",
-                  "param " + qt(k) + " expects " + type_name(def) + ", got " + v.dump());
-        continue;
-      }
-      params[k] = v;
-    }
-    // Params may refer to each other ("$batch"): substitute once, in order.
-    for (auto& [k, v] : params.items()) v = substitute(v, params, path, "", "params/" + k);
+    std::optional<InstanceSite> site;
+    if (!override_node.empty()) site = InstanceSite{file_of_override_, override_node};
+    Json params = resolve_params(doc, path, overrides, site, diag_);
+    const Substituter subst(params, path, diag_);
     if (top) {
       top_params = params;
       top_name = doc.value("name", fs::path(path).stem().string());
-      if (doc.contains("run")) top_run = substitute(doc["run"], params, path, "", "run");
+      if (doc.contains("run")) top_run = subst(doc["run"], "", "run");
     }
 
     // Includes: alias -> path (relative to this file).
@@ -213,7 +148,7 @@ class Expander {
           f.id = name;
           f.op = "input";
           f.file = path;
-          f.attrs = Json{{"shape", substitute(spec["shape"], params, path, name, "inputs")}};
+          f.attrs = Json{{"shape", subst(spec["shape"], name, "inputs")}};
           flat.push_back(std::move(f));
           scopes[scope].names.push_back(name);
         }
@@ -258,7 +193,7 @@ class Expander {
         if (!kNodeKeys.count(k)) diag_.add(path, qid, k, "unknown_key", "unknown node key" + suggest(k, nkeys));
       if (nd.contains("if")) {
         // A conditional node: present only when its (substituted) condition is true.
-        Json cond = substitute(nd["if"], params, path, qid, "if");
+        Json cond = subst(nd["if"], qid, "if");
         if (!cond.is_boolean()) {
           diag_.add(path, qid, "if", "wrong_type", "expected true or false (usually \"$param\"), got " + cond.dump());
           continue;
@@ -275,7 +210,7 @@ class Expander {
         diag_.add(path, qid, "attrs", "wrong_type", "expected an object of attribute: value");
         attrs = Json::object();
       }
-      attrs = substitute(attrs, params, path, qid, "attrs");
+      attrs = subst(attrs, qid, "attrs");
       std::vector<std::pair<std::string, RawRef>> ins;
       if (nd.contains("inputs")) {
         if (!nd["inputs"].is_object()) {
@@ -287,7 +222,7 @@ class Expander {
               continue;
             }
             // Params may name the source: "inputs": {"b": "$residual"}.
-            Json sub = substitute(ref, params, path, qid, "input " + qt(port));
+            Json sub = subst(ref, qid, "input " + qt(port));
             if (!sub.is_string() || sub.get<std::string>().empty()) {
               diag_.add(path, qid, "input " + qt(port), "wrong_type", "expected \"node\" or \"node.output\", got " + sub.dump());
               continue;
@@ -309,8 +244,8 @@ class Expander {
         }
         if (nd.contains("every") || nd.contains("at_end"))
           diag_.add(path, qid, "every", "not_a_sink", "a subgraph instance cannot carry every/at_end");
-        Json sub = parse_file(inc->second, path, "include " + qt(op));
-        if (sub.is_null()) {
+        std::optional<Json> sub = parse_included(inc->second, path, "include " + qt(op), diag_);
+        if (!sub || sub->is_null()) {
           broken.insert(qid);
           continue;
         }
@@ -322,7 +257,7 @@ class Expander {
         file_of_override_ = path;
         auto st = stack;
         st.push_back(inc->second);
-        auto outs = expand(sub, inc->second, qid + ".", sub_overrides, qid, sub_bindings, st, false);
+        auto outs = expand(*sub, inc->second, qid + ".", sub_overrides, qid, sub_bindings, st, false);
         file_of_override_ = saved_file;
         for (auto& [o, target] : outs)
           if (target != qid + "." + o) aliases[qid + "." + o] = target;  // an output named like its node needs no alias
@@ -347,12 +282,12 @@ class Expander {
       f.attrs = attrs;
       f.inputs = std::move(ins);
       if (nd.contains("every")) {
-        Json e = substitute(nd["every"], params, path, qid, "every");
+        Json e = subst(nd["every"], qid, "every");
         if (!e.is_number_integer() || e.get<int64_t>() < 1) diag_.add(path, qid, "every", "wrong_type", "expected an integer >= 1, got " + e.dump());
         else f.every = e.get<int64_t>();
       }
       if (nd.contains("at_end")) {
-        Json e = substitute(nd["at_end"], params, path, qid, "at_end");
+        Json e = subst(nd["at_end"], qid, "at_end");
         if (!e.is_boolean()) diag_.add(path, qid, "at_end", "wrong_type", "expected true or false, got " + e.dump());
         else f.at_end = e.get<bool>();
       }
@@ -384,71 +319,6 @@ class Expander {
     return outputs;
   }
 
-  // Substitutes "$name" (whole string, keeps the type) and "${name}" (inside strings).
-  Json substitute(const Json& v, const Json& params, const std::string& path, const std::string& node,
-                  const std::string& field) {
-    if (v.is_string()) {
-      const std::string& s = v.get_ref<const std::string&>();
-      if (s.size() > 1 && s[0] == '$' && s[1] != '{' && s[1] != '$') {
-        std::string name = s.substr(1);
-        if (params.contains(name)) return params[name];
-        diag_.add(path, node, field, "unknown_param", "unknown param " + qt(s) + suggest(name, param_names(params)));
-        return v;
-      }
-      if (s.find("${") == std::string::npos && s.find("$$") == std::string::npos) return v;
-      std::string out;
-      for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '$') {
-          out += '$';
-          ++i;
-        } else if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '{') {
-          size_t e = s.find('}', i);
-          if (e == std::string::npos) {
-            diag_.add(path, node, field, "bad_param_ref", "unterminated ${...} in " + qt(s));
-            return v;
-          }
-          std::string name = s.substr(i + 2, e - i - 2);
-          if (!params.contains(name)) {
-            diag_.add(path, node, field, "unknown_param", "unknown param " + qt("${" + name + "}") + suggest(name, param_names(params)));
-          } else {
-            const Json& p = params[name];
-            out += p.is_string() ? p.get<std::string>() : p.dump();
-          }
-          i = e;
-        } else {
-          out += s[i];
-        }
-      }
-      return out;
-    }
-    if (v.is_object()) {
-      Json o = Json::object();
-      for (auto& [k, x] : v.items()) o[k] = substitute(x, params, path, node, field == "attrs" ? "attr " + qt(k) : field);
-      return o;
-    }
-    if (v.is_array()) {
-      Json a = Json::array();
-      for (auto& x : v) a.push_back(substitute(x, params, path, node, field));
-      return a;
-    }
-    return v;
-  }
-
-  static std::vector<std::string> param_names(const Json& params) {
-    std::vector<std::string> n;
-    for (auto& [k, v] : params.items()) n.push_back(k);
-    return n;
-  }
-
-  static std::string type_name(const Json& j) {
-    if (j.is_number_integer()) return "an integer";
-    if (j.is_number()) return "a number";
-    if (j.is_boolean()) return "true or false";
-    if (j.is_string()) return "a string";
-    if (j.is_array()) return "a list";
-    return "an object";
-  }
-
   std::string file_of_override_;
   // Names already reported (failed subgraph instances, unconnected subgraph
   // inputs): references to them, or to their outputs, add no further message.
@@ -466,38 +336,23 @@ class Expander {
 // Defined in graph.cpp: ordering and shape inference.
 void order_and_infer(Graph& g, Diagnostics& diag);
 
-std::pair<std::string, Json> parse_set(const std::string& arg) {
-  auto eq = arg.find('=');
-  if (eq == std::string::npos || eq == 0) {
-    Diagnostics d;
-    d.add("--set", "", qt(arg), "bad_set", "expected key=value (e.g. --set batch=128)");
-    d.throw_if_any();
-  }
-  std::string key = arg.substr(0, eq), text = arg.substr(eq + 1);
-  Json v = Json::parse(text, nullptr, false);
-  if (v.is_discarded()) v = text;
-  return {key, v};
-}
-
 Graph load_pipeline(const std::string& path, const LoadOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in || fs::is_directory(path)) {
+  std::optional<std::string> text = detail::read_file(path);
+  if (!text || fs::is_directory(path)) {
     Diagnostics d;
     d.add(path, "", "", "missing_file", fs::exists(path) ? "cannot read the pipeline file" : "no such pipeline file");
     d.throw_if_any();
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_pipeline_text(ss.str(), path, options);
+  return load_pipeline_text(*text, path, options);
 }
 
 Graph load_pipeline_text(const std::string& text, const std::string& path, const LoadOptions& options) {
   Diagnostics diag;
   Expander ex(options, diag);
-  Json doc = ex.parse_text(text, path);
-  diag.throw_if_any();
+  std::optional<Json> doc = detail::parse_document(text, path, diag);
+  diag.throw_if_any();  // a document that did not parse was reported
   std::string canon = fs::path(path).lexically_normal().string();
-  ex.expand(doc, path, "", options.overrides, "", {}, {canon}, true);
+  ex.expand(*doc, path, "", options.overrides, "", {}, {canon}, true);
 
   Graph g;
   g.file = path;
