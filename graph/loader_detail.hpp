@@ -1,20 +1,25 @@
 // graph/loader_detail.hpp — what the pipeline loader's stages hand each other (internal to graph/).
 //
-//   text ──parse.cpp──> Json ──params.cpp──> params, $subst
+//   text ──parse.cpp──> Json ──expand.cpp──> Expansion: flat nodes, aliases, scopes
+//        (params.cpp: params and $subst in every file; includes.cpp: subgraph instances)
 #pragma once
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "graph/diagnostics.hpp"
+#include "graph/pipeline.hpp"
 #include "graph/schema.hpp"
 
 namespace noiseflow::graph::detail {
 
 /// `s` in double quotes, for messages.
-inline std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+inline std::string quote(const std::string& s) { return "\"" + s + "\""; }
 
 // ---- parse.cpp: JSON text -> document ----------------------------------------
 
@@ -63,6 +68,128 @@ class Substituter {
   const Json& params_;
   std::string path_;
   Diagnostics& diag_;
+};
+
+// ---- expand.cpp, includes.cpp: files -> flat nodes ------------------------------
+
+/// An input reference as written, and the scope it is resolved in.
+struct RawRef {
+  std::string qualified;  ///< scope prefix + text
+  std::string text;       ///< as written
+  int scope = 0;          ///< index into Expansion::scopes
+};
+
+/// A node of the expanded pipeline (subgraph instances inlined), references not yet resolved.
+struct FlatNode {
+  std::string id, op, file;
+  Json attrs;                                          ///< params substituted, defaults not filled
+  std::vector<std::pair<std::string, RawRef>> inputs;  ///< port -> reference
+  int64_t every = 0;
+  bool at_end = false;
+  bool bad = false;  ///< its op was already reported (unknown, or a missing include): skip later checks
+};
+
+/// The names one file declares, for did-you-mean suggestions.
+struct Scope {
+  std::string prefix;              ///< "" for the top-level file, "net." in instance net
+  std::vector<std::string> names;  ///< local node and input names
+};
+
+/// A subgraph instance named alone when it has several outputs and none named "out".
+struct AmbiguousInstance {
+  std::string message;  ///< reported where the name is used
+};
+/// What an alias stands for: a qualified reference, or no one output.
+using AliasTarget = std::variant<std::string, AmbiguousInstance>;
+
+/// Where a subgraph output was declared, to report one that points nowhere.
+struct OutputSite {
+  std::string file;
+  int scope = 0;
+};
+
+/// Every file of a pipeline, expanded.
+struct Expansion {
+  std::vector<FlatNode> nodes;
+  /// Qualified names that are no node: instances ("net"), their outputs ("net.out") and subgraph inputs.
+  std::map<std::string, AliasTarget> aliases;
+  std::vector<Scope> scopes;
+  /// Names already reported (failed subgraph instances, unconnected subgraph inputs): references
+  /// to them, or to their outputs, add no further message.
+  std::set<std::string> broken;
+  std::map<std::string, OutputSite> outputs;  ///< subgraph output targets (qualified)
+  Json params = Json::object();               ///< the top-level file's, resolved
+  Json run = Json::object();                  ///< its run block, params substituted
+  std::string name;                           ///< its name (default: the file's stem)
+};
+
+/// Expands the top-level document `doc` (from `path`) and every file it includes.
+Expansion expand_pipeline(const Json& doc, const std::string& path, const LoadOptions& options, Diagnostics& diag);
+
+/// One file being expanded: where it sits in the pipeline and what it declares.
+struct FileFrame {
+  FileFrame(const Json& doc_, std::string path_, std::string prefix_, std::optional<InstanceSite> site_,
+            std::vector<std::string> stack_)
+      : doc(doc_), path(std::move(path_)), prefix(std::move(prefix_)), site(std::move(site_)), stack(std::move(stack_)) {}
+
+  const Json& doc;
+  std::string path;
+  std::string prefix;                 ///< prefix of its qualified ids ("" at top level)
+  std::optional<InstanceSite> site;   ///< the instance it is expanded for; none for the top-level file
+  std::vector<std::string> stack;     ///< include chain from the top-level file (for cycles)
+  Json params = Json::object();       ///< resolved
+  std::map<std::string, std::string> includes;  ///< alias -> file
+  std::set<std::string> missing_includes;       ///< aliases already reported: their instances stay silent
+  std::vector<std::string> input_names;         ///< a subgraph's declared inputs
+  int scope = 0;                                ///< index into Expansion::scopes
+  bool top() const { return !site; }
+};
+
+/// A subgraph output: its name and the qualified reference it stands for.
+struct SubgraphOutput {
+  std::string name, target;
+};
+
+/// One node declaration as read from its file, before it becomes a flat node or an instance.
+struct NodeDecl {
+  std::string qid;  ///< qualified id
+  std::string op;
+  Json attrs;       ///< params substituted
+  std::vector<std::pair<std::string, RawRef>> inputs;
+};
+
+/// Walks a pipeline file and, through its instances, the files it includes.
+class Expander {
+ public:
+  Expander(const LoadOptions& options, Diagnostics& diag, Expansion& out) : options_(options), diag_(diag), out_(out) {}
+
+  /// Expands `f` into the Expansion; `overrides` set its params, `bindings` connect its inputs
+  /// (input name -> reference in the including file). Returns its outputs, in declaration order.
+  std::vector<SubgraphOutput> expand_file(FileFrame& f, const std::map<std::string, Json>& overrides,
+                                          const std::map<std::string, RawRef>& bindings);
+
+ private:
+  // expand.cpp: the file itself and its nodes.
+  bool check_header(const FileFrame& f);
+  void read_top_level(const FileFrame& f, const Substituter& subst);
+  void add_placeholder_inputs(FileFrame& f, const Substituter& subst);
+  bool expand_nodes(const FileFrame& f, const Substituter& subst);
+  std::optional<NodeDecl> read_node(const FileFrame& f, const std::string& id, const Json& nd, const Substituter& subst);
+  bool condition_holds(const FileFrame& f, const std::string& qid, const Json& nd, const Substituter& subst);
+  std::vector<std::pair<std::string, RawRef>> read_inputs(const FileFrame& f, const std::string& qid, const Json& nd,
+                                                          const Substituter& subst);
+  void add_flat_node(const FileFrame& f, NodeDecl decl, const Json& nd, const Substituter& subst);
+
+  // includes.cpp: the include table, subgraph inputs and outputs, instances.
+  void read_includes(FileFrame& f);
+  void declare_inputs(FileFrame& f, const std::map<std::string, RawRef>& bindings);
+  void expand_instance(const FileFrame& f, const NodeDecl& decl, const Json& nd);
+  void alias_instance(const std::string& qid, const std::vector<SubgraphOutput>& outs, const std::string& file);
+  std::vector<SubgraphOutput> read_outputs(const FileFrame& f);
+
+  const LoadOptions& options_;
+  Diagnostics& diag_;
+  Expansion& out_;
 };
 
 }  // namespace noiseflow::graph::detail

@@ -40,18 +40,18 @@ void apply_override(Json& params, const std::string& key, const Json& value, con
     const std::vector<std::string> names = names_of(params);
     if (!site)
       diag.add(path, "", "params", "unknown_param",
-               "unknown param " + quoted(key) + suggest(key, names) +
+               "unknown param " + quote(key) + suggest(key, names) +
                    (names.empty() ? " (the pipeline declares no params)" : ""));
     else
-      diag.add(site->file, site->node, "attr " + quoted(key), "unknown_attr",
-               "subgraph " + quoted(path) + " has no param " + quoted(key) + suggest(key, names));
+      diag.add(site->file, site->node, "attr " + quote(key), "unknown_attr",
+               "subgraph " + quote(path) + " has no param " + quote(key) + suggest(key, names));
     return;
   }
   const Json& def = params[key];
   if (!fits_default(def, value)) {
-    const std::string message = "param " + quoted(key) + " expects " + type_phrase(def) + ", got " + value.dump();
+    const std::string message = "param " + quote(key) + " expects " + type_phrase(def) + ", got " + value.dump();
     if (!site) diag.add(path, "", "params", "wrong_type", message);
-    else diag.add(site->file, site->node, "attr " + quoted(key), "wrong_type", message);
+    else diag.add(site->file, site->node, "attr " + quote(key), "wrong_type", message);
     return;
   }
   params[key] = value;
@@ -77,7 +77,7 @@ Json Substituter::operator()(const Json& v, const std::string& node, const std::
   if (v.is_string()) return substitute_string(v, node, field);
   if (v.is_object()) {
     Json o = Json::object();
-    for (auto& [k, x] : v.items()) o[k] = (*this)(x, node, field == "attrs" ? "attr " + quoted(k) : field);
+    for (auto& [k, x] : v.items()) o[k] = (*this)(x, node, field == "attrs" ? "attr " + quote(k) : field);
     return o;
   }
   if (v.is_array()) {
@@ -113,7 +113,7 @@ std::optional<std::string> Substituter::interpolate(const std::string& s, const 
     } else if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '{') {
       const size_t end = s.find('}', i);
       if (end == std::string::npos) {
-        diag_.add(path_, node, field, "bad_param_ref", "unterminated ${...} in " + quoted(s));
+        diag_.add(path_, node, field, "bad_param_ref", "unterminated ${...} in " + quote(s));
         return std::nullopt;
       }
       const std::string name = s.substr(i + 2, end - i - 2);
@@ -133,7 +133,7 @@ std::optional<std::string> Substituter::interpolate(const std::string& s, const 
 
 void Substituter::unknown_param(const std::string& written, const std::string& name, const std::string& node,
                                 const std::string& field) const {
-  diag_.add(path_, node, field, "unknown_param", "unknown param " + quoted(written) + suggest(name, names_of(params_)));
+  diag_.add(path_, node, field, "unknown_param", "unknown param " + quote(written) + suggest(name, names_of(params_)));
 }
 
 }  // namespace detail
@@ -142,7 +142,7 @@ std::pair<std::string, Json> parse_set(const std::string& arg) {
   auto eq = arg.find('=');
   if (eq == std::string::npos || eq == 0) {
     Diagnostics d;
-    d.add("--set", "", detail::quoted(arg), "bad_set", "expected key=value (e.g. --set batch=128)");
+    d.add("--set", "", detail::quote(arg), "bad_set", "expected key=value (e.g. --set batch=128)");
     d.throw_if_any();
   }
   std::string key = arg.substr(0, eq), text = arg.substr(eq + 1);

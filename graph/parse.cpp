@@ -52,7 +52,7 @@ std::optional<Json> parse_included(const std::string& path, const std::string& f
   std::optional<std::string> text = read_file(path);
   if (!text) {
     diag.add(from_file, "", from_field, "missing_file",
-             "cannot open " + quoted(path) + (std::filesystem::exists(path) ? " (permission?)" : ": no such file"));
+             "cannot open " + quote(path) + (std::filesystem::exists(path) ? " (permission?)" : ": no such file"));
     return std::nullopt;
   }
   return parse_document(*text, path, diag);
