@@ -123,7 +123,8 @@ std::optional<NodeDecl> Expander::read_node(const FileFrame& f, const std::strin
   const std::string qid = f.prefix + id;
   if (contains(f.input_names, id)) diag_.add(f.path, qid, "", "duplicate_id", "node id equals a subgraph input name");
   if (!is_valid_id(id)) {
-    diag_.add(f.path, qid, "", "bad_id", "node ids may not be empty, contain spaces, quotes or slashes, or start/end with '.'");
+    diag_.add(f.path, qid, "", "bad_id",
+              "node ids may not be empty, contain spaces, quotes or slashes, or start/end with '.'");
     return std::nullopt;
   }
   if (!nd.is_object()) {

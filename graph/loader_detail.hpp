@@ -2,6 +2,8 @@
 //
 //   text ──parse.cpp──> Json ──expand.cpp──> Expansion: flat nodes, aliases, scopes
 //        (params.cpp: params and $subst in every file; includes.cpp: subgraph instances)
+//   Expansion ──resolve.cpp──> GraphNodes with their inputs as NodeRefs
+//        (Schema::check_attrs: attributes) ──pipeline.cpp──> Graph, ordered and shape-checked
 #pragma once
 
 #include <map>
@@ -191,5 +193,51 @@ class Expander {
   Diagnostics& diag_;
   Expansion& out_;
 };
+
+// ---- resolve.cpp: flat nodes -> graph nodes, references -> NodeRefs ----------------
+
+/// Node id -> index into Graph::nodes.
+using NodeIndex = std::map<std::string, int>;
+
+/// Adds a GraphNode (schema looked up, inputs unset) for every flat node with a new id;
+/// reports ids used twice or clashing with an alias.
+NodeIndex add_graph_nodes(Graph& g, const Expansion& ex, const LoadOptions& options, Diagnostics& diag);
+
+/// Why a reference did not resolve.
+struct RefError {
+  enum class Kind {
+    no_node,           ///< it names nothing (reported as unknown_node, with a suggestion from its scope)
+    already_reported,  ///< it points into something reported before: no further message
+    unknown_output,    ///< `message` says what is wrong: no such output, several outputs, an alias loop
+  };
+  Kind kind = Kind::no_node;
+  std::string message;
+};
+
+/// Resolves qualified references ("net.out", "sched.table") through the expansion's aliases.
+class Resolver {
+ public:
+  Resolver(const Graph& g, const Expansion& ex, const NodeIndex& index) : g_(g), ex_(ex), index_(index) {}
+
+  std::variant<NodeRef, RefError> resolve(const std::string& ref) const { return resolve(ref, 0); }
+
+ private:
+  std::variant<NodeRef, RefError> resolve(const std::string& ref, int depth) const;
+  std::optional<std::variant<NodeRef, RefError>> resolve_output(const std::string& head, const std::string& tail,
+                                                                int depth) const;
+  bool is_broken(const std::string& ref) const;
+
+  const Graph& g_;
+  const Expansion& ex_;
+  const NodeIndex& index_;
+};
+
+/// Sets the inputs of `n` (declared as `f`) and reports unknown ports, references that do not
+/// resolve and required inputs left unconnected.
+void connect_inputs(const FlatNode& f, GraphNode& n, const Resolver& resolver, const Expansion& ex, Diagnostics& diag);
+/// Reports subgraph outputs whose target names no node.
+void check_subgraph_outputs(const Resolver& resolver, const Expansion& ex, Diagnostics& diag);
+/// Every alias that resolves, to its node output.
+std::map<std::string, NodeRef> resolve_aliases(const Resolver& resolver, const Expansion& ex);
 
 }  // namespace noiseflow::graph::detail
