@@ -1,5 +1,5 @@
-// Ordering (Boost.Graph topological sort, cycles only through state nodes),
-// shape inference of every edge, and Graphviz output.
+// graph/graph.cpp — ordering (Boost.Graph topological sort, cycles only through state
+// nodes), shape inference of every edge, Graph's lookups, hash and Graphviz output.
 #include <algorithm>
 #include <sstream>
 
@@ -123,6 +123,46 @@ void order_and_infer(Graph& g, Diagnostics& diag) {
                      shape_str(n.output_shapes.empty() ? Shape{} : n.output_shapes[0]));
     }
   }
+}
+
+int Graph::find(const std::string& id) const {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].id == id) return int(i);
+  return -1;
+}
+
+std::optional<NodeRef> Graph::resolve(const std::string& ref) const {
+  int i = find(ref);
+  if (i >= 0) return NodeRef{i, 0};
+  auto a = aliases.find(ref);
+  if (a != aliases.end()) return a->second;
+  auto dot = ref.rfind('.');
+  if (dot == std::string::npos) return std::nullopt;
+  i = find(ref.substr(0, dot));
+  if (i < 0 || !nodes[i].schema) return std::nullopt;
+  int o = nodes[i].schema->output_index(ref.substr(dot + 1));
+  if (o < 0) return std::nullopt;
+  return NodeRef{i, o};
+}
+
+std::string Graph::ref_name(NodeRef r) const {
+  const GraphNode& n = nodes[r.node];
+  return n.id + "." + n.schema->outputs()[r.output].name;
+}
+
+int64_t Graph::param_count() const {
+  int64_t c = 0;
+  for (auto& n : nodes)
+    for (auto& p : n.params) c += numel(p.shape);
+  return c;
+}
+
+std::string Graph::hash() const {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : resolved["nodes"].dump()) h = (h ^ c) * 1099511628211ull;
+  std::ostringstream os;
+  os << std::hex << h;
+  return os.str();
 }
 
 std::string Graph::dot() const {

@@ -1,6 +1,8 @@
 #include "graph/schema.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <iomanip>
 #include <sstream>
 
 namespace noiseflow::graph {
@@ -168,6 +170,91 @@ Json Schema::with_defaults(const Json& attrs) const {
   for (auto& a : attrs_)
     if (!out.contains(a.name) && !a.required()) out[a.name] = a.default_value;
   return out;
+}
+
+// ---- Attribute checks --------------------------------------------------------
+
+namespace {
+
+// What is wrong with one attribute value.
+struct AttrProblem {
+  std::string code, message;
+};
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+// Whole numbers in full (1234567, not 1.23457e+06), others with 15 significant digits.
+std::string number_text(double d) {
+  if (std::abs(d) < 1e15 && d == std::floor(d)) return std::to_string(int64_t(d));
+  std::ostringstream os;
+  os << std::setprecision(15) << d;
+  return os.str();
+}
+
+std::optional<AttrProblem> check_range(const AttrSpec& a, double x) {
+  if (a.min && x < *a.min)
+    return AttrProblem{"value_below_min", "value " + number_text(x) + " is below the minimum " + number_text(*a.min)};
+  if (a.max && x > *a.max)
+    return AttrProblem{"value_above_max", "value " + number_text(x) + " is above the maximum " + number_text(*a.max)};
+  return std::nullopt;
+}
+
+std::optional<AttrProblem> check_choice(const AttrSpec& a, const std::string& v) {
+  if (a.choices.empty() || std::find(a.choices.begin(), a.choices.end(), v) != a.choices.end()) return std::nullopt;
+  std::string list;
+  for (auto& c : a.choices) list += (list.empty() ? "" : ", ") + quoted(c);
+  return AttrProblem{"bad_choice", "value " + Json(v).dump() + " is not one of " + list + suggest(v, a.choices)};
+}
+
+// True if `v` is an array whose every element passes `element`.
+template <class Pred>
+bool is_list_of(const Json& v, Pred element) {
+  return v.is_array() && std::all_of(v.begin(), v.end(), element);
+}
+
+std::optional<AttrProblem> check_value(const AttrSpec& a, const Json& v) {
+  auto wrong_type = [&](const std::string& expected) {
+    return AttrProblem{"wrong_type", "expected " + expected + ", got " + v.dump()};
+  };
+  switch (a.type) {
+    case AttrType::Int:
+      if (!v.is_number_integer()) return wrong_type("an integer");
+      return check_range(a, double(v.get<int64_t>()));
+    case AttrType::Float:
+      if (!v.is_number()) return wrong_type("a number");
+      return check_range(a, v.get<double>());
+    case AttrType::Bool:
+      if (!v.is_boolean()) return wrong_type("true or false");
+      return std::nullopt;
+    case AttrType::String:
+      if (!v.is_string()) return wrong_type("a string");
+      return check_choice(a, v.get<std::string>());
+    case AttrType::IntList:
+      if (!is_list_of(v, [](const Json& x) { return x.is_number_integer(); })) return wrong_type("a list of integers");
+      return std::nullopt;
+    case AttrType::FloatList:
+      if (!is_list_of(v, [](const Json& x) { return x.is_number(); })) return wrong_type("a list of numbers");
+      return std::nullopt;
+    case AttrType::Any: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<Diagnostic> Schema::check_attrs(const Json& attrs, const std::string& file, const std::string& node) const {
+  std::vector<Diagnostic> problems;
+  for (auto& a : attrs_) {
+    const std::string field = "attr " + quoted(a.name);
+    auto it = attrs.find(a.name);
+    if (it == attrs.end()) {
+      if (a.required())
+        problems.push_back({file, node, field, "missing_attr", "missing required attribute (" + attr_type_name(a.type) + ")"});
+      continue;
+    }
+    if (auto p = check_value(a, *it)) problems.push_back({file, node, field, p->code, p->message});
+  }
+  return problems;
 }
 
 ShapeContext Schema::infer(const Json& attrs, std::vector<std::optional<Shape>> inputs) const {

@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graph/diagnostics.hpp"
+
 namespace noiseflow::graph {
 
 using Json = nlohmann::json;
@@ -197,6 +199,11 @@ class Schema {
 
   /// `attrs` with every missing attribute set to its default (no validation).
   Json with_defaults(const Json& attrs) const;
+  /// Checks `attrs` (an object, defaults already filled) against the declared attributes: type,
+  /// range, choices, required. One Diagnostic per problem, in declaration order, each naming
+  /// `file`, `node` and `attr "NAME"` (codes wrong_type, value_below_min, value_above_max,
+  /// bad_choice, missing_attr). Attributes the schema does not declare are not its concern.
+  std::vector<Diagnostic> check_attrs(const Json& attrs, const std::string& file, const std::string& node) const;
   /// Runs shape inference; throws ShapeError.
   ShapeContext infer(const Json& attrs_with_defaults, std::vector<std::optional<Shape>> inputs) const;
 

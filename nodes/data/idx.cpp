@@ -104,7 +104,6 @@ struct Idx final : data::LabeledLoader {
     data::batching_attrs(s);
     s.shape([](graph::ShapeContext& c) {
       const int64_t b = c.attr_int("batch");
-      if (b < 1) c.fail("batch", "must be >= 1, got " + std::to_string(b));
       c.set_output("images", {b, c.attr_int("channels"), c.attr_int("height"), c.attr_int("width")});
       c.set_output("labels", {b});
     });

@@ -55,7 +55,6 @@ struct Images final : Node {
     data::batching_attrs(s);
     s.shape([](graph::ShapeContext& c) {
       const int64_t b = c.attr_int("batch"), ch = c.attr_int("channels");
-      if (b < 1) c.fail("batch", "must be >= 1, got " + std::to_string(b));
       if (ch != 1 && ch != 3) c.fail("channels", "must be 1 (grayscale) or 3 (RGB), got " + std::to_string(ch));
       c.set_output("images", {b, ch, c.attr_int("height"), c.attr_int("width")});
     });

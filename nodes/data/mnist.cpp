@@ -150,7 +150,6 @@ struct Mnist final : data::LabeledLoader {
     s.shape([](graph::ShapeContext& c) {
       if (auto msg = check_digits(c.attr_ints("digits")); !msg.empty()) c.fail("digits", msg);
       const int64_t b = c.attr_int("batch");
-      if (b < 1) c.fail("batch", "must be >= 1, got " + std::to_string(b));
       c.set_output("images", {b, 1, kSide, kSide});
       c.set_output("labels", {b});
     });

@@ -75,8 +75,6 @@ struct Add final : Node {
         .shape([](graph::ShapeContext& c) {
           const Shape &a = c.input("a"), &b = c.input("b");
           const std::string align = c.attr_string("align");
-          if (align != "trailing" && align != "leading")
-            c.fail("align", "must be \"trailing\" or \"leading\", got \"" + align + "\"");
           const bool leading = align == "leading";
           Shape pa, pb;
           if (!pad_shapes(a, b, leading, pa, pb))

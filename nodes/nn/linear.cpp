@@ -26,7 +26,6 @@ struct Linear final : Node {
         .shape([](graph::ShapeContext& c) {
           const Shape& x = c.input_rank("x", 2);
           const int64_t out = c.attr_int("out_features");
-          if (out < 1) c.fail("out_features", "must be at least 1, got " + std::to_string(out));
           c.set_output("y", {x[0], out});
           const bool zero = c.attr_bool("zero_init");
           c.param("weight", {out, x[1]}, zero ? graph::Init::zeros() : graph::Init::kaiming_uniform(x[1]));

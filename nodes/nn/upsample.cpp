@@ -30,7 +30,6 @@ struct Upsample final : Node {
         .shape([](graph::ShapeContext& c) {
           const auto& x = c.input_rank("x", 4);
           int64_t s = c.attr_int("scale");
-          if (s < 1) c.fail("scale", "scale must be at least 1, got " + std::to_string(s));
           c.set_output("y", {x[0], x[1], x[2] * s, x[3] * s});
         });
   }

@@ -568,3 +568,75 @@ TEST_CASE("several errors in one file are all reported") {
   CHECK(lines == expected);
   CHECK(d.size() == 7);
 }
+
+TEST_CASE("JSON syntax error in an included file: its own line and column, one message") {
+  TempDir dir;
+  const std::string sub = dir.write("sub.json", "{\n  \"noiseflow\": 1,\n  \"inputs\": [\"x\"] \"outputs\": {}\n}\n");
+  const std::string top = dir.write("top.json", R"({ "noiseflow": 1, "include": { "blk": "sub.json" },
+    "nodes": { "src": { "op": "random.normal", "attrs": { "shape": [2] } },
+               "i":   { "op": "blk", "inputs": { "x": "src" } },
+               "use": { "op": "tensor.scale", "inputs": { "x": "i" } } } })");
+  try {
+    graph::load_pipeline(top, load_options());
+    FAIL("loaded");
+  } catch (const GraphError& e) {
+    INFO("diagnostics:", dump(e.diagnostics));
+    REQUIRE(e.diagnostics.size() == 1);
+    CHECK(e.diagnostics[0].code == "syntax_error");
+    // The column of the last character read: the end of the unexpected "outputs".
+    CHECK(e.diagnostics[0].file == sub + ":3:27");
+    CHECK(e.diagnostics[0].str() ==
+          sub + ":3:27: syntax error while parsing object - unexpected string literal; expected '}'");
+  }
+}
+
+TEST_CASE("subgraph outputs: several without \"out\", none, and a loop through instances") {
+  TempDir dir;
+  dir.write("two.json", R"({ "noiseflow": 1, "inputs": ["x"], "outputs": { "p": "s", "q": "s2" },
+    "nodes": { "s":  { "op": "tensor.scale", "inputs": { "x": "x" } },
+               "s2": { "op": "tensor.scale", "inputs": { "x": "s" } } } })");
+  dir.write("none.json", R"({ "noiseflow": 1, "inputs": ["x"],
+    "nodes": { "s": { "op": "tensor.scale", "inputs": { "x": "x" } } } })");
+  dir.write("pass.json", R"({ "noiseflow": 1, "inputs": ["x"], "outputs": { "y": "x" }, "nodes": {} })");
+  const std::string include = R"("include": { "two": "two.json", "none": "none.json", "pass": "pass.json" },)";
+  const std::string src = R"("src": { "op": "random.normal", "attrs": { "shape": [2] } }, )";
+  auto load_errors = [&](const std::string& nodes) {
+    return errors(pipeline(src + nodes, include), load_options(), dir / "top.json");
+  };
+
+  SUBCASE("an instance with several outputs named alone") {
+    auto d = load_errors(R"("m": { "op": "two", "inputs": { "x": "src" } },
+                            "u": { "op": "tensor.scale", "inputs": { "x": "m" } },
+                            "v": { "op": "tensor.scale", "inputs": { "x": "m.q" } })");
+    INFO("diagnostics:", dump(d));
+    REQUIRE(d.size() == 1);
+    CHECK(d[0].code == "unknown_output");
+    CHECK(d[0].str() == dir / "top.json" +
+                            R"(: node "u", input "x": subgraph instance "m" has several outputs ("p", "q"): name one, e.g. "m.p")");
+  }
+  SUBCASE("a subgraph without outputs") {
+    auto d = load_errors(R"("n": { "op": "none", "inputs": { "x": "src" } })");
+    INFO("diagnostics:", dump(d));
+    REQUIRE(d.size() == 1);
+    CHECK(d[0].code == "missing_outputs");
+    CHECK(d[0].str() == dir / "none.json" + ": outputs: a subgraph must declare its outputs");
+  }
+  SUBCASE("two pass-through instances fed by each other") {
+    auto d = load_errors(R"("a": { "op": "pass", "inputs": { "x": "b" } }, "b": { "op": "pass", "inputs": { "x": "a" } },
+                            "u": { "op": "tensor.scale", "inputs": { "x": "a" } })");
+    INFO("diagnostics:", dump(d));
+    REQUIRE(d.size() == 1);
+    CHECK(d[0].code == "unknown_output");
+    CHECK(d[0].str() == dir / "top.json" + R"(: node "u", input "x": reference loops through subgraph aliases)");
+  }
+}
+
+TEST_CASE("an include alias that shadows a node type") {
+  TempDir dir;
+  dir.write("blk.json", R"({ "noiseflow": 1, "inputs": ["x"], "outputs": { "y": "s" },
+    "nodes": { "s": { "op": "tensor.scale", "inputs": { "x": "x" } } } })");
+  auto d = one_error(pipeline(R"("t": { "op": "tick" })", R"("include": { "tensor.scale": "blk.json" },)"), load_options(),
+                     dir / "top.json");
+  CHECK(d.code == "alias_shadows_op");
+  CHECK(d.str() == dir / "top.json" + R"(: include "tensor.scale": include alias shadows the node type "tensor.scale")");
+}
