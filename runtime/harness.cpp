@@ -22,9 +22,11 @@ NodeHarness::NodeHarness(const std::string& op, const Json& attrs, const NamedTe
     in_.ctx.inputs_[i].assign_plain(t.blocked() ? t.to_plain() : t);
     shapes[i] = t.shape();
   }
-  for (auto& a : s.attrs())
-    if (a.required() && !in_.ctx.attrs_.contains(a.name))
-      throw std::invalid_argument("NodeHarness: " + op + " needs attribute '" + a.name + "'");
+  // The loader's attribute checks (type, range, choices, required), raised as the shape rule's error type.
+  for (const graph::Diagnostic& d : s.check_attrs(in_.ctx.attrs_, "", "node")) {
+    const std::string name = d.field.size() > 7 ? d.field.substr(6, d.field.size() - 7) : d.field;  // attr "NAME"
+    throw graph::ShapeError(name, d.message);
+  }
   auto sc = s.infer(in_.ctx.attrs_, shapes);
   for (auto& shape : sc.outputs) in_.ctx.outputs_.push_back(laid_out(Tensor(shape)));
   exec::add_params(in_, sc.params, seed, params_);

@@ -112,9 +112,6 @@ struct Conv2d final : Node {
                                     {"kernel", c.attr_int("kernel")},
                                     {"stride", c.attr_int("stride")},
                                     {"padding", c.attr_int("padding")}});
-          // Also the schema's range; tests/nodes check it through NodeHarness, which does not call
-          // Schema::check_attrs yet.
-          if (g.cout < 1) c.fail("out_channels", "must be at least 1, got " + std::to_string(g.cout));
           if (g.pad >= g.k)
             c.fail("padding", "padding " + std::to_string(g.pad) + " must be smaller than the kernel " +
                                   std::to_string(g.k));
