@@ -9,6 +9,7 @@
 
 #include <stb/stb_image_write.h>
 
+#include "nodes/io/atomic_file.hpp"
 #include "runtime/run_state.hpp"
 
 namespace noiseflow::nodes::io {
@@ -82,24 +83,16 @@ void PngGrid::write(Context& ctx, const float* images, const std::string& path_s
     }
 
     // Write PATH.tmp, then rename it over PATH.
-    std::error_code ec;
-    if (path.has_parent_path()) {
-      fs::create_directories(path.parent_path(), ec);
-      if (ec) ctx.fail("path", "cannot create folder '" + path.parent_path().string() + "': " + ec.message());
-    }
+    make_parent_folder(ctx, path);
     const std::string tmp = path.string() + ".tmp";
     errno = 0;
     if (!stbi_write_png(tmp.c_str(), int(out_w), int(out_h), int(c_), out, int(out_w * c_))) {
       const int err = errno;
+      std::error_code ec;
       fs::remove(tmp, ec);
       ctx.fail("path", "cannot write PNG '" + tmp + "'" + (err ? std::string(": ") + std::strerror(err) : std::string()));
     }
-    fs::rename(tmp, path, ec);
-    if (ec) {
-      std::error_code ignored;
-      fs::remove(tmp, ignored);
-      ctx.fail("path", "cannot rename '" + tmp + "' to '" + path.string() + "': " + ec.message());
-    }
+    commit_temp_file(ctx, tmp, path);
     if (ctx.run_state()) ctx.run_state()->artifact("image", path.string());
   }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "nodes/io/atomic_file.hpp"
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
 
@@ -63,20 +64,14 @@ struct WriteMetrics final : Node {
       if (ctx.run_state()) ctx.run_state()->scalar(name, ctx.tick(), v);
     }
     const fs::path path = ctx.attr_string("path");
-    std::error_code ec;
-    if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
+    io::make_parent_folder(ctx, path);
     const std::string tmp = path.string() + ".tmp";
     {
       std::ofstream out(tmp, std::ios::trunc);
       out << j.dump(2) << "\n";
       if (!out) ctx.fail("path", "cannot write '" + tmp + "': " + std::strerror(errno));
     }
-    fs::rename(tmp, path, ec);
-    if (ec) {
-      std::error_code ignored;
-      fs::remove(tmp, ignored);
-      ctx.fail("path", "cannot rename '" + tmp + "' to '" + path.string() + "': " + ec.message());
-    }
+    io::commit_temp_file(ctx, tmp, path);
     if (ctx.run_state()) ctx.run_state()->artifact("metrics", path.string());
   }
 

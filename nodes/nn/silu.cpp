@@ -1,5 +1,6 @@
 // nodes/nn/silu.cpp — y = x * sigmoid(x), oneDNN eltwise swish forward and backward, on x's physical
 // layout (plain or nChw16c; y and the gradients share it).
+#include "nodes/nn/eltwise.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -18,36 +19,12 @@ struct Silu final : Node {
         .shape([](graph::ShapeContext& c) { c.set_output("y", c.input("x")); });
   }
 
-  void plan(Context& ctx) override {
-    auto md = ctx.input("x").desc();
-    auto fwd_d = dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::eltwise_swish, md, 1.f);
-    fwd_pd_ = dnnl::eltwise_forward::primitive_desc(fwd_d, ctx.engine());
-    fwd_ = dnnl::eltwise_forward(fwd_pd_);
-    auto bwd_d = dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_swish, md, md, 1.f);
-    bwd_pd_ = dnnl::eltwise_backward::primitive_desc(bwd_d, ctx.engine(), fwd_pd_);
-    bwd_ = dnnl::eltwise_backward(bwd_pd_);
-  }
-
-  void forward(Context& ctx) override {
-    auto& e = ctx.engine();
-    fwd_.execute(ctx.stream(), {{DNNL_ARG_SRC, ctx.input("x").dnnl_read_memory(e)}, {DNNL_ARG_DST, ctx.output("y").dnnl_memory(e)}});
-    ctx.stream().wait();
-  }
-
-  void backward(Context& ctx) override {
-    if (!ctx.wants_grad("x")) return;
-    auto& e = ctx.engine();
-    bwd_.execute(ctx.stream(), {{DNNL_ARG_SRC, ctx.input("x").dnnl_read_memory(e)},
-                                {DNNL_ARG_DIFF_DST, ctx.grad_output("y").dnnl_read_memory(e)},
-                                {DNNL_ARG_DIFF_SRC, ctx.grad_input("x").dnnl_memory(e)}});
-    ctx.stream().wait();
-  }
+  void plan(Context& ctx) override { body_.plan(ctx, dnnl::algorithm::eltwise_swish, 1.f); }
+  void forward(Context& ctx) override { body_.forward(ctx); }
+  void backward(Context& ctx) override { body_.backward(ctx); }
 
  private:
-  dnnl::eltwise_forward::primitive_desc fwd_pd_;
-  dnnl::eltwise_forward fwd_;
-  dnnl::eltwise_backward::primitive_desc bwd_pd_;
-  dnnl::eltwise_backward bwd_;
+  nn::Eltwise body_;
 };
 
 NOISEFLOW_REGISTER_NODE(Silu);
