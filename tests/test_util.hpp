@@ -1,19 +1,31 @@
-// tests/test_util.hpp — helpers shared by every test suite: a scratch folder, load options.
+// tests/test_util.hpp — the helpers every test suite shares: scratch folders and file bytes, load
+// options, random tensors and their differences, the error a node raises, and a central-difference
+// check of one node input. (The generic gradient checker is its own framework: tests/nodes/gradcheck.hpp.)
 #pragma once
 
+#include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <system_error>
 
 #include "graph/pipeline.hpp"
+#include "runtime/harness.hpp"
 #include "runtime/node.hpp"
+#include "runtime/random.hpp"
+#include "runtime/tensor.hpp"
 
 namespace noiseflow::test {
+
+// ---- files ----------------------------------------------------------------------------------------
 
 /// A fresh folder under the system temp dir (unique per process and instance), removed on destruction.
 struct TempDir {
@@ -47,12 +59,94 @@ struct TempDir {
   }
 };
 
+/// Writes `bytes` to `path`.
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+/// Reads the whole file.
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// ---- pipelines ------------------------------------------------------------------------------------
+
 /// Load options over the global node registry, with param overrides.
 inline graph::LoadOptions load_options(std::map<std::string, graph::Json> overrides = {}) {
   graph::LoadOptions o;
   o.schemas = &runtime::Registry::global();
   o.overrides = std::move(overrides);
   return o;
+}
+
+// ---- tensors --------------------------------------------------------------------------------------
+
+/// A plain tensor of uniform values in [lo, hi), reproducible per stream.
+inline runtime::Tensor random_tensor(const runtime::Shape& s, uint64_t stream, float lo = -1.f, float hi = 1.f) {
+  runtime::Tensor t(s);
+  runtime::random::fill_uniform(t.data(), t.numel(), 0xb10c, stream, lo, hi);
+  return t;
+}
+
+/// Largest |got - want| / max(1, |want|) over two plain tensors of the same shape.
+inline double max_rel_diff(const runtime::Tensor& got, const runtime::Tensor& want) {
+  REQUIRE(got.shape() == want.shape());
+  double worst = 0;
+  for (int64_t i = 0; i < got.numel(); ++i)
+    worst = std::max(worst, std::abs(double(got[i]) - want[i]) / std::max(1.0, std::abs(double(want[i]))));
+  return worst;
+}
+
+// ---- nodes ----------------------------------------------------------------------------------------
+
+/// The error a node raises while planning (or at `tick`'s forward when
+/// `run` is true): "field: message", or "" when there is none.
+inline std::string node_error(const std::string& op, const runtime::Json& attrs, bool run = false, int64_t tick = 0) {
+  try {
+    runtime::NodeHarness h(op, attrs, {});
+    if (run) h.forward(tick);
+  } catch (const runtime::NodeError& e) {
+    return e.field + ": " + e.what();
+  }
+  return "";
+}
+
+/// sum(r * y) in double.
+inline double project(const runtime::Tensor& r, const runtime::Tensor& y) {
+  double l = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) l += double(r[i]) * double(y[i]);
+  return l;
+}
+
+/// Central differences of L = sum(r * output) with respect to every element of
+/// `input` of a node run in a NodeHarness (for tests that need fixed, not random,
+/// other inputs), against the gradient backward() wrote. Returns the largest
+/// |analytic - numeric| relative to max(|analytic|, |numeric|, 1e-3).
+inline double fd_error(runtime::NodeHarness& h, const std::string& input, const std::string& output,
+                       const runtime::Tensor& r, double step = 1e-2) {
+  h.forward();
+  h.backward({{output, r}});
+  runtime::Tensor analytic = h.grad_input(input).clone();
+  runtime::Tensor& x = h.input(input);
+  double max_diff = 0, scale = 1e-3;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float x0 = x[i];
+    const float xp = float(x0 + step), xm = float(x0 - step);
+    x[i] = xp;
+    h.forward();
+    double lp = project(r, h.output(output));
+    x[i] = xm;
+    h.forward();
+    double lm = project(r, h.output(output));
+    x[i] = x0;
+    double num = (lp - lm) / (double(xp) - double(xm));
+    max_diff = std::max(max_diff, std::fabs(num - analytic[i]));
+    scale = std::max({scale, std::fabs(num), std::fabs(double(analytic[i]))});
+  }
+  h.forward();
+  return max_diff / scale;
 }
 
 }  // namespace noiseflow::test

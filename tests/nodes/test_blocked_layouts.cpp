@@ -10,7 +10,7 @@
 #include "graph/schema.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
-#include "tests/nodes/tensor_compare.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::graph::shape_str;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/harness.hpp"
-#include "tests/nodes/test_data_util.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::test::node_error;

@@ -10,7 +10,7 @@
 #include <stb/stb_image_write.h>
 
 #include "runtime/harness.hpp"
-#include "tests/nodes/test_data_util.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::test::node_error;

@@ -11,7 +11,7 @@
 
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
-#include "tests/nodes/test_data_util.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::test::node_error;

@@ -9,8 +9,8 @@
 #include "graph/schema.hpp"
 #include "nodes/diffusion/schedule_table.hpp"
 #include "runtime/harness.hpp"
-#include "tests/nodes/fd_check.hpp"
 #include "runtime/random.hpp"
+#include "tests/test_util.hpp"
 
 using noiseflow::test::fd_error;
 using namespace noiseflow::runtime;

@@ -12,7 +12,7 @@
 
 #include "runtime/harness.hpp"
 #include "runtime/run_state.hpp"
-#include "tests/nodes/test_data_util.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::test::TempDir;
