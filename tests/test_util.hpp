@@ -1,6 +1,6 @@
 // tests/test_util.hpp — the helpers every test suite shares: scratch folders and file bytes, load
-// options, random tensors and their differences, the error a node raises, and a central-difference
-// check of one node input. (The generic gradient checker is its own framework: tests/nodes/gradcheck.hpp.)
+// options, random tensors and their differences, the error a node raises, a central-difference
+// check of one node input, and diffusion schedules recomputed in double. (The generic gradient checker is its own framework: tests/nodes/gradcheck.hpp.)
 #pragma once
 
 #include <doctest/doctest.h>
@@ -16,6 +16,7 @@
 #include <map>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "graph/pipeline.hpp"
 #include "runtime/harness.hpp"
@@ -147,6 +148,42 @@ inline double fd_error(runtime::NodeHarness& h, const std::string& input, const 
   }
   h.forward();
   return max_diff / scale;
+}
+
+// ---- diffusion schedules ---------------------------------------------------------------------------
+
+/// The betas linspace(start, end, T) of a linear schedule, in double (diffusion.schedule's defaults).
+inline std::vector<double> linear_betas(int64_t T, double start = 1e-4, double end = 0.02) {
+  std::vector<double> b(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) b[t] = T == 1 ? start : start + (end - start) * double(t) / double(T - 1);
+  return b;
+}
+
+/// alpha_bar: the cumulative products of (1 - beta), in double.
+inline std::vector<double> cumprod_alpha(const std::vector<double>& beta) {
+  std::vector<double> abar(beta.size());
+  double p = 1.0;
+  for (size_t t = 0; t < beta.size(); ++t) abar[t] = p *= 1.0 - beta[t];
+  return abar;
+}
+
+/// The default linear schedule of diffusion.schedule (1e-4 .. 0.02 over T steps), in double, with the
+/// coefficients of x_t = a x0 + b eps.
+struct LinearSchedule {
+  std::vector<double> beta, alpha, abar;
+  explicit LinearSchedule(int64_t T = 1000) : beta(linear_betas(T)), abar(cumprod_alpha(beta)) {
+    for (double b : beta) alpha.push_back(1.0 - b);
+  }
+  double a(int64_t t) const { return std::sqrt(abar[size_t(t)]); }
+  double b(int64_t t) const { return std::sqrt(1.0 - abar[size_t(t)]); }
+  double abar_prev(int64_t t) const { return t > 0 ? abar[size_t(t - 1)] : 1.0; }
+};
+
+/// The [8, T] table output of a diffusion.schedule node of that kind.
+inline runtime::Tensor schedule_table(int64_t T = 1000, const std::string& kind = "linear") {
+  runtime::NodeHarness h("diffusion.schedule", {{"kind", kind}, {"T", T}}, {});
+  h.forward();
+  return h.output("table").clone();
 }
 
 }  // namespace noiseflow::test

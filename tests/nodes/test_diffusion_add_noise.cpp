@@ -13,23 +13,12 @@
 #include "tests/test_util.hpp"
 
 using noiseflow::test::fd_error;
+using noiseflow::test::LinearSchedule;
+using noiseflow::test::schedule_table;
 using namespace noiseflow::runtime;
 using noiseflow::graph::ShapeError;
 
 namespace {
-
-// alpha_bar_t of the default linear schedule (1e-4 .. 0.02, T = 1000), in double.
-double linear_alpha_bar(int64_t t, int64_t T = 1000) {
-  double p = 1.0;
-  for (int64_t s = 0; s <= t; ++s) p *= 1.0 - (1e-4 + (0.02 - 1e-4) * double(s) / double(T - 1));
-  return p;
-}
-
-Tensor schedule_table(int64_t T = 1000, const std::string& kind = "linear") {
-  NodeHarness h("diffusion.schedule", {{"kind", kind}, {"T", T}}, {});
-  h.forward();
-  return h.output("table").clone();
-}
 
 Tensor random_tensor(Shape s, uint64_t stream) {
   Tensor t(std::move(s));
@@ -41,6 +30,7 @@ Tensor random_tensor(Shape s, uint64_t stream) {
 
 TEST_CASE("diffusion.add_noise matches sqrt(abar_t) x0 + sqrt(1 - abar_t) noise per sample") {
   const Tensor table = schedule_table();
+  const LinearSchedule S;
   Tensor x0 = random_tensor({3, 2, 5}, 1), noise = random_tensor({3, 2, 5}, 2);
   Tensor t({3}, {0.f, 417.f, 999.f});
   NodeHarness h("diffusion.add_noise", {}, {{"x0", x0}, {"noise", noise}, {"t", t}, {"schedule", table}});
@@ -48,7 +38,7 @@ TEST_CASE("diffusion.add_noise matches sqrt(abar_t) x0 + sqrt(1 - abar_t) noise 
   const Tensor& xt = h.output("xt");
   REQUIRE(xt.shape() == Shape{3, 2, 5});
   for (int n = 0; n < 3; ++n) {
-    const double ab = linear_alpha_bar(int64_t(t[n]));
+    const double ab = S.abar[size_t(t[n])];
     for (int k = 0; k < 10; ++k) {
       const int i = n * 10 + k;
       CHECK(xt[i] == doctest::Approx(std::sqrt(ab) * x0[i] + std::sqrt(1 - ab) * noise[i]).epsilon(1e-5));
@@ -67,6 +57,7 @@ TEST_CASE("diffusion.add_noise statistics: mean sqrt(abar_t) x0, variance 1 - ab
   REQUIRE(x0.shape() == Shape{batch, 1, 8, 8});
 
   const Tensor table = schedule_table();
+  const LinearSchedule S;
   NodeHarness eps("random.normal", {}, {{"like", x0}}, /*seed=*/7);
   for (int64_t t_fixed : {0, 10, 250, 999}) {
     CAPTURE(t_fixed);
@@ -89,7 +80,7 @@ TEST_CASE("diffusion.add_noise statistics: mean sqrt(abar_t) x0, variance 1 - ab
         }
     }
     const double n = double(batch * ticks);  // 16384 draws per pixel
-    const double ab = linear_alpha_bar(t_fixed), var = 1.0 - ab;
+    const double ab = S.abar[size_t(t_fixed)], var = 1.0 - ab;
     // Standard error of the mean: sqrt(var / n). Of the sample variance of a
     // normal: var * sqrt(2 / (n - 1)). Both checked at 5 sigma (a false failure
     // has probability ~6e-7 per check, < 2e-4 over the 512 checks here).
@@ -148,6 +139,7 @@ TEST_CASE("diffusion.add_noise shape errors name the input") {
 
 TEST_CASE("diffusion.add_noise gradients: central differences, per-sample scales, overwrite") {
   const Tensor table = schedule_table();
+  const LinearSchedule S;
   Tensor x0 = random_tensor({3, 2, 2}, 4), noise = random_tensor({3, 2, 2}, 5), r = random_tensor({3, 2, 2}, 6);
   Tensor t({3}, {0.f, 400.f, 999.f});
   NodeHarness h("diffusion.add_noise", {}, {{"x0", x0}, {"noise", noise}, {"t", t}, {"schedule", table}});
@@ -158,7 +150,7 @@ TEST_CASE("diffusion.add_noise gradients: central differences, per-sample scales
   // The closed form: dL/dx0 = sqrt(abar_t) r, dL/dnoise = sqrt(1 - abar_t) r, per sample.
   h.backward({{"xt", r}});
   for (int n = 0; n < 3; ++n) {
-    const double ab = linear_alpha_bar(int64_t(t[n]));
+    const double ab = S.abar[size_t(t[n])];
     for (int k = 0; k < 4; ++k) {
       CHECK(h.grad_input("x0")[n * 4 + k] == doctest::Approx(std::sqrt(ab) * r[n * 4 + k]).epsilon(1e-5));
       CHECK(h.grad_input("noise")[n * 4 + k] == doctest::Approx(std::sqrt(1 - ab) * r[n * 4 + k]).epsilon(1e-5));

@@ -11,10 +11,13 @@
 #include "graph/schema.hpp"
 #include "nodes/diffusion/schedule_table.hpp"
 #include "runtime/harness.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using namespace noiseflow::nodes::diffusion;
 using noiseflow::graph::ShapeError;
+using noiseflow::test::cumprod_alpha;
+using noiseflow::test::linear_betas;
 
 namespace {
 
@@ -28,20 +31,6 @@ NodeHarness run_schedule(const Json& attrs) {
 double row_at(NodeHarness& h, ScheduleRow r, int64_t t) {
   const Tensor& table = h.output("table");
   return table[int64_t(r) * table.dim(1) + t];
-}
-
-// Cumulative products of (1 - beta) in double.
-std::vector<double> cumprod_alpha(const std::vector<double>& beta) {
-  std::vector<double> abar(beta.size());
-  double p = 1.0;
-  for (size_t t = 0; t < beta.size(); ++t) abar[t] = p *= 1.0 - beta[t];
-  return abar;
-}
-
-std::vector<double> linear_betas(int64_t T, double b0, double b1) {
-  std::vector<double> b(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) b[t] = T == 1 ? b0 : b0 + (b1 - b0) * double(t) / double(T - 1);
-  return b;
 }
 
 // Nichol & Dhariwal's f(t) = cos(((t/T) + s)/(1 + s) * pi/2)^2.

@@ -17,37 +17,14 @@
 #include "graph/schema.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::graph::ShapeError;
+using noiseflow::test::LinearSchedule;
+using noiseflow::test::schedule_table;
 
 namespace {
-
-constexpr int64_t kT = 1000;
-
-// The linear schedule of diffusion.schedule, in double.
-struct Sched {
-  std::vector<double> beta, alpha, abar;
-  Sched() {
-    double p = 1.0;
-    for (int64_t t = 0; t < kT; ++t) {
-      const double b = 1e-4 + (0.02 - 1e-4) * double(t) / double(kT - 1);
-      beta.push_back(b);
-      alpha.push_back(1.0 - b);
-      p *= 1.0 - b;
-      abar.push_back(p);
-    }
-  }
-  double a(int64_t t) const { return std::sqrt(abar[size_t(t)]); }
-  double b(int64_t t) const { return std::sqrt(1.0 - abar[size_t(t)]); }
-  double abar_prev(int64_t t) const { return t > 0 ? abar[size_t(t - 1)] : 1.0; }
-};
-
-Tensor table() {
-  NodeHarness h("diffusion.schedule", {{"T", kT}}, {});
-  h.forward();
-  return h.output("table").clone();
-}
 
 Tensor normal(Shape shape, uint64_t key, float mean = 0.f, float std = 1.f) {
   Tensor x(std::move(shape));
@@ -101,11 +78,11 @@ std::pair<double, double> standardised(const Tensor& y, int64_t i0, int64_t m, d
 }  // namespace
 
 TEST_CASE("ddpm_step: no noise at t = 0 (per sample); noise differs between ticks at t > 0") {
-  const Sched S;
+  const LinearSchedule S;
   const std::vector<float> tv{0, 0, 500, 0, 999, 1};
   const int64_t N = int64_t(tv.size()), inner = 16;
   const Tensor x = normal({N, 1, 4, 4}, 1), eps = normal({N, 1, 4, 4}, 2);
-  NodeHarness h("diffusion.ddpm_step", {}, {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"schedule", table()}});
+  NodeHarness h("diffusion.ddpm_step", {}, {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"schedule", schedule_table()}});
   h.forward(3);
   const Tensor y3 = h.output().clone();
   h.forward(11);
@@ -133,7 +110,7 @@ TEST_CASE("ddpm_step: no noise at t = 0 (per sample); noise differs between tick
 }
 
 TEST_CASE("ddpm_step, eps prediction: x_prev = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) + sigma_t z") {
-  const Sched S;
+  const LinearSchedule S;
   // Small t, where beta and the posterior variance differ most, and large t.
   const std::vector<float> tv{1, 2, 10, 100, 500, 999};
   const int64_t N = int64_t(tv.size()), m = 32768;
@@ -141,7 +118,7 @@ TEST_CASE("ddpm_step, eps prediction: x_prev = 1/sqrt(alpha_t) (x_t - beta_t / s
   for (const char* variance : {"beta", "posterior"}) {
     CAPTURE(std::string(variance));
     auto [y, noise] = run_with_zero("diffusion.ddpm_step", {{"variance", variance}},
-                                    {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"schedule", table()}}, 4);
+                                    {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"schedule", schedule_table()}}, 4);
     // The mean, z-free.
     std::vector<double> want(size_t(N * m));
     for (int64_t i = 0; i < N; ++i) {
@@ -168,7 +145,7 @@ TEST_CASE("ddpm_step, eps prediction: x_prev = 1/sqrt(alpha_t) (x_t - beta_t / s
 }
 
 TEST_CASE("ddpm_step and ddim_step: x0 and v predictions give the same step as the matching eps") {
-  const Sched S;
+  const LinearSchedule S;
   const std::vector<float> tv{0, 1, 20, 250, 600, 999};
   const std::vector<float> tpv{-1, 0, 0, 230, 580, 979};
   const int64_t N = int64_t(tv.size()), inner = 64;
@@ -190,7 +167,7 @@ TEST_CASE("ddpm_step and ddim_step: x0 and v predictions give the same step as t
       const bool ddim = std::string(op) == "diffusion.ddim_step";
       auto step = [&](const char* prediction, const Tensor& pred) {
         Json attrs{{"prediction", prediction}, {"clip_x0", clip}};
-        NamedTensors in{{"x", x}, {"pred", pred}, {"t", timesteps(tv)}, {"schedule", table()}};
+        NamedTensors in{{"x", x}, {"pred", pred}, {"t", timesteps(tv)}, {"schedule", schedule_table()}};
         if (ddim) {
           attrs["eta"] = 0.5;
           in.push_back({"t_prev", timesteps(tpv)});
@@ -207,7 +184,7 @@ TEST_CASE("ddpm_step and ddim_step: x0 and v predictions give the same step as t
 }
 
 TEST_CASE("ddpm_step with clip_x0 clamps x0_hat to [-1, 1] before the posterior mean") {
-  const Sched S;
+  const LinearSchedule S;
   const std::vector<float> tv{0, 3, 300};
   const int64_t N = 3, inner = 6;
   const std::vector<float> p{3.f, -2.f, 0.5f, 1.f, -1.f, 1.5f};
@@ -216,7 +193,7 @@ TEST_CASE("ddpm_step with clip_x0 clamps x0_hat to [-1, 1] before the posterior 
     for (int64_t k = 0; k < inner; ++k) pv.push_back(p[size_t(k)]), xv.push_back(0.1f * float(k) - 0.2f);
   const Tensor pred({N, inner}, pv), x({N, inner}, xv);
   auto [y, noise] = run_with_zero("diffusion.ddpm_step", {{"prediction", "x0"}, {"clip_x0", true}},
-                                  {{"x", x}, {"pred", pred}, {"t", timesteps(tv)}, {"schedule", table()}}, 1);
+                                  {{"x", x}, {"pred", pred}, {"t", timesteps(tv)}, {"schedule", schedule_table()}}, 1);
   std::vector<double> want;
   for (int64_t i = 0; i < N; ++i) {
     const int64_t t = int64_t(tv[size_t(i)]);
@@ -231,7 +208,7 @@ TEST_CASE("ddpm_step with clip_x0 clamps x0_hat to [-1, 1] before the posterior 
 }
 
 TEST_CASE("ddim_step follows Song et al. eq. 12; eta = 0 is deterministic; t_prev = -1 returns x0_hat") {
-  const Sched S;
+  const LinearSchedule S;
   const std::vector<float> tv{999, 500, 40, 19, 5};
   const std::vector<float> tpv{979, 480, 20, -1, -1};
   const int64_t N = int64_t(tv.size()), m = 32768;
@@ -242,7 +219,7 @@ TEST_CASE("ddim_step follows Song et al. eq. 12; eta = 0 is deterministic; t_pre
       CAPTURE(clip);
       auto [y, noise] = run_with_zero(
           "diffusion.ddim_step", {{"eta", eta}, {"clip_x0", clip}},
-          {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"t_prev", timesteps(tpv)}, {"schedule", table()}}, 6);
+          {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"t_prev", timesteps(tpv)}, {"schedule", schedule_table()}}, 6);
       std::vector<double> want(size_t(N * m));
       for (int64_t i = 0; i < N; ++i) {
         const int64_t t = int64_t(tv[size_t(i)]), tp = int64_t(tpv[size_t(i)]);
@@ -276,7 +253,7 @@ TEST_CASE("ddim_step follows Song et al. eq. 12; eta = 0 is deterministic; t_pre
   // eta = 0 and any tick: the same output; t_prev = -1 and any eta: x0_hat, the same at every tick.
   for (double eta : {0.0, 1.0}) {
     NodeHarness h("diffusion.ddim_step", {{"eta", eta}},
-                  {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"t_prev", timesteps(tpv)}, {"schedule", table()}});
+                  {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"t_prev", timesteps(tpv)}, {"schedule", schedule_table()}});
     h.forward(0);
     const std::vector<float> a = h.output().to_vector();
     h.forward(1);
@@ -296,10 +273,10 @@ TEST_CASE("ddim_step with eta = 1 and t_prev = t - 1 is ddpm_step with the poste
   const Tensor x = normal({N, inner}, 1), eps = normal({N, inner}, 2);
   // Both harness nodes are called "node" with seed 5: the same z at the same tick.
   NodeHarness ddim("diffusion.ddim_step", {{"eta", 1.0}},
-                   {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"t_prev", timesteps(tpv)}, {"schedule", table()}},
+                   {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"t_prev", timesteps(tpv)}, {"schedule", schedule_table()}},
                    5);
   NodeHarness ddpm("diffusion.ddpm_step", {{"variance", "posterior"}},
-                   {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"schedule", table()}}, 5);
+                   {{"x", x}, {"pred", eps}, {"t", timesteps(tv)}, {"schedule", schedule_table()}}, 5);
   ddim.forward(7);
   ddpm.forward(7);
   check_close(as_double(ddim.output()), as_double(ddpm.output()), 1e-5, 1e-5);
@@ -307,10 +284,8 @@ TEST_CASE("ddim_step with eta = 1 and t_prev = t - 1 is ddpm_step with the poste
 
 TEST_CASE("ddim_timesteps: uniform and trailing sequences, one per tick, largest first") {
   auto sequence = [](int64_t T, int64_t K, const char* spacing) {
-    NodeHarness ts("diffusion.schedule", {{"T", T}}, {});
-    ts.forward();
     NodeHarness h("diffusion.ddim_timesteps", {{"steps", K}, {"spacing", spacing}},
-                  {{"like", Tensor({3, 2})}, {"schedule", ts.output("table").clone()}}, 1, K);
+                  {{"like", Tensor({3, 2})}, {"schedule", schedule_table(T)}}, 1, K);
     std::vector<std::pair<float, float>> out;
     for (int64_t k = 0; k < K; ++k) {
       h.forward(k);
@@ -365,7 +340,7 @@ TEST_CASE("ddim_timesteps: uniform and trailing sequences, one per tick, largest
 }
 
 TEST_CASE("gaussian_denoiser is the least-squares-optimal predictor of eps, x0 and v for N(mu, s^2) data") {
-  const Sched S;
+  const LinearSchedule S;
   const double mu = 0.5, s = 0.3;
   const std::vector<float> tv{0, 30, 200, 999};
   const int64_t N = int64_t(tv.size()), m = 100000;
@@ -384,7 +359,7 @@ TEST_CASE("gaussian_denoiser is the least-squares-optimal predictor of eps, x0 a
        std::vector<std::pair<const char*, const Tensor*>>{{"eps", &eps}, {"x0", &x0}, {"v", &v}}) {
     CAPTURE(std::string(prediction));
     NodeHarness h("diffusion.gaussian_denoiser", {{"mu", mu}, {"sigma", s}, {"prediction", prediction}},
-                  {{"x", x}, {"t", timesteps(tv)}, {"schedule", table()}});
+                  {{"x", x}, {"t", timesteps(tv)}, {"schedule", schedule_table()}});
     h.forward(0);
     const Tensor& pred = h.output("pred");
     REQUIRE(pred.shape() == x.shape());
@@ -422,7 +397,7 @@ TEST_CASE("gaussian_denoiser is the least-squares-optimal predictor of eps, x0 a
 }
 
 TEST_CASE("sampler nodes: shape errors name the input or attribute; bad timesteps name t / t_prev") {
-  const Tensor tab = table(), x({4, 3}), t({4}), bad_t({3}), bad_pred({4, 2});
+  const Tensor tab = schedule_table(), x({4, 3}), t({4}), bad_t({3}), bad_pred({4, 2});
   auto field_of = [](const std::string& op, const Json& attrs, const NamedTensors& in) -> std::string {
     try {
       NodeHarness h(op, attrs, in);
