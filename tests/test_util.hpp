@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "graph/pipeline.hpp"
+#include "runtime/exec/executor.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/node.hpp"
 #include "runtime/random.hpp"
@@ -82,13 +83,32 @@ inline graph::LoadOptions load_options(std::map<std::string, graph::Json> overri
   return o;
 }
 
+/// The state tensors of node `id` in an executor, by name (live handles, not copies).
+inline std::map<std::string, runtime::Tensor> state_of(runtime::Executor& ex, const std::string& id) {
+  std::map<std::string, runtime::Tensor> s;
+  for (size_t i = 0; i < ex.graph().nodes.size(); ++i)
+    if (ex.graph().nodes[i].id == id)
+      for (auto& [name, t] : ex.node(int(i)).state_tensors(ex.context(int(i)))) s[name] = t;
+  return s;
+}
+
 // ---- tensors --------------------------------------------------------------------------------------
 
-/// A plain tensor of uniform values in [lo, hi), reproducible per stream.
+/// Plain tensors of uniform values in [lo, hi), reproducible per (key, stream). A suite that draws its
+/// inputs under a key of its own keeps that key, so that its checks see the same numbers wherever it
+/// lives: `constexpr UniformTensors uniform{0x5eed}; Tensor x = uniform({2, 3}, 1);`.
+struct UniformTensors {
+  uint64_t key;
+  runtime::Tensor operator()(const runtime::Shape& s, uint64_t stream, float lo = -1.f, float hi = 1.f) const {
+    runtime::Tensor t(s);
+    runtime::random::fill_uniform(t.data(), t.numel(), key, stream, lo, hi);
+    return t;
+  }
+};
+
+/// A plain tensor of uniform values in [lo, hi), reproducible per stream (the layout and fusion suites' key).
 inline runtime::Tensor random_tensor(const runtime::Shape& s, uint64_t stream, float lo = -1.f, float hi = 1.f) {
-  runtime::Tensor t(s);
-  runtime::random::fill_uniform(t.data(), t.numel(), 0xb10c, stream, lo, hi);
-  return t;
+  return UniformTensors{0xb10c}(s, stream, lo, hi);
 }
 
 /// Largest |got - want| / max(1, |want|) over two plain tensors of the same shape.
@@ -112,6 +132,19 @@ inline std::string node_error(const std::string& op, const runtime::Json& attrs,
     return e.field + ": " + e.what();
   }
   return "";
+}
+
+/// The field named by the graph::ShapeError that planning `op` on these inputs throws (its message is
+/// printed), or "(no error)".
+inline std::string shape_error_field(const std::string& op, const runtime::Json& attrs,
+                                     const runtime::NamedTensors& inputs) {
+  try {
+    runtime::NodeHarness h(op, attrs, inputs);
+  } catch (const graph::ShapeError& e) {
+    MESSAGE(op, ": ", e.field, ": ", std::string(e.what()));
+    return e.field;
+  }
+  return "(no error)";
 }
 
 /// sum(r * y) in double.

@@ -15,23 +15,19 @@
 using noiseflow::test::fd_error;
 using noiseflow::test::LinearSchedule;
 using noiseflow::test::schedule_table;
+using noiseflow::test::shape_error_field;
 using namespace noiseflow::runtime;
-using noiseflow::graph::ShapeError;
 
 namespace {
 
-Tensor random_tensor(Shape s, uint64_t stream) {
-  Tensor t(std::move(s));
-  random::fill_uniform(t.data(), t.numel(), 0xadd, stream, -1.f, 1.f);
-  return t;
-}
+constexpr noiseflow::test::UniformTensors uniform{0xadd};
 
 }  // namespace
 
 TEST_CASE("diffusion.add_noise matches sqrt(abar_t) x0 + sqrt(1 - abar_t) noise per sample") {
   const Tensor table = schedule_table();
   const LinearSchedule S;
-  Tensor x0 = random_tensor({3, 2, 5}, 1), noise = random_tensor({3, 2, 5}, 2);
+  Tensor x0 = uniform({3, 2, 5}, 1), noise = uniform({3, 2, 5}, 2);
   Tensor t({3}, {0.f, 417.f, 999.f});
   NodeHarness h("diffusion.add_noise", {}, {{"x0", x0}, {"noise", noise}, {"t", t}, {"schedule", table}});
   h.forward();
@@ -104,7 +100,7 @@ TEST_CASE("diffusion.add_noise statistics: mean sqrt(abar_t) x0, variance 1 - ab
 
 TEST_CASE("diffusion.add_noise fails at run time on a timestep outside 0..T-1 or not an integer") {
   const Tensor table = schedule_table(100);
-  Tensor x0 = random_tensor({2, 3}, 3);
+  Tensor x0 = uniform({2, 3}, 3);
   NodeHarness h("diffusion.add_noise", {}, {{"x0", x0}, {"noise", x0}, {"t", Tensor({2}, {0.f, 99.f})}, {"schedule", table}});
   CHECK_NOTHROW(h.forward());
   for (float bad : {100.f, -1.f, 2.5f, NAN}) {
@@ -123,14 +119,7 @@ TEST_CASE("diffusion.add_noise fails at run time on a timestep outside 0..T-1 or
 TEST_CASE("diffusion.add_noise shape errors name the input") {
   const Tensor table = schedule_table(10);
   Tensor x0({4, 3}), bad_noise({4, 2}), t({4}), bad_t({3}), bad_table({7, 10});
-  auto field_of = [](const NamedTensors& in) -> std::string {
-    try {
-      NodeHarness h("diffusion.add_noise", {}, in);
-    } catch (const ShapeError& e) {
-      return e.field;
-    }
-    return "(no error)";
-  };
+  auto field_of = [](const NamedTensors& in) { return shape_error_field("diffusion.add_noise", {}, in); };
   CHECK(field_of({{"x0", x0}, {"noise", bad_noise}, {"t", t}, {"schedule", table}}) == "noise");
   CHECK(field_of({{"x0", x0}, {"noise", x0}, {"t", bad_t}, {"schedule", table}}) == "t");
   CHECK(field_of({{"x0", x0}, {"noise", x0}, {"t", t}, {"schedule", bad_table}}) == "schedule");
@@ -140,7 +129,7 @@ TEST_CASE("diffusion.add_noise shape errors name the input") {
 TEST_CASE("diffusion.add_noise gradients: central differences, per-sample scales, overwrite") {
   const Tensor table = schedule_table();
   const LinearSchedule S;
-  Tensor x0 = random_tensor({3, 2, 2}, 4), noise = random_tensor({3, 2, 2}, 5), r = random_tensor({3, 2, 2}, 6);
+  Tensor x0 = uniform({3, 2, 2}, 4), noise = uniform({3, 2, 2}, 5), r = uniform({3, 2, 2}, 6);
   Tensor t({3}, {0.f, 400.f, 999.f});
   NodeHarness h("diffusion.add_noise", {}, {{"x0", x0}, {"noise", noise}, {"t", t}, {"schedule", table}});
   // Linear in both inputs: central differences are exact up to float rounding of L.

@@ -7,16 +7,13 @@
 #include "graph/schema.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 
 namespace {
 
-Tensor random_tensor(Shape s, uint64_t stream) {
-  Tensor t(std::move(s));
-  random::fill_uniform(t.data(), t.numel(), 0x5eed, stream, -1.f, 1.f);
-  return t;
-}
+constexpr noiseflow::test::UniformTensors uniform{0x5eed};
 
 // Row-major flat index of `idx` in `shape`.
 int64_t flat(const Shape& shape, const std::vector<int64_t>& idx) {
@@ -78,7 +75,7 @@ TEST_CASE("nn.concat forward and backward match naive slicing") {
     NamedTensors inputs;
     std::vector<Tensor> xs;
     for (size_t i = 0; i < cs.shapes.size(); ++i) {
-      xs.push_back(random_tensor(cs.shapes[i], 10 * ci + i));
+      xs.push_back(uniform(cs.shapes[i], 10 * ci + i));
       inputs.push_back({names[i], xs.back()});
     }
     int rank = int(cs.shapes[0].size());
@@ -90,7 +87,7 @@ TEST_CASE("nn.concat forward and backward match naive slicing") {
     for (int64_t i = 0; i < ref.numel(); ++i) REQUIRE(h.output()[i] == ref[i]);
 
     // Backward: the gradient of each input is its slice of dy.
-    Tensor dy = random_tensor(ref.shape(), 1000 + ci);
+    Tensor dy = uniform(ref.shape(), 1000 + ci);
     h.backward({{"y", dy}});
     int64_t off = 0;
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -139,7 +136,7 @@ TEST_CASE("nn.upsample forward and backward match naive nearest neighbour") {
   };
   for (auto cs : {Case{{1, 6, 5, 7}, 2}, Case{{3, 2, 5, 7}, 3}, Case{{2, 3, 1, 1}, 4}, Case{{2, 3, 4, 5}, 1}}) {
     CAPTURE(cs.scale);
-    Tensor x = random_tensor(cs.x, 7);
+    Tensor x = uniform(cs.x, 7);
     NodeHarness h("nn.upsample", {{"scale", cs.scale}}, {{"x", x}});
     h.forward();
     const int64_t N = cs.x[0], C = cs.x[1], H = cs.x[2], W = cs.x[3], s = cs.scale;
@@ -151,7 +148,7 @@ TEST_CASE("nn.upsample forward and backward match naive nearest neighbour") {
           for (int64_t j = 0; j < W * s; ++j)
             REQUIRE(y[((n * C + c) * H * s + i) * W * s + j] == x[((n * C + c) * H + i / s) * W + j / s]);
 
-    Tensor dy = random_tensor(y.shape(), 8);
+    Tensor dy = uniform(y.shape(), 8);
     h.backward({{"y", dy}});
     const Tensor& dx = h.grad_input("x");
     for (int64_t n = 0; n < N; ++n)

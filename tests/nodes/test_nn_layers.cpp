@@ -12,18 +12,15 @@
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
 #include "runtime/run_state.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::graph::Shape;
-using noiseflow::graph::ShapeError;
+using noiseflow::test::shape_error_field;
 
 namespace {
 
-Tensor random_tensor(const Shape& s, uint64_t stream, float lo = -1.f, float hi = 1.f) {
-  Tensor t(s);
-  random::fill_uniform(t.data(), t.numel(), 12345, stream, lo, hi);
-  return t;
-}
+constexpr noiseflow::test::UniformTensors uniform{12345};
 
 // max |a - b| / max(1, max |b|)
 double rel_diff(const Tensor& a, const std::vector<double>& b) {
@@ -34,16 +31,6 @@ double rel_diff(const Tensor& a, const std::vector<double>& b) {
     m = std::max(m, std::fabs(b[i]));
   }
   return d / m;
-}
-
-std::string shape_error_field(const std::string& op, const nlohmann::json& attrs, const NamedTensors& inputs) {
-  try {
-    NodeHarness h(op, attrs, inputs);
-  } catch (const ShapeError& e) {
-    MESSAGE(op, ": ", e.field, ": ", std::string(e.what()));
-    return e.field;
-  }
-  return "(no error)";
 }
 
 }  // namespace
@@ -97,7 +84,7 @@ TEST_CASE("nn.conv2d forward matches a naive convolution") {
                          {"bias", c.bias}};
     CAPTURE(ci);
     CAPTURE(attrs.dump());
-    Tensor x = random_tensor(c.x, ci);
+    Tensor x = uniform(c.x, ci);
     NodeHarness h("nn.conv2d", attrs, {{"x", x}});
     REQUIRE(h.output().shape() == c.y);
     h.forward();
@@ -107,7 +94,7 @@ TEST_CASE("nn.conv2d forward matches a naive convolution") {
     auto ref = naive_conv(x, h.param("weight").value, b, c.stride, pad, c.y);
     CHECK(rel_diff(h.output(), ref) < 1e-5);
     // A second tick on other values reuses the planned primitives.
-    Tensor x2 = random_tensor(c.x, 100 + ci);
+    Tensor x2 = uniform(c.x, 100 + ci);
     h.set_input("x", x2);
     h.forward(1);
     CHECK(rel_diff(h.output(), naive_conv(x2, h.param("weight").value, b, c.stride, pad, c.y)) < 1e-5);
@@ -131,7 +118,7 @@ TEST_CASE("nn.linear forward matches x W^T + b") {
       const int64_t out = xs[1] == 5 ? 7 : 128;
       CAPTURE(bias);
       CAPTURE(noiseflow::graph::shape_str(xs));
-      Tensor x = random_tensor(xs, 7);
+      Tensor x = uniform(xs, 7);
       NodeHarness h("nn.linear", {{"out_features", out}, {"bias", bias}}, {{"x", x}});
       REQUIRE(h.output().shape() == Shape{xs[0], out});
       h.forward();
@@ -165,7 +152,7 @@ TEST_CASE("nn.group_norm forward matches a naive group normalization") {
     CAPTURE(noiseflow::graph::shape_str(c.x));
     CAPTURE(c.groups);
     // Values off-centre, so a wrong mean shows.
-    Tensor x = random_tensor(c.x, 3, 2.f, 5.f);
+    Tensor x = uniform(c.x, 3, 2.f, 5.f);
     NodeHarness h("nn.group_norm", {{"groups", c.groups}, {"affine", c.affine}}, {{"x", x}});
     const int64_t n = c.x[0], ch = c.x[1], hw = x.numel() / (n * ch), cpg = ch / c.groups;
     std::vector<float> gamma(size_t(ch), 1.f), beta(size_t(ch), 0.f);
@@ -258,7 +245,7 @@ TEST_CASE("nn.add broadcasts like numpy (trailing) and per leading dimension (le
     CAPTURE(noiseflow::graph::shape_str(c.a));
     CAPTURE(noiseflow::graph::shape_str(c.b));
     CAPTURE(c.leading);
-    Tensor a = random_tensor(c.a, 1), b = random_tensor(c.b, 2);
+    Tensor a = uniform(c.a, 1), b = uniform(c.b, 2);
     NodeHarness h("nn.add", {{"align", c.leading ? "leading" : "trailing"}}, {{"a", a}, {"b", b}});
     Shape y;
     auto ref = naive_add(a, b, c.leading, y);
@@ -318,7 +305,7 @@ TEST_CASE("nn.timestep_embedding matches the unet-small golden values (dim 32, t
 
 TEST_CASE("loss.mse is the (weighted) mean of squared differences and records the run's loss") {
   const Shape s{3, 2, 5, 7};
-  Tensor p = random_tensor(s, 1), t = random_tensor(s, 2), w({3}, {0.5f, 2.f, 0.f});
+  Tensor p = uniform(s, 1), t = uniform(s, 2), w({3}, {0.5f, 2.f, 0.f});
   for (bool weighted : {false, true}) {
     CAPTURE(weighted);
     NamedTensors in{{"pred", p}, {"target", t}};

@@ -20,9 +20,9 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::graph::ShapeError;
 using noiseflow::test::LinearSchedule;
 using noiseflow::test::schedule_table;
+using noiseflow::test::shape_error_field;
 
 namespace {
 
@@ -398,23 +398,15 @@ TEST_CASE("gaussian_denoiser is the least-squares-optimal predictor of eps, x0 a
 
 TEST_CASE("sampler nodes: shape errors name the input or attribute; bad timesteps name t / t_prev") {
   const Tensor tab = schedule_table(), x({4, 3}), t({4}), bad_t({3}), bad_pred({4, 2});
-  auto field_of = [](const std::string& op, const Json& attrs, const NamedTensors& in) -> std::string {
-    try {
-      NodeHarness h(op, attrs, in);
-    } catch (const ShapeError& e) {
-      return e.field;
-    }
-    return "(no error)";
-  };
-  CHECK(field_of("diffusion.ddpm_step", {}, {{"x", x}, {"pred", bad_pred}, {"t", t}, {"schedule", tab}}) == "pred");
-  CHECK(field_of("diffusion.ddpm_step", {}, {{"x", x}, {"pred", x}, {"t", bad_t}, {"schedule", tab}}) == "t");
-  CHECK(field_of("diffusion.ddpm_step", {}, {{"x", x}, {"pred", x}, {"t", t}, {"schedule", t}}) == "schedule");
-  CHECK(field_of("diffusion.ddim_step", {}, {{"x", x}, {"pred", x}, {"t", t}, {"t_prev", bad_t}, {"schedule", tab}}) ==
+  CHECK(shape_error_field("diffusion.ddpm_step", {}, {{"x", x}, {"pred", bad_pred}, {"t", t}, {"schedule", tab}}) == "pred");
+  CHECK(shape_error_field("diffusion.ddpm_step", {}, {{"x", x}, {"pred", x}, {"t", bad_t}, {"schedule", tab}}) == "t");
+  CHECK(shape_error_field("diffusion.ddpm_step", {}, {{"x", x}, {"pred", x}, {"t", t}, {"schedule", t}}) == "schedule");
+  CHECK(shape_error_field("diffusion.ddim_step", {}, {{"x", x}, {"pred", x}, {"t", t}, {"t_prev", bad_t}, {"schedule", tab}}) ==
         "t_prev");
-  CHECK(field_of("diffusion.gaussian_denoiser", {{"sigma", 0.0}}, {{"x", x}, {"t", t}, {"schedule", tab}}) == "sigma");
-  CHECK(field_of("diffusion.gaussian_denoiser", {}, {{"x", x}, {"t", bad_t}, {"schedule", tab}}) == "t");
-  CHECK(field_of("diffusion.ddim_timesteps", {{"steps", 1001}}, {{"like", x}, {"schedule", tab}}) == "steps");
-  CHECK(field_of("diffusion.ddim_timesteps", {{"steps", 1000}}, {{"like", x}, {"schedule", tab}}) == "(no error)");
+  CHECK(shape_error_field("diffusion.gaussian_denoiser", {{"sigma", 0.0}}, {{"x", x}, {"t", t}, {"schedule", tab}}) == "sigma");
+  CHECK(shape_error_field("diffusion.gaussian_denoiser", {}, {{"x", x}, {"t", bad_t}, {"schedule", tab}}) == "t");
+  CHECK(shape_error_field("diffusion.ddim_timesteps", {{"steps", 1001}}, {{"like", x}, {"schedule", tab}}) == "steps");
+  CHECK(shape_error_field("diffusion.ddim_timesteps", {{"steps", 1000}}, {{"like", x}, {"schedule", tab}}) == "(no error)");
 
   auto run_field = [&](const Tensor& tt, const Tensor& tp) -> std::string {
     NodeHarness h("diffusion.ddim_step", {}, {{"x", x}, {"pred", x}, {"t", tt}, {"t_prev", tp}, {"schedule", tab}});

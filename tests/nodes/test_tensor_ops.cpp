@@ -17,28 +17,14 @@
 #include "tests/test_util.hpp"
 
 using noiseflow::test::fd_error;
+using noiseflow::test::shape_error_field;
 using namespace noiseflow::runtime;
-using noiseflow::graph::ShapeError;
 
 namespace {
 
-Tensor random_tensor(Shape s, uint64_t stream) {
-  Tensor t(std::move(s));
-  random::fill_uniform(t.data(), t.numel(), 0x7e50, stream, -1.f, 1.f);
-  return t;
-}
+constexpr noiseflow::test::UniformTensors uniform{0x7e50};
 
 double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
-
-// The field named by the ShapeError building a node throws, or "(no error)".
-std::string shape_error_field(const std::string& op, const Json& attrs, const NamedTensors& in) {
-  try {
-    NodeHarness h(op, attrs, in);
-  } catch (const ShapeError& e) {
-    return e.field;
-  }
-  return "(no error)";
-}
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.numel() == b.numel() && std::memcmp(a.data(), b.data(), size_t(a.numel()) * sizeof(float)) == 0;
@@ -169,7 +155,7 @@ TEST_CASE("tensor.repeat tile and interleave along dimension 0") {
   CHECK(inter.output("y").to_vector() == std::vector<float>{0, 1, 0, 1, 10, 11, 10, 11, 20, 21, 20, 21});
 
   // General rule: row r of y is x[r mod N] (tile) or x[r / times] (interleave).
-  Tensor big = random_tensor({4, 3, 5}, 1);
+  Tensor big = uniform({4, 3, 5}, 1);
   for (std::string mode : {"tile", "interleave"}) {
     CAPTURE(mode);
     NodeHarness h("tensor.repeat", {{"times", 3}, {"mode", mode}}, {{"x", big}});
@@ -192,11 +178,11 @@ TEST_CASE("tensor.repeat tile and interleave along dimension 0") {
 }
 
 TEST_CASE("tensor.repeat gradient sums the copies (central differences, overwrite)") {
-  Tensor x = random_tensor({3, 2, 2}, 2);
+  Tensor x = uniform({3, 2, 2}, 2);
   for (std::string mode : {"tile", "interleave"}) {
     CAPTURE(mode);
     NodeHarness h("tensor.repeat", {{"times", 4}, {"mode", mode}}, {{"x", x}});
-    const Tensor r = random_tensor({12, 2, 2}, 3);
+    const Tensor r = uniform({12, 2, 2}, 3);
     CHECK(fd_error(h, "x", "y", r) < 1e-3);
     // Closed form: dL/dx[n] = sum over the copies of r.
     h.backward({{"y", r}});
@@ -216,11 +202,11 @@ TEST_CASE("tensor.repeat gradient sums the copies (central differences, overwrit
 // ---- tensor.scale ----------------------------------------------------------
 
 TEST_CASE("tensor.scale y = a x + b and its gradient") {
-  Tensor x = random_tensor({2, 3, 4}, 4);
+  Tensor x = uniform({2, 3, 4}, 4);
   NodeHarness h("tensor.scale", {{"a", 2.0}, {"b", -1.0}}, {{"x", x}});
   h.forward();
   for (int64_t i = 0; i < x.numel(); ++i) CHECK(h.output("y")[i] == doctest::Approx(2.0 * x[i] - 1.0).epsilon(1e-6));
-  const Tensor r = random_tensor({2, 3, 4}, 5);
+  const Tensor r = uniform({2, 3, 4}, 5);
   CHECK(fd_error(h, "x", "y", r) < 1e-3);
   h.backward({{"y", r}});
   for (int64_t i = 0; i < x.numel(); ++i) CHECK(h.grad_input("x")[i] == doctest::Approx(2.0 * r[i]).epsilon(1e-6));
