@@ -1,6 +1,7 @@
 // tests/test_util.hpp — the helpers every test suite shares: scratch folders and file bytes, load
-// options, random tensors and their differences, the error a node raises, a central-difference
-// check of one node input, and diffusion schedules recomputed in double. (The generic gradient checker is its own framework: tests/nodes/gradcheck.hpp.)
+// options, random tensors and their differences, the error a node raises, one node run on plain and
+// on nChw16c tensors, a central-difference check of one node input, and diffusion schedules
+// recomputed in double. (The generic gradient checker is its own framework: tests/nodes/gradcheck.hpp.)
 #pragma once
 
 #include <doctest/doctest.h>
@@ -120,6 +121,17 @@ inline double max_rel_diff(const runtime::Tensor& got, const runtime::Tensor& wa
   return worst;
 }
 
+/// max |a - b| / max(1, max |b|): a tensor against a reference computed in double.
+inline double rel_diff(const runtime::Tensor& a, const std::vector<double>& b) {
+  REQUIRE(a.numel() == int64_t(b.size()));
+  double d = 0, m = 1;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    d = std::max(d, std::fabs(double(a[i]) - b[i]));
+    m = std::max(m, std::fabs(b[i]));
+  }
+  return d / m;
+}
+
 // ---- nodes ----------------------------------------------------------------------------------------
 
 /// The error a node raises while planning (or at `tick`'s forward when
@@ -145,6 +157,50 @@ inline std::string shape_error_field(const std::string& op, const runtime::Json&
     return e.field;
   }
   return "(no error)";
+}
+
+/// Runs `op` forward and backward twice on the same inputs, parameters and output gradient — once plain,
+/// once with every blockable rank-4 tensor nChw16c — and checks that the results agree. Parameters are set
+/// to random values (not their init) so that affine terms are exercised. Returns how many of the blocked
+/// run's inputs and outputs were really blocked.
+inline int check_layouts_agree(const std::string& op, const runtime::Json& attrs, const runtime::NamedTensors& inputs,
+                               double tol = 1e-5) {
+  runtime::NodeHarness plain(op, attrs, inputs, 7, 1, runtime::Layout::plain);
+  runtime::NodeHarness blocked(op, attrs, inputs, 7, 1, runtime::Layout::nChw16c);
+  int n_blocked = 0;
+  for (auto& [name, t] : inputs) {
+    CAPTURE(name);
+    CHECK(blocked.input(name).blocked() == runtime::Tensor::can_block(t.shape()));
+    n_blocked += blocked.input(name).blocked();
+  }
+  runtime::Tensor& y = blocked.output();
+  CHECK(y.blocked() == runtime::Tensor::can_block(y.shape()));
+  n_blocked += y.blocked();
+
+  uint64_t stream = 100;
+  for (size_t i = 0; i < plain.params().size(); ++i) {
+    runtime::Tensor v = random_tensor(plain.params()[i].value.shape(), stream++, 0.5f, 1.5f);
+    plain.params()[i].value.copy_from(v);
+    blocked.params()[i].value.copy_from(v);
+  }
+
+  plain.forward();
+  blocked.forward();
+  CHECK(max_rel_diff(y.to_plain(), plain.output()) <= tol);
+
+  const runtime::Tensor dy = random_tensor(plain.output().shape(), stream++);
+  plain.backward({{"y", dy}});
+  blocked.backward({{"y", dy}});
+  for (auto& [name, t] : inputs) {
+    CAPTURE(name);
+    CHECK(blocked.grad_input(name).blocked() == blocked.input(name).blocked());
+    CHECK(max_rel_diff(blocked.grad_input(name).to_plain(), plain.grad_input(name)) <= tol);
+  }
+  for (size_t i = 0; i < plain.params().size(); ++i) {
+    CAPTURE(plain.params()[i].name);
+    CHECK(max_rel_diff(blocked.params()[i].grad, plain.params()[i].grad) <= tol);
+  }
+  return n_blocked;
 }
 
 /// sum(r * y) in double.

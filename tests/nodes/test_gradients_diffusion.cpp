@@ -1,7 +1,7 @@
 // Generic finite-difference gradient cases (gradcheck.hpp) for the diffusion
 // and core tensor nodes; their node-specific gradient tests live in
 // test_diffusion_add_noise.cpp and test_tensor_ops.cpp.
-#include "gradcheck.hpp"
+#include "tests/nodes/gradcheck.hpp"
 
 NOISEFLOW_GRAD_CASE("tensor.repeat tile x3", "tensor.repeat", R"({"times": 3})", {"x", {2, 3, 2}});
 NOISEFLOW_GRAD_CASE("tensor.repeat interleave x2", "tensor.repeat", R"({"times": 2, "mode": "interleave"})",
