@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -119,6 +120,11 @@ inline double max_rel_diff(const runtime::Tensor& got, const runtime::Tensor& wa
   for (int64_t i = 0; i < got.numel(); ++i)
     worst = std::max(worst, std::abs(double(got[i]) - want[i]) / std::max(1.0, std::abs(double(want[i]))));
   return worst;
+}
+
+/// The two tensors hold the same number of elements with the same bytes.
+inline bool same_bytes(const runtime::Tensor& a, const runtime::Tensor& b) {
+  return a.numel() == b.numel() && std::memcmp(a.data(), b.data(), size_t(a.numel()) * sizeof(float)) == 0;
 }
 
 /// max |a - b| / max(1, max |b|): a tensor against a reference computed in double.

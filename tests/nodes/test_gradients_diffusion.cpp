@@ -1,12 +1,6 @@
-// Generic finite-difference gradient cases (gradcheck.hpp) for the diffusion
-// and core tensor nodes; their node-specific gradient tests live in
-// test_diffusion_add_noise.cpp and test_tensor_ops.cpp.
+// Generic finite-difference gradient case (gradcheck.hpp) for diffusion.add_noise;
+// its node-specific gradient tests live in test_diffusion_add_noise.cpp.
 #include "tests/nodes/gradcheck.hpp"
-
-NOISEFLOW_GRAD_CASE("tensor.repeat tile x3", "tensor.repeat", R"({"times": 3})", {"x", {2, 3, 2}});
-NOISEFLOW_GRAD_CASE("tensor.repeat interleave x2", "tensor.repeat", R"({"times": 2, "mode": "interleave"})",
-                    {"x", {3, 1, 4}});
-NOISEFLOW_GRAD_CASE("tensor.scale a=-1.5 b=0.3", "tensor.scale", R"({"a": -1.5, "b": 0.3})", {"x", {2, 5}});
 
 namespace {
 
