@@ -1,7 +1,7 @@
 // tests/test_util.hpp — the helpers every test suite shares: scratch folders and file bytes, load
 // options, random tensors and their differences, the error a node raises, one node run on plain and
-// on nChw16c tensors, a central-difference check of one node input, and diffusion schedules
-// recomputed in double. (The generic gradient checker is its own framework: tests/nodes/gradcheck.hpp.)
+// on nChw16c tensors, a central-difference check of one node input, diffusion schedules recomputed
+// in double, and what the sampler-step suites compare with. (The generic gradient checker is its own framework: tests/nodes/gradcheck.hpp.)
 #pragma once
 
 #include <doctest/doctest.h>
@@ -18,6 +18,7 @@
 #include <map>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "graph/pipeline.hpp"
@@ -279,6 +280,65 @@ inline runtime::Tensor schedule_table(int64_t T = 1000, const std::string& kind 
   runtime::NodeHarness h("diffusion.schedule", {{"kind", kind}, {"T", T}}, {});
   h.forward();
   return h.output("table").clone();
+}
+
+// ---- diffusion samplers ----------------------------------------------------------------------------
+
+/// A plain tensor of N(mean, std^2) draws, reproducible per key.
+inline runtime::Tensor normal(runtime::Shape shape, uint64_t key, float mean = 0.f, float std = 1.f) {
+  runtime::Tensor x(std::move(shape));
+  runtime::random::fill_normal(x.data(), x.numel(), key, 0, mean, std);
+  return x;
+}
+
+/// A [N] tensor of timesteps.
+inline runtime::Tensor timesteps(const std::vector<float>& t) { return runtime::Tensor({int64_t(t.size())}, t); }
+
+/// |got - want| <= atol + rtol |want|, elementwise; reports the worst element.
+inline void check_close(const std::vector<double>& got, const std::vector<double>& want, double atol, double rtol) {
+  REQUIRE(got.size() == want.size());
+  double worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double excess = std::fabs(got[i] - want[i]) - (atol + rtol * std::fabs(want[i]));
+    if (i == 0 || excess > worst) worst = excess, at = i;
+  }
+  INFO("worst element ", at, ": got ", got[at], ", want ", want[at]);
+  CHECK(worst <= 0.0);
+}
+
+/// The elements of a plain tensor, in double.
+inline std::vector<double> as_double(const runtime::Tensor& t) { return {t.data(), t.data() + t.numel()}; }
+
+/// a - b elementwise, in double.
+inline std::vector<double> minus(const runtime::Tensor& a, const runtime::Tensor& b) {
+  std::vector<double> d(size_t(a.numel()));
+  for (int64_t i = 0; i < a.numel(); ++i) d[size_t(i)] = double(a[i]) - double(b[i]);
+  return d;
+}
+
+/// Runs sampler step `op` at `tick` on (x, pred) and again on (0, 0): returns {y, y(0, 0)}. The noise z
+/// of a step is a pure function of (seed, node id, tick, element), so the same node at the same tick with
+/// x = pred = 0 outputs exactly sigma z: y - y(0, 0) is the noise-free mean, and y(0, 0) / sigma must
+/// look like N(0, 1).
+inline std::pair<runtime::Tensor, runtime::Tensor> run_with_zero(const std::string& op, const runtime::Json& attrs,
+                                                                 runtime::NamedTensors in, int64_t tick) {
+  runtime::NodeHarness h(op, attrs, in, /*seed=*/5);
+  h.forward(tick);
+  runtime::Tensor y = h.output().clone();
+  for (auto& [name, t] : in)
+    if (name == "x" || name == "pred") h.input(name).zero();
+  h.forward(tick);
+  return {y, h.output().clone()};
+}
+
+/// Mean and unbiased variance of y[i0, i0 + m) / s.
+inline std::pair<double, double> standardised(const runtime::Tensor& y, int64_t i0, int64_t m, double s) {
+  double sum = 0, ss = 0;
+  for (int64_t k = 0; k < m; ++k) sum += y[i0 + k] / s;
+  const double mean = sum / double(m);
+  for (int64_t k = 0; k < m; ++k) ss += (y[i0 + k] / s - mean) * (y[i0 + k] / s - mean);
+  return {mean, ss / double(m - 1)};
 }
 
 }  // namespace noiseflow::test

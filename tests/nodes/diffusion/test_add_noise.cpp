@@ -1,5 +1,6 @@
-// diffusion.add_noise: closed form, statistics of q(x_t | x_0) with noise from
-// random.normal, run-time timestep checks, and gradients by central differences.
+// tests/nodes/diffusion/test_add_noise.cpp — diffusion.add_noise: closed form, statistics of q(x_t | x_0)
+// with noise from random.normal, run-time timestep checks, gradients by central differences, and its
+// gradient case.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include "nodes/diffusion/schedule_table.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
+#include "tests/nodes/gradcheck.hpp"
 #include "tests/test_util.hpp"
 
 using noiseflow::test::fd_error;
@@ -20,7 +22,25 @@ using namespace noiseflow::runtime;
 
 namespace {
 
-constexpr noiseflow::test::UniformTensors uniform{0xadd};
+constexpr noiseflow::test::UniformTensors uniform{0xadd};  // this suite's inputs, under its own key
+
+// The finite-difference gradient case (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
+// diffusion.add_noise needs integer timesteps and a valid table, but the generic
+// checker fills every input with one uniform range. With lo = hi = 1 every input
+// is exactly 1: t = 1 is valid for the [8, 2] "table" of ones (T = 2), whose
+// coefficients are then 1. This only proves the op is wired into the generic
+// check; the per-sample coefficients are checked against central differences
+// and the closed form by the tests below.
+noiseflow::testing::GradCase add_noise_case() {
+  noiseflow::testing::GradCase c;
+  c.name = "diffusion.add_noise (inputs all 1, T = 2)";
+  c.op = "diffusion.add_noise";
+  c.attrs = nlohmann::json::object();
+  c.inputs = {{"x0", {3, 2, 2}}, {"noise", {3, 2, 2}}, {"t", {3}}, {"schedule", {8, 2}}};
+  c.lo = c.hi = 1.f;
+  return c;
+}
+const bool add_noise_registered = noiseflow::testing::register_grad_case(add_noise_case());
 
 }  // namespace
 

@@ -1,5 +1,5 @@
-// diffusion.schedule against the closed forms of the three beta schedules,
-// every derived row recomputed here independently in double.
+// tests/nodes/diffusion/test_schedule.cpp — diffusion.schedule against the closed forms of the three beta
+// schedules, every derived row recomputed here independently in double.
 #include <doctest/doctest.h>
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// Samplers end to end on Gaussian data: pipelines/examples/gaussian_ddpm.json
+// tests/nodes/diffusion/test_samplers_gaussian.cpp — samplers end to end on Gaussian data: pipelines/examples/gaussian_ddpm.json
 // and gaussian_ddim.json, with the exact denoiser of N(mu, s^2), must produce
 // samples with the mean and variance that the sampler's own (exact,
 // closed-form) output distribution predicts, and that distribution must be

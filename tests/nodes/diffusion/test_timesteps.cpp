@@ -1,4 +1,4 @@
-// diffusion.timesteps: range, uniformity (chi-square), per-tick draws, fixed values.
+// tests/nodes/diffusion/test_timesteps.cpp — diffusion.timesteps: range, uniformity (chi-square), per-tick draws, fixed values.
 #include <doctest/doctest.h>
 
 #include <algorithm>
