@@ -1,4 +1,4 @@
-// tests/nodes/test_data_idx.cpp — data.idx on small IDX files written here.
+// tests/nodes/data/test_idx.cpp — data.idx on small IDX files written here.
 #include <doctest/doctest.h>
 
 #include <algorithm>

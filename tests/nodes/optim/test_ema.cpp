@@ -1,5 +1,5 @@
-// optim.ema against the recurrence ema_k = d_k ema_{k-1} + (1 - d_k) w_k over the weights recorded
-// after every Adam step, in double:
+// tests/nodes/optim/test_ema.cpp — optim.ema against the recurrence ema_k = d_k ema_{k-1} + (1 - d_k) w_k
+// over the weights recorded after every Adam step, in double:
 //
 //   x [N,3] ──> fc (nn.linear, 2) ──> loss (loss.mse) ──> opt (optim.adam) ──step──> ema (optim.ema)
 //   y [N,2] ─────────────────────────┘

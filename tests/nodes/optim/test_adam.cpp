@@ -1,5 +1,6 @@
-// optim.adam against an independent double-precision AdamW (torch.optim.AdamW + clip_grad_norm_ +
-// linear warm-up) on a tiny regression pipeline, driven through the executor:
+// tests/nodes/optim/test_adam.cpp — optim.adam against an independent double-precision AdamW
+// (torch.optim.AdamW + clip_grad_norm_ + linear warm-up) on a tiny regression pipeline, driven through
+// the executor:
 //
 //   x [N,3] ──> fc (nn.linear, 2) ──> loss (loss.mse) ──> opt (optim.adam)
 //   y [N,2] ─────────────────────────┘

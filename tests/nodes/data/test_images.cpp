@@ -1,4 +1,4 @@
-// tests/nodes/test_data_images.cpp — data.images on PNGs written here with stb_image_write.
+// tests/nodes/data/test_images.cpp — data.images on PNGs written here with stb_image_write.
 #include <doctest/doctest.h>
 
 #include <algorithm>

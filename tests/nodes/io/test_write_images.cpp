@@ -1,4 +1,4 @@
-// tests/nodes/test_io_write_images.cpp — io.write_images grids read back with stb_image.
+// tests/nodes/io/test_write_images.cpp — io.write_images grids read back with stb_image.
 #include <doctest/doctest.h>
 
 #include <algorithm>

