@@ -1,7 +1,8 @@
 // tests/test_util.hpp — the helpers every test suite shares: scratch folders and file bytes, load
 // options, random tensors and their differences, the error a node raises, one node run on plain and
 // on nChw16c tensors, a central-difference check of one node input, diffusion schedules recomputed
-// in double, and what the sampler-step suites compare with. (The generic gradient checker is its own framework: tests/nodes/gradcheck.hpp.)
+// in double, and what the sampler-step suites compare with. (The generic gradient checker is a
+// framework of its own: tests/nodes/gradcheck.hpp.)
 #pragma once
 
 #include <doctest/doctest.h>
@@ -9,9 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -330,6 +331,21 @@ inline std::pair<runtime::Tensor, runtime::Tensor> run_with_zero(const std::stri
     if (name == "x" || name == "pred") h.input(name).zero();
   h.forward(tick);
   return {y, h.output().clone()};
+}
+
+/// Fills x = a x0 + b eps and v = a eps - b x0 (Salimans & Ho's v): sample i of the [N, ...] tensors at
+/// timestep tv[i] of schedule S.
+inline void noise_with_v(const LinearSchedule& S, const std::vector<float>& tv, const runtime::Tensor& x0,
+                         const runtime::Tensor& eps, runtime::Tensor& x, runtime::Tensor& v) {
+  const int64_t N = int64_t(tv.size()), m = x0.numel() / N;
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t t = int64_t(tv[size_t(i)]);
+    for (int64_t k = 0; k < m; ++k) {
+      const int64_t j = i * m + k;
+      x[j] = float(S.a(t) * x0[j] + S.b(t) * eps[j]);
+      v[j] = float(S.a(t) * eps[j] - S.b(t) * x0[j]);
+    }
+  }
 }
 
 /// Mean and unbiased variance of y[i0, i0 + m) / s.

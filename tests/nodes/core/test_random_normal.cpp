@@ -13,8 +13,7 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::same_bytes;
-using noiseflow::test::shape_error_field;
+using namespace noiseflow::test;
 
 namespace {
 

@@ -11,15 +11,9 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::fd_error;
-using noiseflow::test::same_bytes;
-using noiseflow::test::shape_error_field;
+using namespace noiseflow::test;
 
-namespace {
-
-constexpr noiseflow::test::UniformTensors uniform{0x7e50};  // this suite's inputs, under its own key
-
-}  // namespace
+constexpr UniformTensors uniform{0x7e50};  // this suite's inputs, under its own key
 
 // Finite-difference gradient cases (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
 NOISEFLOW_GRAD_CASE("tensor.repeat tile x3", "tensor.repeat", R"({"times": 3})", {"x", {2, 3, 2}});

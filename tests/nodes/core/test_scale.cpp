@@ -9,14 +9,9 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::fd_error;
-using noiseflow::test::same_bytes;
+using namespace noiseflow::test;
 
-namespace {
-
-constexpr noiseflow::test::UniformTensors uniform{0x7e50};  // this suite's inputs, under its own key
-
-}  // namespace
+constexpr UniformTensors uniform{0x7e50};  // this suite's inputs, under its own key
 
 // Finite-difference gradient cases (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
 NOISEFLOW_GRAD_CASE("tensor.scale a=-1.5 b=0.3", "tensor.scale", R"({"a": -1.5, "b": 0.3})", {"x", {2, 5}});

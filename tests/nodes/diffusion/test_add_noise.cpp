@@ -14,15 +14,12 @@
 #include "tests/nodes/gradcheck.hpp"
 #include "tests/test_util.hpp"
 
-using noiseflow::test::fd_error;
-using noiseflow::test::LinearSchedule;
-using noiseflow::test::schedule_table;
-using noiseflow::test::shape_error_field;
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 
 namespace {
 
-constexpr noiseflow::test::UniformTensors uniform{0xadd};  // this suite's inputs, under its own key
+constexpr UniformTensors uniform{0xadd};  // this suite's inputs, under its own key
 
 // The finite-difference gradient case (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
 // diffusion.add_noise needs integer timesteps and a valid table, but the generic

@@ -11,15 +11,7 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::LinearSchedule;
-using noiseflow::test::as_double;
-using noiseflow::test::check_close;
-using noiseflow::test::minus;
-using noiseflow::test::normal;
-using noiseflow::test::run_with_zero;
-using noiseflow::test::schedule_table;
-using noiseflow::test::standardised;
-using noiseflow::test::timesteps;
+using namespace noiseflow::test;
 
 TEST_CASE("ddim_step follows Song et al. eq. 12; eta = 0 is deterministic; t_prev = -1 returns x0_hat") {
   const LinearSchedule S;

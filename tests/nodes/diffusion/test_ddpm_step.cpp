@@ -11,14 +11,7 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::LinearSchedule;
-using noiseflow::test::check_close;
-using noiseflow::test::minus;
-using noiseflow::test::normal;
-using noiseflow::test::run_with_zero;
-using noiseflow::test::schedule_table;
-using noiseflow::test::standardised;
-using noiseflow::test::timesteps;
+using namespace noiseflow::test;
 
 TEST_CASE("ddpm_step: no noise at t = 0 (per sample); noise differs between ticks at t > 0") {
   const LinearSchedule S;

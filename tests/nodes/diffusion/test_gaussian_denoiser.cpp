@@ -11,10 +11,7 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::LinearSchedule;
-using noiseflow::test::normal;
-using noiseflow::test::schedule_table;
-using noiseflow::test::timesteps;
+using namespace noiseflow::test;
 
 TEST_CASE("gaussian_denoiser is the least-squares-optimal predictor of eps, x0 and v for N(mu, s^2) data") {
   const LinearSchedule S;
@@ -23,14 +20,7 @@ TEST_CASE("gaussian_denoiser is the least-squares-optimal predictor of eps, x0 a
   const int64_t N = int64_t(tv.size()), m = 100000;
   const Tensor x0 = normal({N, m}, 1, float(mu), float(s)), eps = normal({N, m}, 2);
   Tensor x({N, m}), v({N, m});
-  for (int64_t i = 0; i < N; ++i) {
-    const int64_t t = int64_t(tv[size_t(i)]);
-    for (int64_t k = 0; k < m; ++k) {
-      const int64_t j = i * m + k;
-      x[j] = float(S.a(t) * x0[j] + S.b(t) * eps[j]);
-      v[j] = float(S.a(t) * eps[j] - S.b(t) * x0[j]);
-    }
-  }
+  noise_with_v(S, tv, x0, eps, x, v);
   std::vector<Tensor> preds;
   for (auto [prediction, target] :
        std::vector<std::pair<const char*, const Tensor*>>{{"eps", &eps}, {"x0", &x0}, {"v", &v}}) {

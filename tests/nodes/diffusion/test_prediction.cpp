@@ -11,12 +11,7 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::LinearSchedule;
-using noiseflow::test::as_double;
-using noiseflow::test::check_close;
-using noiseflow::test::normal;
-using noiseflow::test::schedule_table;
-using noiseflow::test::timesteps;
+using namespace noiseflow::test;
 
 TEST_CASE("ddpm_step and ddim_step: x0 and v predictions give the same step as the matching eps") {
   const LinearSchedule S;
@@ -26,14 +21,7 @@ TEST_CASE("ddpm_step and ddim_step: x0 and v predictions give the same step as t
   // Data-like x0 (some beyond [-1, 1] so that clipping acts), x_t = a x0 + b eps.
   const Tensor x0 = normal({N, inner}, 1, 0.f, 0.8f), eps = normal({N, inner}, 2);
   Tensor x({N, inner}), v({N, inner});
-  for (int64_t i = 0; i < N; ++i) {
-    const int64_t t = int64_t(tv[size_t(i)]);
-    for (int64_t k = 0; k < inner; ++k) {
-      const int64_t j = i * inner + k;
-      x[j] = float(S.a(t) * x0[j] + S.b(t) * eps[j]);
-      v[j] = float(S.a(t) * eps[j] - S.b(t) * x0[j]);
-    }
-  }
+  noise_with_v(S, tv, x0, eps, x, v);
   for (bool clip : {false, true}) {
     for (const char* op : {"diffusion.ddpm_step", "diffusion.ddim_step"}) {
       CAPTURE(clip);

@@ -12,8 +12,7 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::schedule_table;
-using noiseflow::test::shape_error_field;
+using namespace noiseflow::test;
 
 TEST_CASE("sampler nodes: shape errors name the input or attribute; bad timesteps name t / t_prev") {
   const Tensor tab = schedule_table(), x({4, 3}), t({4}), bad_t({3}), bad_pred({4, 2});

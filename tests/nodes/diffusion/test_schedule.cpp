@@ -14,10 +14,9 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 using namespace noiseflow::nodes::diffusion;
 using noiseflow::graph::ShapeError;
-using noiseflow::test::cumprod_alpha;
-using noiseflow::test::linear_betas;
 
 namespace {
 

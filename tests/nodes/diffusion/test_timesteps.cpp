@@ -11,8 +11,7 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::schedule_table;
-using noiseflow::test::shape_error_field;
+using namespace noiseflow::test;
 
 TEST_CASE("diffusion.timesteps draws integers in 0..T-1, uniformly (chi-square)") {
   for (int64_t T : {10, 1000}) {

@@ -13,11 +13,7 @@ using namespace noiseflow::runtime;
 using noiseflow::graph::Shape;
 using noiseflow::test::shape_error_field;
 
-namespace {
-
 constexpr noiseflow::test::UniformTensors uniform{12345};  // this suite's inputs, under its own key
-
-}  // namespace
 
 // Finite-difference gradient cases (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
 NOISEFLOW_GRAD_CASE("mse", "loss.mse", "{}", {"pred", {3, 2, 5, 7}}, {"target", {3, 2, 5, 7}});

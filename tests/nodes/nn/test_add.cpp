@@ -13,16 +13,13 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 using noiseflow::graph::Shape;
 using noiseflow::graph::shape_str;
-using noiseflow::test::check_layouts_agree;
-using noiseflow::test::random_tensor;
-using noiseflow::test::rel_diff;
-using noiseflow::test::shape_error_field;
 
 namespace {
 
-constexpr noiseflow::test::UniformTensors uniform{12345};  // this suite's inputs, under its own key
+constexpr UniformTensors uniform{12345};  // this suite's inputs, under its own key
 
 // Naive broadcast: pads shapes as the alignment says and reads a and b by clamped coordinates.
 std::vector<double> naive_add(const Tensor& a, const Tensor& b, bool leading, Shape& y) {

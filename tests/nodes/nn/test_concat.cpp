@@ -11,12 +11,11 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::test::check_layouts_agree;
-using noiseflow::test::random_tensor;
+using namespace noiseflow::test;
 
 namespace {
 
-constexpr noiseflow::test::UniformTensors uniform{0x5eed};  // this suite's inputs, under its own key
+constexpr UniformTensors uniform{0x5eed};  // this suite's inputs, under its own key
 
 // Row-major flat index of `idx` in `shape`.
 int64_t flat(const Shape& shape, const std::vector<int64_t>& idx) {

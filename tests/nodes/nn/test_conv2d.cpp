@@ -12,13 +12,12 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 using noiseflow::graph::Shape;
-using noiseflow::test::rel_diff;
-using noiseflow::test::shape_error_field;
 
 namespace {
 
-constexpr noiseflow::test::UniformTensors uniform{12345};  // this suite's inputs, under its own key
+constexpr UniformTensors uniform{12345};  // this suite's inputs, under its own key
 
 std::vector<double> naive_conv(const Tensor& x, const Tensor& w, const Tensor* b, int64_t stride, int64_t pad,
                                const Shape& y_shape) {

@@ -15,16 +15,12 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 using noiseflow::graph::shape_str;
-using noiseflow::test::check_layouts_agree;
-using noiseflow::test::max_rel_diff;
-using noiseflow::test::random_tensor;
-using noiseflow::test::rel_diff;
-using noiseflow::test::shape_error_field;
 
 namespace {
 
-constexpr noiseflow::test::UniformTensors uniform{12345};  // this suite's inputs, under its own key
+constexpr UniformTensors uniform{12345};  // this suite's inputs, under its own key
 
 // max |a - b| / max |b|: gradients are compared relative to their tensor's scale.
 double rel_to_max(const Tensor& a, const Tensor& b) {

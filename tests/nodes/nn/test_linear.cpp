@@ -11,15 +11,10 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 using noiseflow::graph::Shape;
-using noiseflow::test::rel_diff;
-using noiseflow::test::shape_error_field;
 
-namespace {
-
-constexpr noiseflow::test::UniformTensors uniform{12345};  // this suite's inputs, under its own key
-
-}  // namespace
+constexpr UniformTensors uniform{12345};  // this suite's inputs, under its own key
 
 // Finite-difference gradient cases (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
 NOISEFLOW_GRAD_CASE("linear 3x5->4", "nn.linear", R"({"out_features": 4})", {"x", {3, 5}});

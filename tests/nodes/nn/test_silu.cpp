@@ -10,9 +10,8 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 using noiseflow::graph::shape_str;
-using noiseflow::test::check_layouts_agree;
-using noiseflow::test::random_tensor;
 
 // Finite-difference gradient cases (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
 NOISEFLOW_GRAD_CASE("silu 2x3", "nn.silu", "{}", {"x", {2, 3}});

@@ -10,15 +10,10 @@
 #include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 using noiseflow::graph::shape_str;
-using noiseflow::test::check_layouts_agree;
-using noiseflow::test::random_tensor;
 
-namespace {
-
-constexpr noiseflow::test::UniformTensors uniform{0x5eed};  // this suite's inputs, under its own key
-
-}  // namespace
+constexpr UniformTensors uniform{0x5eed};  // this suite's inputs, under its own key
 
 // Finite-difference gradient cases (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
 NOISEFLOW_GRAD_CASE("upsample x2 5x7", "nn.upsample", "{}", {"x", {1, 3, 5, 7}});
