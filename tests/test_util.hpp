@@ -102,7 +102,8 @@ inline std::map<std::string, runtime::Tensor> state_of(runtime::Executor& ex, co
 /// inputs under a key of its own keeps that key, so that its checks see the same numbers wherever it
 /// lives: `constexpr UniformTensors uniform{0x5eed}; Tensor x = uniform({2, 3}, 1);`.
 struct UniformTensors {
-  uint64_t key;
+  uint64_t key;  ///< the Philox key of every tensor drawn
+  /// A plain tensor of `s`, stream `stream` of the key.
   runtime::Tensor operator()(const runtime::Shape& s, uint64_t stream, float lo = -1.f, float hi = 1.f) const {
     runtime::Tensor t(s);
     runtime::random::fill_uniform(t.data(), t.numel(), key, stream, lo, hi);
@@ -267,12 +268,15 @@ inline std::vector<double> cumprod_alpha(const std::vector<double>& beta) {
 /// The default linear schedule of diffusion.schedule (1e-4 .. 0.02 over T steps), in double, with the
 /// coefficients of x_t = a x0 + b eps.
 struct LinearSchedule {
-  std::vector<double> beta, alpha, abar;
+  std::vector<double> beta, alpha, abar;  ///< per step t: beta_t, 1 - beta_t, alpha_bar_t
   explicit LinearSchedule(int64_t T = 1000) : beta(linear_betas(T)), abar(cumprod_alpha(beta)) {
     for (double b : beta) alpha.push_back(1.0 - b);
   }
+  /// sqrt(alpha_bar_t), the scale of x0 in x_t.
   double a(int64_t t) const { return std::sqrt(abar[size_t(t)]); }
+  /// sqrt(1 - alpha_bar_t), the scale of eps in x_t.
   double b(int64_t t) const { return std::sqrt(1.0 - abar[size_t(t)]); }
+  /// alpha_bar_{t-1}, 1 at t = 0.
   double abar_prev(int64_t t) const { return t > 0 ? abar[size_t(t - 1)] : 1.0; }
 };
 
