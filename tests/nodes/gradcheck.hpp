@@ -1,8 +1,8 @@
 // tests/nodes/gradcheck.hpp — one generic finite-difference gradient check for every node type.
 //
-// Register a case at namespace scope in any file of tests/nodes/:
+// Register a case at namespace scope in any file of tests/nodes/, next to the node's other tests:
 //
-//   #include "gradcheck.hpp"
+//   #include "tests/nodes/gradcheck.hpp"
 //   NOISEFLOW_GRAD_CASE("conv2d stride 2", "nn.conv2d", R"({"out_channels": 4, "stride": 2})",
 //                       {"x", {1, 3, 5, 7}});
 //   NOISEFLOW_GRAD_CASE("mse weighted", "loss.mse", "{}",

@@ -9,6 +9,7 @@
 
 #include "graph/pipeline.hpp"
 #include "runtime/exec/executor.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow;
 using runtime::Tensor;
@@ -55,10 +56,8 @@ double rel_l2(const Tensor& a, const Tensor& b) {
 }
 
 graph::Graph load(double lr) {
-  graph::LoadOptions lo;
-  lo.schemas = &runtime::Registry::global();
-  lo.overrides["lr"] = lr;
-  return graph::load_pipeline_text(kPipeline, std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/optimised.json", lo);
+  return graph::load_pipeline_text(kPipeline, std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/optimised.json",
+                                   test::load_options({{"lr", lr}}));
 }
 
 }  // namespace
@@ -128,9 +127,8 @@ TEST_CASE("optimised plan without an optimizer shares activation buffers and mat
       "out": { "op": "tensor.scale", "inputs": { "x": "net" }, "attrs": { "a": 2.0 } }
     }
   })";
-  graph::LoadOptions lo;
-  lo.schemas = &runtime::Registry::global();
-  auto g = graph::load_pipeline_text(text, std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/forward_only.json", lo);
+  auto g = graph::load_pipeline_text(text, std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/forward_only.json",
+                                     test::load_options());
   runtime::Executor fast(g, {.threads = 2});
   runtime::Executor ref(g, {.threads = 2, .reference = true});
   CHECK(fast.plan_stats().shared_activation_bytes > 0);

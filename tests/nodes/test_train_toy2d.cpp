@@ -3,20 +3,19 @@
 // trained model land near the modes, every mode receiving samples.
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <numeric>
 #include <vector>
 
 #include "noiseflow/noiseflow.hpp"
+#include "tests/test_util.hpp"
 
 namespace fs = std::filesystem;
 
 TEST_CASE("toy 2-D diffusion: training lowers the loss and samples cover every mode") {
-  const std::string dir = (fs::temp_directory_path() / ("nf_toy2d_" + std::to_string(::getpid()))).string();
-  const std::string ckpt = dir + "/checkpoint.safetensors";
+  const noiseflow::test::TempDir dir;
+  const std::string ckpt = dir / "checkpoint.safetensors";
   const int64_t steps = 4000;
 
   noiseflow::Options train;
@@ -64,5 +63,4 @@ TEST_CASE("toy 2-D diffusion: training lowers the loss and samples cover every m
     INFO("mode " << m << " got " << per_mode[m] << " samples");
     CHECK(per_mode[m] > 2048 / modes / 3);  // each mode at least a third of its fair share
   }
-  fs::remove_all(dir);
 }

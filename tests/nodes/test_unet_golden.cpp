@@ -13,6 +13,7 @@
 
 #include "graph/pipeline.hpp"
 #include "runtime/exec/executor.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow;
 using runtime::Tensor;
@@ -67,9 +68,8 @@ TEST_CASE("unet_small matches the PyTorch reference (golden values)") {
   auto order = param_order();
   REQUIRE(order.size() == 214);
 
-  graph::LoadOptions lo;
-  lo.schemas = &runtime::Registry::global();
-  auto g = graph::load_pipeline_text(kGoldenPipeline, std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/golden.json", lo);
+  auto g = graph::load_pipeline_text(kGoldenPipeline, std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/golden.json",
+                                     test::load_options());
   CHECK(g.param_count() == 1539329);
   runtime::Executor ex(g);
 
@@ -110,11 +110,9 @@ TEST_CASE("unet_small matches the PyTorch reference (golden values)") {
 }
 
 TEST_CASE("unet_small: output shape, gradients reach every parameter, finite differences per layer kind") {
-  graph::LoadOptions lo;
-  lo.schemas = &runtime::Registry::global();
   std::string text = kGoldenPipeline;
   for (auto pos = text.find("[3"); pos != std::string::npos; pos = text.find("[3", pos)) text[pos + 1] = '2';
-  auto g = graph::load_pipeline_text(text, std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/fd.json", lo);
+  auto g = graph::load_pipeline_text(text, std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/fd.json", test::load_options());
   runtime::Executor ex(g, {.threads = 1});
   // Non-zero weights everywhere (the default init zeroes output layers, which would hide gradients).
   int k = 0;

@@ -149,9 +149,7 @@ const char* kTiny = R"({
 })";
 graph::Graph tiny() {
   std::string text = kTiny;
-  graph::LoadOptions lo;
-  lo.schemas = &runtime::Registry::global();
-  return graph::load_pipeline_text(text, "tiny.json", lo);
+  return graph::load_pipeline_text(text, "tiny.json", test::load_options());
 }
 std::string load_error(runtime::Executor& ex, const std::string& path, runtime::LoadMode mode) {
   try {

@@ -2,16 +2,13 @@
 // trajectory, bit for bit, as the uninterrupted run with the same seed.
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
 #include <cstring>
-#include <filesystem>
 #include <vector>
 
 #include "noiseflow/noiseflow.hpp"
 #include "runtime/checkpoint.hpp"
+#include "tests/test_util.hpp"
 
-namespace fs = std::filesystem;
 
 namespace {
 std::string pipeline() { return std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/examples/toy2d_train.json"; }
@@ -29,8 +26,8 @@ std::vector<double> run(noiseflow::Options o) {
 }  // namespace
 
 TEST_CASE("interrupted and resumed training equals the uninterrupted run bitwise") {
-  const std::string dir = (fs::temp_directory_path() / ("nf_resume_" + std::to_string(::getpid()))).string();
-  const std::string a = dir + "/straight.safetensors", b = dir + "/resumed.safetensors";
+  const noiseflow::test::TempDir dir;
+  const std::string a = dir / "straight.safetensors", b = dir / "resumed.safetensors";
   noiseflow::Options base;
   base.threads = 2;
   base.params = {{"checkpoint_every", 25}};
@@ -78,7 +75,6 @@ TEST_CASE("interrupted and resumed training equals the uninterrupted run bitwise
     CHECK(std::memcmp(t.data(), sb.tensors.at(name).data(), size_t(t.numel()) * 4) == 0);
   }
   CHECK(sa.metadata.at("step") == "60");
-  fs::remove_all(dir);
 }
 
 TEST_CASE("resume without a checkpoint is a clear error") {

@@ -1,22 +1,21 @@
-// Forward and backward of nn.concat and nn.upsample against naive loops.
+// tests/nodes/nn/test_concat.cpp — nn.concat: forward and backward against naive slicing, shape and axis
+// errors, nChw16c against plain, and its gradient cases.
 #include <doctest/doctest.h>
 
-#include <cmath>
+#include <string>
 #include <vector>
 
 #include "graph/schema.hpp"
 #include "runtime/harness.hpp"
-#include "runtime/random.hpp"
+#include "tests/nodes/gradcheck.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 
 namespace {
 
-Tensor random_tensor(Shape s, uint64_t stream) {
-  Tensor t(std::move(s));
-  random::fill_uniform(t.data(), t.numel(), 0x5eed, stream, -1.f, 1.f);
-  return t;
-}
+constexpr UniformTensors uniform{0x5eed};  // this suite's inputs, under its own key
 
 // Row-major flat index of `idx` in `shape`.
 int64_t flat(const Shape& shape, const std::vector<int64_t>& idx) {
@@ -57,6 +56,14 @@ Tensor naive_concat(const std::vector<Tensor>& xs, int axis) {
 
 }  // namespace
 
+// Finite-difference gradient cases (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
+NOISEFLOW_GRAD_CASE("concat channels a,b", "nn.concat", "{}", {"a", {1, 2, 5, 7}}, {"b", {1, 3, 5, 7}});
+NOISEFLOW_GRAD_CASE("concat channels a,b,c,d batch 3", "nn.concat", "{}", {"a", {3, 1, 2, 3}}, {"b", {3, 2, 2, 3}},
+                    {"c", {3, 1, 2, 3}}, {"d", {3, 3, 2, 3}});
+NOISEFLOW_GRAD_CASE("concat axis 0", "nn.concat", R"({"axis": 0})", {"a", {2, 3, 4}}, {"b", {1, 3, 4}},
+                    {"c", {3, 3, 4}});
+NOISEFLOW_GRAD_CASE("concat axis -1", "nn.concat", R"({"axis": -1})", {"a", {2, 3, 4}}, {"b", {2, 3, 5}});
+
 TEST_CASE("nn.concat forward and backward match naive slicing") {
   struct Case {
     std::vector<Shape> shapes;
@@ -78,7 +85,7 @@ TEST_CASE("nn.concat forward and backward match naive slicing") {
     NamedTensors inputs;
     std::vector<Tensor> xs;
     for (size_t i = 0; i < cs.shapes.size(); ++i) {
-      xs.push_back(random_tensor(cs.shapes[i], 10 * ci + i));
+      xs.push_back(uniform(cs.shapes[i], 10 * ci + i));
       inputs.push_back({names[i], xs.back()});
     }
     int rank = int(cs.shapes[0].size());
@@ -90,7 +97,7 @@ TEST_CASE("nn.concat forward and backward match naive slicing") {
     for (int64_t i = 0; i < ref.numel(); ++i) REQUIRE(h.output()[i] == ref[i]);
 
     // Backward: the gradient of each input is its slice of dy.
-    Tensor dy = random_tensor(ref.shape(), 1000 + ci);
+    Tensor dy = uniform(ref.shape(), 1000 + ci);
     h.backward({{"y", dy}});
     int64_t off = 0;
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -132,45 +139,23 @@ TEST_CASE("nn.concat rejects mismatched shapes and bad axes") {
   }
 }
 
-TEST_CASE("nn.upsample forward and backward match naive nearest neighbour") {
+TEST_CASE("nn.concat on nChw16c matches plain") {
   struct Case {
-    Shape x;
-    int scale;
+    std::vector<Shape> shapes;
+    int axis;
+    int blocked;
   };
-  for (auto cs : {Case{{1, 6, 5, 7}, 2}, Case{{3, 2, 5, 7}, 3}, Case{{2, 3, 1, 1}, 4}, Case{{2, 3, 4, 5}, 1}}) {
-    CAPTURE(cs.scale);
-    Tensor x = random_tensor(cs.x, 7);
-    NodeHarness h("nn.upsample", {{"scale", cs.scale}}, {{"x", x}});
-    h.forward();
-    const int64_t N = cs.x[0], C = cs.x[1], H = cs.x[2], W = cs.x[3], s = cs.scale;
-    Tensor& y = h.output();
-    REQUIRE(y.shape() == Shape{N, C, H * s, W * s});
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < H * s; ++i)
-          for (int64_t j = 0; j < W * s; ++j)
-            REQUIRE(y[((n * C + c) * H * s + i) * W * s + j] == x[((n * C + c) * H + i / s) * W + j / s]);
-
-    Tensor dy = random_tensor(y.shape(), 8);
-    h.backward({{"y", dy}});
-    const Tensor& dx = h.grad_input("x");
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < H; ++i)
-          for (int64_t j = 0; j < W; ++j) {
-            double ref = 0;
-            for (int64_t a = 0; a < s; ++a)
-              for (int64_t b = 0; b < s; ++b) ref += dy[((n * C + c) * H * s + i * s + a) * W * s + j * s + b];
-            REQUIRE(dx[((n * C + c) * H + i) * W + j] == doctest::Approx(ref).epsilon(1e-5));
-          }
-  }
-}
-
-TEST_CASE("nn.upsample rejects non-image inputs") {
-  try {
-    NodeHarness h("nn.upsample", {}, {{"x", Tensor({2, 3, 4})}});
-    FAIL("no error");
-  } catch (const noiseflow::graph::ShapeError& e) {
-    CHECK(e.field == "x");
+  for (const Case& c : std::vector<Case>{
+           {{{2, 32, 6, 5}, {2, 16, 6, 5}}, 1, 3},                   // 48 channels
+           {{{2, 16, 4, 4}, {2, 32, 4, 4}, {2, 16, 4, 4}}, 1, 4},    // three inputs
+           {{{2, 16, 4, 3}, {2, 16, 4, 2}}, 3, 3},                   // along W
+           {{{2, 16, 4, 4}, {2, 8, 4, 4}}, 1, 1},                    // y of 24 channels stays plain
+           {{{2, 8, 4, 4}, {2, 8, 4, 4}}, 1, 1},                     // blocked y of plain inputs
+       }) {
+    CAPTURE(c.axis);
+    NamedTensors inputs;
+    const char* names[] = {"a", "b", "c"};
+    for (size_t i = 0; i < c.shapes.size(); ++i) inputs.push_back({names[i], random_tensor(c.shapes[i], i)});
+    CHECK(check_layouts_agree("nn.concat", {{"axis", c.axis}}, inputs) == c.blocked);
   }
 }

@@ -1,4 +1,4 @@
-// tests/nodes/test_data_idx.cpp — data.idx on small IDX files written here.
+// tests/nodes/data/test_idx.cpp — data.idx on small IDX files written here.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/harness.hpp"
-#include "tests/nodes/test_data_util.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::test::node_error;

@@ -1,5 +1,5 @@
-// optim.ema against the recurrence ema_k = d_k ema_{k-1} + (1 - d_k) w_k over the weights recorded
-// after every Adam step, in double:
+// tests/nodes/optim/test_ema.cpp — optim.ema against the recurrence ema_k = d_k ema_{k-1} + (1 - d_k) w_k
+// over the weights recorded after every Adam step, in double:
 //
 //   x [N,3] ──> fc (nn.linear, 2) ──> loss (loss.mse) ──> opt (optim.adam) ──step──> ema (optim.ema)
 //   y [N,2] ─────────────────────────┘
@@ -13,8 +13,10 @@
 
 #include "graph/pipeline.hpp"
 #include "runtime/exec/executor.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow;
+using noiseflow::test::state_of;
 using runtime::Executor;
 using runtime::ExecutorOptions;
 using runtime::Tensor;
@@ -33,9 +35,7 @@ const char* kEmaPipeline = R"({ "noiseflow": 1, "name": "ema-test",
   "run": { "ticks": 6 } })";
 
 graph::Graph load_text(const std::string& text) {
-  graph::LoadOptions o;
-  o.schemas = &runtime::Registry::global();
-  return graph::load_pipeline_text(text, "optim/ema.json", o);
+  return graph::load_pipeline_text(text, "optim/ema.json", noiseflow::test::load_options());
 }
 
 graph::Graph load_ema_pipeline(const std::string& ema_attrs) {
@@ -48,14 +48,6 @@ void set_data(Executor& ex) {
   Tensor x = ex.output("x"), y = ex.output("y");
   for (int i = 0; i < 12; ++i) x[i] = float(std::cos(0.9 * i + 0.2));
   for (int i = 0; i < 8; ++i) y[i] = float(std::sin(1.7 * i - 0.3));
-}
-
-std::map<std::string, Tensor> state_of(Executor& ex, const std::string& id) {
-  std::map<std::string, Tensor> s;
-  for (size_t i = 0; i < ex.graph().nodes.size(); ++i)
-    if (ex.graph().nodes[i].id == id)
-      for (auto& [name, t] : ex.node(int(i)).state_tensors(ex.context(int(i)))) s[name] = t;
-  return s;
 }
 
 }  // namespace

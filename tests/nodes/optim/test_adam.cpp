@@ -1,5 +1,6 @@
-// optim.adam against an independent double-precision AdamW (torch.optim.AdamW + clip_grad_norm_ +
-// linear warm-up) on a tiny regression pipeline, driven through the executor:
+// tests/nodes/optim/test_adam.cpp — optim.adam against an independent double-precision AdamW
+// (torch.optim.AdamW + clip_grad_norm_ + linear warm-up) on a tiny regression pipeline, driven through
+// the executor:
 //
 //   x [N,3] ──> fc (nn.linear, 2) ──> loss (loss.mse) ──> opt (optim.adam)
 //   y [N,2] ─────────────────────────┘
@@ -17,8 +18,10 @@
 #include "graph/pipeline.hpp"
 #include "runtime/exec/executor.hpp"
 #include "runtime/parameters.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow;
+using noiseflow::test::state_of;
 using runtime::Executor;
 using runtime::ExecutorOptions;
 using runtime::Param;
@@ -37,9 +40,7 @@ graph::Graph load_adam_pipeline(int64_t n, const std::string& adam_attrs, int64_
       "opt":  { "op": "optim.adam", "inputs": { "loss": "loss" }, "attrs": )" + adam_attrs + R"( }
     },
     "run": { "ticks": )" + std::to_string(ticks) + " } }";
-  graph::LoadOptions o;
-  o.schemas = &runtime::Registry::global();
-  return graph::load_pipeline_text(text, "optim/adam.json", o);
+  return graph::load_pipeline_text(text, "optim/adam.json", noiseflow::test::load_options());
 }
 
 // Inputs x and a target y = x A^T + c that a linear layer can fit exactly.
@@ -104,14 +105,6 @@ struct RefAdam {
     return out;
   }
 };
-
-std::map<std::string, Tensor> state_of(Executor& ex, const std::string& id) {
-  std::map<std::string, Tensor> s;
-  for (size_t i = 0; i < ex.graph().nodes.size(); ++i)
-    if (ex.graph().nodes[i].id == id)
-      for (auto& [name, t] : ex.node(int(i)).state_tensors(ex.context(int(i)))) s[name] = t;
-  return s;
-}
 
 bool close_rel(double a, double b, double rel, double abs = 1e-12) { return std::fabs(a - b) <= rel * std::fabs(b) + abs; }
 

@@ -1,4 +1,4 @@
-// tests/nodes/test_data_images.cpp — data.images on PNGs written here with stb_image_write.
+// tests/nodes/data/test_images.cpp — data.images on PNGs written here with stb_image_write.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -10,7 +10,7 @@
 #include <stb/stb_image_write.h>
 
 #include "runtime/harness.hpp"
-#include "tests/nodes/test_data_util.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::test::node_error;

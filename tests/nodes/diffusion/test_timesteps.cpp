@@ -1,4 +1,4 @@
-// diffusion.timesteps: range, uniformity (chi-square), per-tick draws, fixed values.
+// tests/nodes/diffusion/test_timesteps.cpp — diffusion.timesteps: range, uniformity (chi-square), per-tick draws, fixed values.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -8,25 +8,16 @@
 
 #include "graph/schema.hpp"
 #include "runtime/harness.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
-using noiseflow::graph::ShapeError;
-
-namespace {
-
-Tensor table_of(int64_t T) {
-  NodeHarness h("diffusion.schedule", {{"T", T}}, {});
-  h.forward();
-  return h.output("table").clone();
-}
-
-}  // namespace
+using namespace noiseflow::test;
 
 TEST_CASE("diffusion.timesteps draws integers in 0..T-1, uniformly (chi-square)") {
   for (int64_t T : {10, 1000}) {
     CAPTURE(T);
     const int64_t N = 100000;
-    NodeHarness h("diffusion.timesteps", {}, {{"like", Tensor({N, 1})}, {"schedule", table_of(T)}}, /*seed=*/3);
+    NodeHarness h("diffusion.timesteps", {}, {{"like", Tensor({N, 1})}, {"schedule", schedule_table(T)}}, /*seed=*/3);
     h.forward(0);
     const Tensor& t = h.output("t");
     REQUIRE(t.shape() == Shape{N});
@@ -52,7 +43,7 @@ TEST_CASE("diffusion.timesteps draws integers in 0..T-1, uniformly (chi-square)"
 
 TEST_CASE("diffusion.timesteps: both ends of 0..T-1 are reached, fresh draw per tick, reproducible per tick") {
   const int64_t T = 5, N = 2000;
-  const Tensor table = table_of(T);
+  const Tensor table = schedule_table(T);
   NodeHarness h("diffusion.timesteps", {}, {{"like", Tensor({N, 3, 2})}, {"schedule", table}}, 11);
   h.forward(0);
   auto a = h.output("t").to_vector();
@@ -78,28 +69,23 @@ TEST_CASE("diffusion.timesteps: both ends of 0..T-1 are reached, fresh draw per 
 }
 
 TEST_CASE("diffusion.timesteps with fixed values tiles them to the batch") {
-  NodeHarness h("diffusion.timesteps", {{"values", {3, 0, 9}}}, {{"like", Tensor({7, 2})}, {"schedule", table_of(10)}});
+  NodeHarness h("diffusion.timesteps", {{"values", {3, 0, 9}}}, {{"like", Tensor({7, 2})}, {"schedule", schedule_table(10)}});
   for (int64_t tick : {0, 1, 5}) {
     h.forward(tick);
     CHECK(h.output("t").to_vector() == std::vector<float>{3, 0, 9, 3, 0, 9, 3});
   }
-  NodeHarness one("diffusion.timesteps", {{"values", Json::array({0})}}, {{"like", Tensor({1})}, {"schedule", table_of(1)}});
+  NodeHarness one("diffusion.timesteps", {{"values", Json::array({0})}}, {{"like", Tensor({1})}, {"schedule", schedule_table(1)}});
   one.forward();
   CHECK(one.output("t")[0] == 0.f);
 }
 
 TEST_CASE("diffusion.timesteps shape errors") {
-  auto field_of = [](const Json& attrs, const NamedTensors& in) -> std::string {
-    try {
-      NodeHarness h("diffusion.timesteps", attrs, in);
-    } catch (const ShapeError& e) {
-      return e.field;
-    }
-    return "(no error)";
+  auto field_of = [](const Json& attrs, const NamedTensors& in) {
+    return shape_error_field("diffusion.timesteps", attrs, in);
   };
-  CHECK(field_of({{"values", {3, 10}}}, {{"like", Tensor({4})}, {"schedule", table_of(10)}}) == "values");
-  CHECK(field_of({{"values", Json::array({-1})}}, {{"like", Tensor({4})}, {"schedule", table_of(10)}}) == "values");
+  CHECK(field_of({{"values", {3, 10}}}, {{"like", Tensor({4})}, {"schedule", schedule_table(10)}}) == "values");
+  CHECK(field_of({{"values", Json::array({-1})}}, {{"like", Tensor({4})}, {"schedule", schedule_table(10)}}) == "values");
   CHECK(field_of({}, {{"like", Tensor({4})}, {"schedule", Tensor({10})}}) == "schedule");
   CHECK(field_of({}, {{"like", Tensor({4})}, {"schedule", Tensor({8, 10, 1})}}) == "schedule");
-  CHECK(field_of({}, {{"like", Tensor({4})}, {"schedule", table_of(10)}}) == "(no error)");
+  CHECK(field_of({}, {{"like", Tensor({4})}, {"schedule", schedule_table(10)}}) == "(no error)");
 }

@@ -1,4 +1,4 @@
-// tests/runtime/test_executor.cpp — the TBB flow-graph executor: every node
+// tests/runtime/exec/test_executor.cpp — the TBB flow-graph executor: every node
 // once per tick in dependency order, sinks on their ticks, state across
 // ticks, errors naming their node, cancel, reproducibility, embedding API.
 //

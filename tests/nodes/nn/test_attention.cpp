@@ -1,5 +1,5 @@
-// nn.attention forward against a naive double-precision reference of the DDPM
-// AttentionBlock; schema checks (parameters, init, shape errors).
+// tests/nodes/nn/test_attention.cpp — nn.attention: forward against a naive double-precision reference of
+// the DDPM AttentionBlock; schema checks (parameters, init, shape errors); its gradient cases.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include "graph/schema.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
+#include "tests/nodes/gradcheck.hpp"
 
 using namespace noiseflow::runtime;
 
@@ -87,6 +88,27 @@ std::vector<double> reference_attention(const Tensor& x, NodeHarness& h, int64_t
 }
 
 }  // namespace
+
+// Finite-difference gradient cases (tests/nodes/gradcheck.hpp), run by tests/nodes/test_gradients.cpp.
+// nn.attention: gradients to x and all six parameters.
+NOISEFLOW_GRAD_CASE("attention C=6 groups=2 heads=1 5x7", "nn.attention", R"({"groups": 2})", {"x", {1, 6, 5, 7}});
+NOISEFLOW_GRAD_CASE("attention C=6 groups=3 heads=2 batch 3", "nn.attention", R"({"groups": 3, "heads": 2})",
+                    {"x", {3, 6, 5, 7}});
+NOISEFLOW_GRAD_CASE("attention C=8 heads=4 groups=8 3x3", "nn.attention", R"({"heads": 4})", {"x", {2, 8, 3, 3}});
+NOISEFLOW_GRAD_CASE("attention zero_init", "nn.attention", R"({"groups": 2, "zero_init": true})",
+                    {"x", {2, 6, 4, 4}});
+NOISEFLOW_GRAD_CASE("attention 1x1 image", "nn.attention", R"({"groups": 1, "heads": 2})", {"x", {3, 4, 1, 1}});
+// Wider inputs make the softmax peakier (scores further from uniform).
+static const bool attention_wide_inputs = noiseflow::testing::register_grad_case([] {
+  noiseflow::testing::GradCase c;
+  c.name = "attention inputs in [-3, 3] heads=2";
+  c.op = "nn.attention";
+  c.attrs = {{"groups", 2}, {"heads", 2}};
+  c.inputs = {{"x", {2, 4, 3, 5}}};
+  c.lo = -3.f, c.hi = 3.f;
+  c.step = 3e-3;
+  return c;
+}());
 
 TEST_CASE("nn.attention forward matches a naive reference") {
   struct Case {

