@@ -139,7 +139,14 @@ std::optional<NodeDecl> Expander::read_node(const FileFrame& f, const std::strin
     diag_.add(f.path, qid, "op", "missing_op", "missing \"op\" (the node type)");
     return std::nullopt;
   }
-  NodeDecl decl{qid, nd["op"].get<std::string>(), nd.value("attrs", Json::object()), {}};
+  // Params may choose the type: "op": "sampler.${sampler}".
+  const Json op = subst(nd["op"], qid, "op");
+  if (!op.is_string() || op.get<std::string>().empty()) {
+    diag_.add(f.path, qid, "op", "wrong_type", "\"op\" must name a node type, got " + op.dump());
+    return std::nullopt;
+  }
+  NodeDecl decl{qid, op.get<std::string>(), nd.value("attrs", Json::object()), {}};
+  if (op != nd["op"]) decl.op_written = nd["op"].get<std::string>();
   if (!decl.attrs.is_object()) {
     diag_.add(f.path, qid, "attrs", "wrong_type", "expected an object of attribute: value");
     decl.attrs = Json::object();
@@ -189,6 +196,7 @@ std::vector<std::pair<std::string, RawRef>> Expander::read_inputs(const FileFram
 
 // A node of a registered type (or of a missing include, already reported), with every/at_end.
 void Expander::add_flat_node(const FileFrame& f, NodeDecl decl, const Json& nd, const Substituter& subst) {
+  const std::string written = decl.op_written;
   FlatNode n;
   n.id = decl.qid;
   n.op = decl.op;
@@ -212,7 +220,9 @@ void Expander::add_flat_node(const FileFrame& f, NodeDecl decl, const Json& nd, 
   } else if (!schemas || !schemas->find_schema(n.op)) {
     std::vector<std::string> candidates = schemas ? schemas->ops() : std::vector<std::string>{};
     for (auto& [alias, file] : f.includes) candidates.push_back(alias);
-    diag_.add(f.path, n.id, "op", "unknown_op", "unknown node type " + quote(n.op) + suggest(n.op, candidates));
+    diag_.add(f.path, n.id, "op", "unknown_op",
+              "unknown node type " + quote(n.op) + (written.empty() ? "" : " (from " + quote(written) + ")") +
+                  suggest(n.op, candidates));
     n.bad = true;
   }
   out_.nodes.push_back(std::move(n));

@@ -103,6 +103,7 @@ void order_and_infer(Graph& g, Diagnostics& diag) {
       auto ctx = s.infer(n.attrs, shapes);
       n.output_shapes = ctx.outputs;
       n.params = ctx.params;
+      n.ticks = ctx.ticks;
       known[i] = true;
     } catch (const ShapeError& e) {
       diag.add(n.file, n.id, field_of(s, e.field), "shape_mismatch", e.what());

@@ -157,6 +157,7 @@ struct NodeDecl {
   std::string qid;  ///< qualified id
   std::string op;
   Json attrs;       ///< params substituted
+  std::string op_written;  ///< "op" as written when params chose it ("sampler.${sampler}"), else empty
   std::vector<std::pair<std::string, RawRef>> inputs;
 };
 

@@ -24,8 +24,12 @@ void read_run(Graph& g, const Json& run, const std::string& path, const LoadOpti
       if (k != "ticks" && k != "seed" && k != "name")
         diag.add(path, "", "run", "unknown_key", "unknown run key " + quote(k) + suggest(k, {"ticks", "seed", "name"}));
     if (run.contains("ticks")) {
-      if (!run["ticks"].is_number_integer() || run["ticks"].get<int64_t>() < 1)
-        diag.add(path, "", "run", "wrong_type", "\"ticks\" must be an integer >= 1, got " + run["ticks"].dump());
+      if (run["ticks"] == "auto")
+        g.ticks_auto = true;
+      else if (!run["ticks"].is_number_integer() || run["ticks"].get<int64_t>() < 1)
+        diag.add(path, "", "run", "wrong_type",
+                 "\"ticks\" must be an integer >= 1 or \"auto\" (the count a sampler node requires), got " +
+                     run["ticks"].dump());
       else g.ticks = run["ticks"];
     }
     if (run.contains("seed")) {
@@ -35,8 +39,39 @@ void read_run(Graph& g, const Json& run, const std::string& path, const LoadOpti
     }
     if (run.contains("name") && run["name"].is_string()) g.name = run["name"];
   }
-  if (options.ticks) g.ticks = *options.ticks;
+  if (options.ticks) {
+    g.ticks = *options.ticks;
+    g.ticks_auto = false;
+  }
   if (options.seed) g.seed = *options.seed;
+}
+
+// Tick counts that nodes require (the samplers: one tick per model evaluation) against run.ticks:
+// "auto" takes the one count they agree on; a number (or --ticks) must equal each of them.
+void reconcile_ticks(Graph& g, const LoadOptions& options, Diagnostics& diag) {
+  const GraphNode* first = nullptr;
+  for (const GraphNode& n : g.nodes) {
+    if (!n.ticks) continue;
+    const auto& d = *n.ticks;
+    const std::string field = "attr " + quote(d.field);
+    if (g.ticks_auto && !first) {
+      first = &n;
+      g.ticks = d.ticks;
+    } else if (g.ticks_auto) {
+      if (d.ticks != first->ticks->ticks)
+        diag.add(n.file, n.id, field, "tick_mismatch",
+                 d.why + " takes " + std::to_string(d.ticks) + " ticks, but node " + quote(first->id) + " takes " +
+                     std::to_string(first->ticks->ticks) + " (" + first->ticks->why + ")");
+    } else if (d.ticks != g.ticks) {
+      const std::string source = options.ticks ? "--ticks is " : "run.ticks is ";
+      diag.add(n.file, n.id, field, "tick_mismatch",
+               d.why + " takes " + std::to_string(d.ticks) + " ticks (one per model evaluation), but " + source +
+                   std::to_string(g.ticks) + "; write \"run\": {\"ticks\": \"auto\"} to follow the node");
+    }
+  }
+  if (g.ticks_auto && !first)
+    diag.add(g.file, "", "run", "wrong_type",
+             "\"ticks\": \"auto\" needs a node that requires a tick count (a sampler's timesteps node); give a number");
 }
 
 // Attribute names, values (Schema::check_attrs, on the attributes with defaults filled) and
@@ -118,6 +153,8 @@ Graph load_pipeline_text(const std::string& text, const std::string& path, const
   diag.throw_if_any();
 
   order_and_infer(g, diag);
+  diag.throw_if_any();
+  reconcile_ticks(g, options, diag);
   diag.throw_if_any();
   g.resolved = resolved_json(g);
   return g;

@@ -39,6 +39,7 @@ struct GraphNode {
   std::string file;                          ///< the file that declared it
   std::vector<Shape> output_shapes;          ///< indexed like schema outputs
   std::vector<ParamDecl> params;             ///< trainable parameters (local names)
+  std::optional<ShapeContext::TickDemand> ticks;  ///< the tick count this node requires, if any
 };
 
 /// A validated pipeline.
@@ -47,6 +48,7 @@ struct Graph {
   std::string name;
   Json params;       ///< resolved top-level params
   int64_t ticks = 1;
+  bool ticks_auto = false;  ///< run.ticks was "auto": taken from the node that requires a count
   uint64_t seed = 0;
   std::vector<GraphNode> nodes;
   std::vector<int> order;  ///< topological order (producers first)

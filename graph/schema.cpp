@@ -65,6 +65,10 @@ void ShapeContext::set_output(const std::string& name, Shape s) {
   outputs[i] = std::move(s);
 }
 
+void ShapeContext::require_ticks(int64_t n, std::string field, std::string why) {
+  ticks = TickDemand{n, std::move(field), std::move(why)};
+}
+
 void ShapeContext::param(const std::string& name, Shape s, Init init) {
   params.push_back({name, std::move(s), init});
 }

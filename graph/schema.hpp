@@ -106,6 +106,11 @@ class ShapeContext {
 
   void set_output(const std::string& name, Shape s);
   void param(const std::string& name, Shape s, Init init);
+  /// Declares that the pipeline must run exactly `n` ticks (a sampler's model evaluations); `why` says
+  /// where the count comes from ("heun with steps = 10: 2 x 10 - 1 model evaluations"). The loader
+  /// fails when run.ticks differs and takes the count when run.ticks is "auto". `field` names the
+  /// attribute that sets it.
+  void require_ticks(int64_t n, std::string field, std::string why);
 
   /// Throws ShapeError naming `field` (an input or attribute name).
   [[noreturn]] void fail(const std::string& field, const std::string& msg) const;
@@ -114,6 +119,12 @@ class ShapeContext {
 
   std::vector<Shape> outputs;  ///< indexed like Schema::outputs
   std::vector<ParamDecl> params;
+  /// Set by require_ticks.
+  struct TickDemand {
+    int64_t ticks;
+    std::string field, why;
+  };
+  std::optional<TickDemand> ticks;
 
  private:
   const Schema& schema_;

@@ -56,6 +56,7 @@ struct DdimTimesteps final : Node {
           if (K < 1 || K > T)
             c.fail("steps", "steps must be in [1, T] with T = " + std::to_string(T) + " (schedule shape [8, " +
                                 std::to_string(T) + "]), got " + std::to_string(K));
+          c.require_ticks(K, "steps", "a DDIM grid with steps = " + std::to_string(K));
           c.set_output("t", {like[0]});
           c.set_output("t_prev", {like[0]});
         });
