@@ -31,7 +31,8 @@ struct GaussianDenoiser final : Node {
                   "E[eps | x_t] = sqrt(1 - abar) (x_t - sqrt(abar) mu) / (abar sigma^2 + 1 - abar); a stand-in "
                   "network for checking samplers without training")
         .input("x", "x_t [N, ...]")
-        .input("t", "[N] timestep per sample, integers in [0, T)")
+        .input("t", "[N] timestep per sample in [0, T-1]; fractional ones (the sigma-spaced samplers') take the "
+                    "noise level between the table's, log sigma interpolated")
         .input("schedule", "[8, T] schedule table from diffusion.schedule")
         .output("pred", "the prediction, same shape as x")
         .attr_float("mu", 0.0, {}, {}, "mean of the data distribution")
@@ -60,8 +61,8 @@ struct GaussianDenoiser final : Node {
     ScheduleTable sched(ctx.input("schedule"));
     const int64_t n = x.dim(0), inner = x.numel() / n;
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t s = timestep_at(ctx, t, i, sched.steps());
-      const double a = sched.at(kSqrtAlphaBar, s), b = sched.at(kSqrtOneMinusAlphaBar, s);
+      const NoiseLevel l = level_at(sched, continuous_timestep_at(ctx, t, i, sched.steps()));
+      const double a = l.a, b = l.b;
       const double D = a * a * var_ + b * b;
       // eps_hat = ke x + oe, x0_hat = kx x + ox.
       const double ke = b / D, oe = -b * a * mu_ / D;

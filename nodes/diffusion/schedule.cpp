@@ -6,7 +6,13 @@
 //            beta_t = min(1 - abar(t+1)/abar(t), max_beta)               (Nichol & Dhariwal 2021)
 //   sigmoid  beta_t = sigmoid(linspace(-6, 6, T)) * (beta_end - beta_start) + beta_start  (GeoDiff)
 // and everything the forward process and the samplers derive from them
-// (row layout in schedule_table.hpp).
+// (row layout in schedule_table.hpp). With zero_terminal_snr the betas are
+// rescaled so that alpha_bar_{T-1} = 0 exactly (Lin et al. 2023, Algorithm 1):
+// sqrt(abar) is shifted by its last value and scaled to keep its first,
+//   sqrt(abar)' = (sqrt(abar) - sqrt(abar_{T-1})) sqrt(abar_0) / (sqrt(abar_0) - sqrt(abar_{T-1})),
+// and beta_t = 1 - abar'_t / abar'_{t-1}. The last step is then pure noise
+// (x_{T-1} = eps): train such a schedule with v (or x0) prediction, since eps
+// prediction cannot recover x0 there.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -58,6 +64,23 @@ std::vector<double> make_betas(const std::string& kind, int64_t T, double beta_s
   return b;
 }
 
+// Lin et al. 2023, Algorithm 1: betas whose alpha_bar ends at exactly 0.
+std::vector<double> zero_terminal_snr(const std::vector<double>& beta) {
+  const size_t T = beta.size();
+  std::vector<double> s(T);
+  double abar = 1.0;
+  for (size_t t = 0; t < T; ++t) s[t] = std::sqrt(abar *= 1.0 - beta[t]);
+  const double s0 = s[0], sT = s[T - 1];
+  std::vector<double> out(T);
+  double prev = 1.0;
+  for (size_t t = 0; t < T; ++t) {
+    const double r = (s[t] - sT) * s0 / (s0 - sT), ab = t + 1 == T ? 0.0 : r * r;
+    out[t] = 1.0 - ab / prev;
+    prev = ab;
+  }
+  return out;
+}
+
 struct Schedule final : Node {
   static Schema schema() {
     Schema s("diffusion.schedule",
@@ -79,10 +102,15 @@ struct Schedule final : Node {
         .attr_float("beta_start", 1e-4, 0.0, 1.0, "first beta (linear, sigmoid); must be > 0")
         .attr_float("beta_end", 0.02, 0.0, 1.0, "last beta (linear), upper asymptote (sigmoid); must be > 0 and < 1")
         .attr_float("cosine_s", 0.008, 0.0, 1.0, "offset s of the cosine schedule")
-        .attr_float("max_beta", 0.999, 0.0, 1.0, "cosine: betas are clipped to at most this; must be > 0 and < 1");
+        .attr_float("max_beta", 0.999, 0.0, 1.0, "cosine: betas are clipped to at most this; must be > 0 and < 1")
+        .attr_bool("zero_terminal_snr", false,
+                   "rescale the betas so alpha_bar_{T-1} = 0 (Lin et al. 2023): the last step is pure noise; "
+                   "train with v prediction and sample with trailing spacing");
     s.shape([](graph::ShapeContext& c) {
       // kind and T are the schema's (Schema::check_attrs); the betas' open bounds are not.
       const int64_t T = c.attr_int("T");
+      if (c.attr_bool("zero_terminal_snr") && T < 2)
+        c.fail("zero_terminal_snr", "the zero-terminal-SNR rescale needs T >= 2, got T = " + std::to_string(T));
       for (const char* a : {"beta_start", "beta_end", "max_beta"}) {
         double v = c.attr_float(a);
         if (!(v > 0.0 && v < 1.0)) c.fail(a, std::string(a) + " must be in (0, 1), got " + std::to_string(v));
@@ -98,6 +126,7 @@ struct Schedule final : Node {
     std::vector<double> beta = make_betas(ctx.attr_string("kind"), T, ctx.attr_float("beta_start"),
                                           ctx.attr_float("beta_end"), ctx.attr_float("cosine_s"),
                                           ctx.attr_float("max_beta"));
+    if (ctx.attr_bool("zero_terminal_snr")) beta = zero_terminal_snr(beta);
     table_.assign(size_t(kScheduleRows * T), 0.f);
     auto put = [&](ScheduleRow r, int64_t t, double v) { table_[size_t(int64_t(r) * T + t)] = float(v); };
     double abar = 1.0;
@@ -111,6 +140,8 @@ struct Schedule final : Node {
       put(kSqrtOneMinusAlphaBar, t, std::sqrt(1.0 - abar));
       // abar_{-1} = 1, so the posterior variance at t = 0 is exactly 0 (avoid 0/0 for tiny beta_0).
       put(kPosteriorVariance, t, t == 0 ? 0.0 : b * (1.0 - abar_prev) / (1.0 - abar));
+      // 1 / sqrt(alpha) is infinite where beta = 1 (the zero-SNR step): stored as inf, which only
+      // the eps-parametrised DDPM step reads.
       put(kAlphaBarPrev, t, abar_prev);
       put(kRecipSqrtAlpha, t, 1.0 / std::sqrt(a));
     }

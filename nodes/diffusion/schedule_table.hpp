@@ -14,6 +14,7 @@
 //   row 7  1 / sqrt(alpha_t)
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -71,6 +72,60 @@ inline int64_t timestep_at(const runtime::Context& ctx, const runtime::Tensor& t
     ctx.fail(field, "timestep t[" + std::to_string(i) + "] = " + std::to_string(v) +
                         " is not an integer in [0, " + std::to_string(steps) + ")");
   return int64_t(v);
+}
+
+}  // namespace noiseflow::nodes::diffusion
+
+namespace noiseflow::nodes::diffusion {
+
+/// A point of the noise process x = a x0 + b eps (a = sqrt(abar), b = sqrt(1 - abar)); the data at
+/// a = 1, b = 0. Its noise level is sigma = b / a and its log-SNR lambda = log(a / b).
+struct NoiseLevel {
+  double a = 1.0, b = 0.0;
+};
+
+/// log(b_t / a_t) at integer t, with a_t floored at `a_floor` (0: +inf where abar = 0).
+inline double log_sigma_at(const ScheduleTable& s, int64_t t, double a_floor = 0.0) {
+  const double a = std::max(double(s.at(kSqrtAlphaBar, t)), a_floor);
+  return std::log(double(s.at(kSqrtOneMinusAlphaBar, t))) - std::log(a);
+}
+
+/// The noise level at a continuous timestep t in [0, T-1]: the table's own (a, b) at integers; in
+/// between, log sigma interpolated linearly (k-diffusion's t_to_sigma), a = 1 / sqrt(1 + sigma^2).
+inline NoiseLevel level_at(const ScheduleTable& s, double t) {
+  const double lo = std::floor(t);
+  if (t == lo) return {s.at(kSqrtAlphaBar, int64_t(lo)), s.at(kSqrtOneMinusAlphaBar, int64_t(lo))};
+  const double w = t - lo;
+  const double ls = (1.0 - w) * log_sigma_at(s, int64_t(lo)) + w * log_sigma_at(s, int64_t(lo) + 1);
+  if (std::isinf(ls)) return {0.0, 1.0};
+  const double sigma = std::exp(ls), a = 1.0 / std::sqrt(1.0 + sigma * sigma);
+  return {a, sigma * a};
+}
+
+/// The inverse of level_at for the floored table: the continuous timestep whose log sigma (a floored
+/// at `a_floor`) is log(sigma); sigma is clamped to the table's range [sigma_0, sigma_{T-1}].
+inline double timestep_of_sigma(const ScheduleTable& s, double sigma, double a_floor) {
+  const int64_t T = s.steps();
+  const double ls = std::log(sigma);
+  if (T == 1 || ls <= log_sigma_at(s, 0, a_floor)) return 0.0;
+  if (ls >= log_sigma_at(s, T - 1, a_floor)) return double(T - 1);
+  int64_t lo = 0, hi = T - 1;  // log sigma increases with t
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    (log_sigma_at(s, mid, a_floor) <= ls ? lo : hi) = mid;
+  }
+  const double l0 = log_sigma_at(s, lo, a_floor), l1 = log_sigma_at(s, hi, a_floor);
+  return double(lo) + (l1 > l0 ? (ls - l0) / (l1 - l0) : 0.0);
+}
+
+/// Reads a continuous timestep t[i] in [0, T-1]; fails naming `field` otherwise.
+inline double continuous_timestep_at(const runtime::Context& ctx, const runtime::Tensor& t, int64_t i, int64_t steps,
+                                     const std::string& field = "t") {
+  const float v = t[i];
+  if (!(v >= 0.f) || v > float(steps - 1))
+    ctx.fail(field, "timestep t[" + std::to_string(i) + "] = " + std::to_string(v) + " is not in [0, " +
+                        std::to_string(steps - 1) + "]");
+  return v;
 }
 
 }  // namespace noiseflow::nodes::diffusion

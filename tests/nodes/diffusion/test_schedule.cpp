@@ -220,3 +220,25 @@ TEST_CASE("diffusion.schedule rejects bad attributes naming the attribute") {
   CHECK(schedule_error({{"beta_start", 0.0}}).field == "beta_start");
   CHECK(schedule_error({{"kind", "cosine"}, {"max_beta", 1.0}}).field == "max_beta");
 }
+
+TEST_CASE("diffusion.schedule zero_terminal_snr: sqrt(abar) shifted and scaled, abar_{T-1} = 0, abar_0 kept") {
+  const LinearSchedule S;
+  NodeHarness h("diffusion.schedule", {{"T", 1000}, {"zero_terminal_snr", true}}, {});
+  h.forward();
+  const Tensor& abar = h.output("alpha_bar");
+  const double s0 = S.a(0), sT = S.a(999);
+  for (int64_t t : {0, 1, 10, 500, 900, 998}) {
+    // Lin et al. 2023, Algorithm 1, in double.
+    const double want = (S.a(t) - sT) * s0 / (s0 - sT);
+    CHECK(std::sqrt(double(abar[t])) == doctest::Approx(want).epsilon(1e-5));
+  }
+  CHECK(abar[999] == 0.f);
+  CHECK(h.output("betas")[999] == 1.f);
+  CHECK(h.output("sqrt_one_minus_alpha_bar")[999] == 1.f);
+  CHECK(abar[0] == doctest::Approx(S.abar[0]).epsilon(1e-6));
+  // Everywhere else the betas stay in (0, 1).
+  for (int64_t t = 0; t < 999; ++t) {
+    CHECK(h.output("betas")[t] > 0.f);
+    CHECK(h.output("betas")[t] < 1.f);
+  }
+}
