@@ -62,7 +62,8 @@ void on_signal(int) {
 // runs/NAME/: the resolved pipeline and a CSV of the logged scalars per tick.
 class RunFolder {
  public:
-  RunFolder(const noiseflow::graph::Graph& g, int64_t first_tick) : dir_("runs/" + g.name) {
+  RunFolder(const noiseflow::graph::Graph& g, int64_t first_tick, const std::string& dir)
+      : dir_(dir.empty() ? "runs/" + g.name : dir) {
     std::filesystem::create_directories(dir_);
     std::ofstream(dir_ + "/pipeline.json") << g.resolved.dump(2) << "\n";
     std::string csv = dir_ + "/log.csv";
@@ -94,10 +95,11 @@ class RunFolder {
   std::ofstream out_;
 };
 
-int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, int64_t log_every) {
+int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, int64_t log_every,
+            const std::string& run_folder) {
   noiseflow::Pipeline p(file, o);
   const auto& g = p.graph();
-  RunFolder folder(g, p.executor().next_tick());
+  RunFolder folder(g, p.executor().next_tick(), run_folder);
   bool tty = isatty(fileno(stderr));
   double smooth = NAN;
   if (!quiet)
@@ -267,7 +269,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> plugins;
   app.add_option("--plugin", plugins, "load node types from a shared library (repeatable)");
 
-  std::string file;
+  std::string file, run_folder;
   std::vector<std::string> sets;
   int64_t seed = -1, ticks = 0, log_every = 0;
   int threads = 0, flow_threads = 0;
@@ -282,6 +284,7 @@ int main(int argc, char** argv) {
   run->add_option("--threads", threads, "compute threads (default: all cores)");
   run->add_option("--flow-threads", flow_threads, "threads running nodes beside the compute lane (default: 1)");
   run->add_option("--ticks", ticks, "number of ticks (overrides run.ticks)");
+  run->add_option("--run-folder", run_folder, "where the resolved pipeline and log.csv go (default: runs/NAME)");
   run->add_option("--log-every", log_every, "when not on a terminal, print progress every N ticks");
   run->add_flag("-q,--quiet", quiet, "no progress output");
   run->add_flag("--reference", reference, reference_help);
@@ -322,7 +325,7 @@ int main(int argc, char** argv) {
     opts.resume = resume;
     opts.reference = reference;
     opts.flow_threads = flow_threads;
-    if (*run) return cmd_run(file, opts, quiet, log_every);
+    if (*run) return cmd_run(file, opts, quiet, log_every, run_folder);
     if (*check) return cmd_check(file, opts);
     if (*dot) {
       noiseflow::Pipeline p(file, opts);

@@ -25,7 +25,7 @@ struct Trajectory final : Node {
         .optional_input("initial", "[N, C, H, W] the starting images (x_T), shown as the first column")
         .attr_string("path", std::nullopt, {}, "PNG file written after the last tick")
         .attr_int("rows", 8, 1, {}, "how many samples (rows) to show")
-        .attr_int("interval", 100, 1, {}, "take a snapshot every this many ticks")
+        .attr_int("interval", 100, 0, {}, "take a snapshot every this many ticks; 0: ten snapshots over the run")
         .attr_int("padding", 2, 0, 256, "pixels between and around the images")
         .attr_int("scale", 1, 1, 64, "integer upscaling of the whole grid")
         .sink()
@@ -41,7 +41,9 @@ struct Trajectory final : Node {
     const Shape& s = ctx.input("images").shape();
     rows_ = std::min<int64_t>(ctx.attr_int("rows"), s[0]);
     per_image_ = s[1] * s[2] * s[3];
-    const int64_t interval = ctx.attr_int("interval"), ticks = ctx.ticks();
+    const int64_t ticks = ctx.ticks();
+    interval_ = ctx.attr_int("interval") > 0 ? ctx.attr_int("interval") : std::max<int64_t>(1, (ticks + 9) / 10);
+    const int64_t interval = interval_;
     // ceil(ticks / interval) snapshots (the last tick always is one), after x_T if given.
     cols_ = (ticks + interval - 1) / interval + (ctx.has_input("initial") ? 1 : 0);
     snaps_.assign(size_t(rows_ * cols_ * per_image_), -1.f);
@@ -49,7 +51,7 @@ struct Trajectory final : Node {
   }
 
   void forward(Context& ctx) override {
-    const int64_t interval = ctx.attr_int("interval");
+    const int64_t interval = interval_;
     const bool has_initial = ctx.has_input("initial");
     if (has_initial && ctx.tick() == 0) snapshot(ctx.input("initial"), 0);
     const bool last = ctx.last_tick();
@@ -67,7 +69,7 @@ struct Trajectory final : Node {
       std::memcpy(&snaps_[size_t((r * cols_ + col) * per_image_)], x.data() + r * per_image_, size_t(per_image_) * 4);
   }
 
-  int64_t rows_ = 0, cols_ = 0, per_image_ = 0;
+  int64_t rows_ = 0, cols_ = 0, per_image_ = 0, interval_ = 1;
   std::vector<float> snaps_;
   io::PngGrid grid_;
 };

@@ -10,6 +10,8 @@
 // parent folders are created. stb_image_write comes from Debian's libstb.
 #include <string>
 
+#include <algorithm>
+
 #include "nodes/io/png_grid.hpp"
 #include "runtime/node.hpp"
 
@@ -30,6 +32,7 @@ struct WriteImages final : Node {
         .attr_int("padding", 2, 0, 256, "pixels between and around the images")
         .attr_float("pad_value", -1.0, -1.0, 1.0, "padding colour in image range [-1, 1] (-1 = black)")
         .attr_int("scale", 1, 1, 64, "integer upscaling of the whole grid (nearest neighbour)")
+        .attr_int("count", 0, 0, {}, "write only the first `count` images (0: all of them)")
         .sink()
         .shape([](graph::ShapeContext& c) {
           const auto& s = c.input_rank("images", 4);
@@ -44,7 +47,8 @@ struct WriteImages final : Node {
     if (s.size() != 4 || (s[1] != 1 && s[1] != 3))
       ctx.fail("images", "expected [N, 1 or 3, H, W], got " + graph::shape_str(s));
     if (ctx.attr_string("path").empty()) ctx.fail("path", "must not be empty");
-    grid_.plan(ctx, s[0], s[1], s[2], s[3], ctx.attr_int("cols"), ctx.attr_int("padding"),
+    const int64_t count = ctx.attr_int("count") > 0 ? std::min(ctx.attr_int("count"), s[0]) : s[0];
+    grid_.plan(ctx, count, s[1], s[2], s[3], ctx.attr_int("cols"), ctx.attr_int("padding"),
                float(ctx.attr_float("pad_value")), ctx.attr_int("scale"));
   }
 

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 
+#include "runtime/checkpoint.hpp"
 #include "runtime/node.hpp"
 #include "tests/test_util.hpp"
 
@@ -84,7 +85,7 @@ TEST_CASE("noiseflow nodes lists every registered op") {
   auto& reg = noiseflow::runtime::Registry::global();
   // The exact number of node types in nodes/ (one NOISEFLOW_REGISTER_NODE per node file): a registration
   // dropped by the linker, or a node added or removed without updating this line, fails here.
-  REQUIRE(reg.size() == 41);
+  REQUIRE(reg.size() == 53);
   for (auto& op : reg.ops()) {
     INFO(op);
     CHECK((r.out.rfind(op + " — ", 0) == 0 || r.out.find("\n" + op + " — ") != std::string::npos));
@@ -182,6 +183,33 @@ TEST_CASE("sampling with a checkpoint of another net names the mismatch") {
   CHECK(r.err.find("pipelines/sample.json: node \"load\", attr \"path\": ") != std::string::npos);
   CHECK(r.err.find("toy.safetensors: has no tensor \"ema.net.") != std::string::npos);
   CHECK(r.err.find("needed by the pipeline") != std::string::npos);
+}
+
+TEST_CASE("sample.json: a 2-sample smoke run of every sampler on a 2-tick checkpoint writes finite samples") {
+  TempDir dir;
+  const std::string ckpt = (dir.path / "ckpt.safetensors").string();
+  const std::string folder = " --run-folder " + (dir.path / "run").string();
+  auto train = run_cli("run pipelines/train.json --ticks 2 -q --set batch=2 --set checkpoint=" + ckpt + folder);
+  REQUIRE(train.status == 0);
+  for (const char* sampler : {"ddpm", "ddim", "euler", "euler_a", "heun", "dpmpp_2m", "dpmpp_2m_sde", "unipc"}) {
+    CAPTURE(std::string(sampler));
+    const std::string out = (dir.path / sampler).string();
+    auto r = run_cli(std::string("run pipelines/sample.json -q") + folder + " --set n=2 --set steps=3 --set spacing=karras" +
+                     " --set sampler=" + sampler + " --set checkpoint=" + ckpt + " --set samples=" + out +
+                     ".png --set trajectory=" + out + "_traj.png --set samples_file=" + out + ".safetensors");
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(std::filesystem::exists(out + ".png"));
+    CHECK(std::filesystem::exists(out + "_traj.png"));
+    const auto file = noiseflow::runtime::read_safetensors(out + ".safetensors");
+    const auto& x = file.tensors.at("samples");
+    CHECK(x.shape() == noiseflow::runtime::Shape{2, 1, 28, 28});
+    for (int64_t i = 0; i < x.numel(); ++i) REQUIRE(std::isfinite(x[i]));
+  }
+  // An unknown sampler names the param's choice.
+  auto bad = run_cli("check pipelines/sample.json --set sampler=dpmpp_3m");
+  CHECK(bad.status == 1);
+  CHECK(bad.err.find("unknown node type \"sampler.dpmpp_3m\" (from \"sampler.${sampler}\")") != std::string::npos);
 }
 
 TEST_CASE("noiseflow bench reports the plan: blocked tensors and shared gradients, none with --reference") {
