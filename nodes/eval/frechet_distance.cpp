@@ -116,14 +116,18 @@ struct FrechetDistance final : Node {
     if (ctx.has_input("logits")) {
       const Tensor logits = ctx.input("logits").to_plain();
       const int64_t n = logits.dim(0), C = logits.dim(1);
+      std::vector<int64_t> count(size_t(C), 0);
       for (int64_t i = 0; i < n; ++i) {
         int64_t best = 0;
         for (int64_t c = 1; c < C; ++c)
           if (logits[i * C + c] > logits[i * C + best]) best = c;
-        hist[best] += 1.f / float(n);
+        ++count[size_t(best)];
       }
-      for (int64_t c = 0; c < C; ++c)
-        if (hist[c] > 0.f) entropy -= double(hist[c]) * std::log(double(hist[c]));
+      for (int64_t c = 0; c < C; ++c) {
+        const double p = double(count[size_t(c)]) / double(n);
+        hist[c] = float(p);
+        if (p > 0.0) entropy -= p * std::log(p);
+      }
     }
     ctx.output("entropy")[0] = float(entropy);
     if (ctx.run_state()) {
