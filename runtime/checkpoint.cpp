@@ -246,7 +246,8 @@ void save_checkpoint(Executor& ex, const std::string& path, int64_t step) {
   write_safetensors(path, checkpoint_tensors(ex), meta);
 }
 
-int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, const std::string& prefix) {
+int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, const std::string& prefix,
+                        const std::string& scope, const std::string& file_scope) {
   SafeTensors st = read_safetensors(path);
   auto find = [&](const std::string& name) -> const Tensor* {
     auto it = st.tensors.find(name);
@@ -258,12 +259,14 @@ int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, co
   if (mode == LoadMode::Resume) {
     targets = checkpoint_tensors(ex);
   } else {
-    for (auto& p : ex.params()) targets.push_back({p.name, p.value});
+    for (auto& p : ex.params())
+      if (p.name.rfind(scope, 0) == 0) targets.push_back({p.name, p.value});
   }
   // Check everything before writing anything, so a mismatch leaves the run untouched.
   std::vector<std::pair<const Tensor*, Tensor>> copies;
   for (auto& [name, t] : targets) {
-    std::string want = mode == LoadMode::Ema ? "ema." + name : name;
+    const std::string in_file = scope.empty() ? name : file_scope + name.substr(scope.size());
+    std::string want = mode == LoadMode::Ema ? "ema." + in_file : in_file;
     const Tensor* src = find(want);
     if (!src) {
       std::string hint = mode == LoadMode::Ema && find(name) ? " (the file has raw weights but no EMA copies: load raw weights)" : "";

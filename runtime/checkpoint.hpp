@@ -51,7 +51,10 @@ NamedTensorList checkpoint_tensors(Executor& ex);
 /// Writes a checkpoint of the executor at `step` (ticks completed).
 void save_checkpoint(Executor& ex, const std::string& path, int64_t step);
 /// Loads a checkpoint into the executor; returns the step it was written at.
-/// `strip` is a name prefix to add when the file's names lack it (e.g. "net.").
-int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, const std::string& prefix = {});
+/// `prefix` is a name prefix to drop when the file's names lack it (e.g. "net."). With a `scope`, only
+/// the parameters whose names start with it are loaded, looked up in the file with `scope` replaced by
+/// `file_scope` (a classifier instance "cls." loading a checkpoint whose names start with "net.").
+int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, const std::string& prefix = {},
+                        const std::string& scope = {}, const std::string& file_scope = {});
 
 }  // namespace noiseflow::runtime

@@ -20,11 +20,12 @@ void RunState::scalar(const std::string& name, int64_t tick, double value) {
   latest_[name] = {tick, value};
 }
 
-bool RunState::latest(const std::string& name, double& value) const {
+bool RunState::latest(const std::string& name, double& value, int64_t* tick) const {
   std::lock_guard lock(m_);
   auto it = latest_.find(name);
   if (it == latest_.end()) return false;
   value = it->second.second;
+  if (tick) *tick = it->second.first;
   return true;
 }
 

@@ -18,8 +18,8 @@ class RunState {
 
   /// Records a scalar (e.g. "loss") at a tick.
   void scalar(const std::string& name, int64_t tick, double value);
-  /// The latest value of a scalar, if any.
-  bool latest(const std::string& name, double& value) const;
+  /// The latest value of a scalar, if any (and the tick it was recorded at).
+  bool latest(const std::string& name, double& value, int64_t* tick = nullptr) const;
 
   /// The run's folder (runs/NAME), empty when the pipeline has none.
   std::string run_dir;

@@ -78,14 +78,19 @@ class RunFolder {
       }
     }
     out_.open(csv, std::ios::trunc);
-    out_ << "tick,loss,lr,grad_norm,seconds\n";
+    out_ << "tick,loss,lr,grad_norm,seconds,fd\n";
     for (auto& l : keep) out_ << l << "\n";
   }
   void row(int64_t tick, const noiseflow::runtime::RunState& st, double seconds) {
     double loss = NAN, lr = NAN, gn = NAN;
     st.latest("loss", loss), st.latest("lr", lr), st.latest("grad_norm", gn);
     if (std::isnan(loss)) return;
-    out_ << tick << ',' << loss << ',' << lr << ',' << gn << ',' << seconds << '\n';
+    out_ << tick << ',' << loss << ',' << lr << ',' << gn << ',' << seconds << ',';
+    // The sample quality where this tick measured it (eval.sample_fd), else empty.
+    double fd = NAN;
+    int64_t fd_tick = -1;
+    if (st.latest("fd", fd, &fd_tick) && fd_tick == tick) out_ << fd;
+    out_ << '\n';
     if (tick % 50 == 0) out_.flush();
   }
   const std::string& dir() const { return dir_; }

@@ -19,6 +19,8 @@ struct LoadCheckpoint final : Node {
         .attr_string("weights", "ema", {"ema", "raw"}, "ema: the EMA copies (ema.<name>); raw: the trained weights")
         .attr_string("prefix", "", {}, "name prefix the pipeline's parameters carry but the file may lack (e.g. net.)")
         .attr_string("hint", "", {}, "appended to the error when the file is missing (how to make one)")
+        .attr_string("scope", "", {}, "load only the parameters whose names start with this (e.g. cls.); empty: all")
+        .attr_string("file_scope", "", {}, "what the file calls `scope` (e.g. net. for a classifier trained as \"net\")")
         .output("step", "[1] the step the checkpoint was written at")
         .shape([](graph::ShapeContext& c) { c.set_output("step", {1}); });
   }
@@ -32,7 +34,8 @@ struct LoadCheckpoint final : Node {
     }
     try {
       LoadMode mode = ctx.attr_string("weights") == "ema" ? LoadMode::Ema : LoadMode::Weights;
-      step_ = load_checkpoint(*ctx.executor(), path, mode, ctx.attr_string("prefix"));
+      step_ = load_checkpoint(*ctx.executor(), path, mode, ctx.attr_string("prefix"), ctx.attr_string("scope"),
+                              ctx.attr_string("file_scope"));
     } catch (const CheckpointError& e) {
       ctx.fail("path", e.what());
     }

@@ -1,16 +1,71 @@
 #include "runtime/exec/task.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <omp.h>
 
 namespace noiseflow::runtime::exec {
 
-bool TaskRunner::due(int i, int64_t tick) const {
+TaskRunner::TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile)
+    : g_(g), instances_(instances), threads_(threads), profile_(profile) {
+  const size_t n = g.nodes.size();
+  always_.assign(n, false);
+  gates_.assign(n, {});
+  std::vector<std::vector<int>> consumers(n);
+  std::vector<bool> back(n, false);  // feeds a state's next: needed every tick
+  for (size_t j = 0; j < n; ++j) {
+    const graph::GraphNode& c = g.nodes[j];
+    for (size_t p = 0; p < c.inputs.size(); ++p) {
+      if (!c.inputs[p]) continue;
+      const int src = c.inputs[p]->node;
+      if (c.schema->is_back_edge(c.schema->inputs()[p].name)) back[size_t(src)] = true;
+      else consumers[size_t(src)].push_back(int(j));
+    }
+  }
+  // The optimizer and everything downstream of it (EMA) update state every tick.
+  std::vector<bool> update(n, false);
+  for (int i : g.order) {
+    const graph::GraphNode& gn = g.nodes[size_t(i)];
+    update[size_t(i)] = gn.schema->is_optimizer();
+    for (auto& in : gn.inputs)
+      if (in && update[size_t(in->node)]) update[size_t(i)] = true;
+  }
+  // Consumers before producers: g.order lists producers first.
+  for (auto it = g.order.rbegin(); it != g.order.rend(); ++it) {
+    const size_t i = size_t(*it);
+    const graph::GraphNode& gn = g.nodes[i];
+    if (gn.every || gn.at_end) {
+      gates_[i] = {int(i)};
+      continue;
+    }
+    if (back[i] || consumers[i].empty() || gn.op == "state" || update[i]) {
+      always_[i] = true;
+      continue;
+    }
+    for (int c : consumers[i]) {
+      if (always_[size_t(c)]) {
+        always_[i] = true;
+        break;
+      }
+      for (int s : gates_[size_t(c)])
+        if (std::find(gates_[i].begin(), gates_[i].end(), s) == gates_[i].end()) gates_[i].push_back(s);
+    }
+    if (always_[i]) gates_[i].clear();
+  }
+}
+
+bool TaskRunner::sink_due(int i, int64_t tick) const {
   const graph::GraphNode& gn = g_.nodes[size_t(i)];
-  if (!gn.every && !gn.at_end) return true;
   if (gn.every && (tick + 1) % gn.every == 0) return true;
   return gn.at_end && tick + 1 == g_.ticks;
+}
+
+bool TaskRunner::due(int i, int64_t tick) const {
+  if (always_[size_t(i)]) return true;
+  for (int s : gates_[size_t(i)])
+    if (sink_due(s, tick)) return true;
+  return false;
 }
 
 void TaskRunner::forward(Instance& in) {

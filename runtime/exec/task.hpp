@@ -18,14 +18,14 @@ namespace noiseflow::runtime::exec {
 
 class TaskRunner {
  public:
-  TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile)
-      : g_(g), instances_(instances), threads_(threads), profile_(profile) {}
+  TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile);
 
   /// Runs the forward (backward = false) or backward task of node `i`; never throws.
   void run(int i, bool backward);
   /// The error of the tick, if any, cleared.
   std::exception_ptr take_error();
-  /// Whether node `i` runs at `tick` (sinks: every N ticks and/or at the end).
+  /// Whether node `i` runs at `tick`: sinks every N ticks and/or at the end; a node whose consumers
+  /// are all such sinks only when one of them does (a classifier feeding an at_end metric runs once).
   bool due(int i, int64_t tick) const;
   void cancel() { cancel_ = true; }
   /// Whether cancel() was asked for; clears the request.
@@ -37,8 +37,12 @@ class TaskRunner {
   void backward(Instance& in);
   void record(std::exception_ptr e);
 
+  bool sink_due(int i, int64_t tick) const;
+
   const graph::Graph& g_;
   std::vector<Instance>& instances_;
+  std::vector<bool> always_;             // runs every tick
+  std::vector<std::vector<int>> gates_;  // otherwise: the gated sinks it serves
   int threads_;
   bool profile_;
   std::mutex lane_;  // the compute lane for heavy nodes

@@ -85,7 +85,7 @@ TEST_CASE("noiseflow nodes lists every registered op") {
   auto& reg = noiseflow::runtime::Registry::global();
   // The exact number of node types in nodes/ (one NOISEFLOW_REGISTER_NODE per node file): a registration
   // dropped by the linker, or a node added or removed without updating this line, fails here.
-  REQUIRE(reg.size() == 55);
+  REQUIRE(reg.size() == 56);
   for (auto& op : reg.ops()) {
     INFO(op);
     CHECK((r.out.rfind(op + " — ", 0) == 0 || r.out.find("\n" + op + " — ") != std::string::npos));
@@ -210,6 +210,37 @@ TEST_CASE("sample.json: a 2-sample smoke run of every sampler on a 2-tick checkp
   auto bad = run_cli("check pipelines/sample.json --set sampler=dpmpp_3m");
   CHECK(bad.status == 1);
   CHECK(bad.err.find("unknown node type \"sampler.dpmpp_3m\" (from \"sampler.${sampler}\")") != std::string::npos);
+}
+
+TEST_CASE("train.json with fd=true logs the sample quality in log.csv's fd column every fd_every ticks") {
+  TempDir dir;
+  const std::string cls = (dir.path / "cls.safetensors").string(), folder = (dir.path / "run").string();
+  REQUIRE(run_cli("run pipelines/eval/train_classifier.json --ticks 2 -q --set batch=8 --set checkpoint=" + cls +
+                  " --run-folder " + folder + "_cls").status == 0);
+  auto r = run_cli("run pipelines/train.json --ticks 4 -q --set batch=2 --set fd=true --set fd_every=2 --set fd_n=4"
+                   " --set fd_classifier=" + cls + " --set checkpoint=" + (dir.path / "c.safetensors").string() +
+                   " --run-folder " + folder);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream in(folder + "/log.csv");
+  std::string header, line;
+  std::getline(in, header);
+  CHECK(header == "tick,loss,lr,grad_norm,seconds,fd");
+  std::vector<std::string> fds;
+  while (std::getline(in, line)) fds.push_back(line.substr(line.rfind(',') + 1));
+  REQUIRE(fds.size() == 4);
+  CHECK(fds[0].empty());
+  CHECK(fds[2].empty());
+  CHECK(std::stod(fds[1]) > 0.0);  // ticks 1 and 3: a distance, finite and positive
+  CHECK(std::stod(fds[3]) > 0.0);
+  // Without the classifier the run stops before training, naming the node and how to make it.
+  auto missing = run_cli("run pipelines/train.json --ticks 2 -q --set fd=true --set fd_classifier=" +
+                         (dir.path / "none.safetensors").string() + " --set checkpoint=" +
+                         (dir.path / "c2.safetensors").string() + " --run-folder " + folder + "_2");
+  CHECK_FALSE(std::filesystem::exists(dir.path / "c2.safetensors"));
+  CHECK(missing.status == 1);
+  CHECK(missing.err.find("node \"fd\"") != std::string::npos);
+  CHECK(missing.err.find("train the classifier first") != std::string::npos);
 }
 
 TEST_CASE("noiseflow bench reports the plan: blocked tensors and shared gradients, none with --reference") {

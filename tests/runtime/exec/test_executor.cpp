@@ -327,6 +327,33 @@ TEST_CASE("sinks run every N ticks and at the end") {
   }
 }
 
+TEST_CASE("a node that only feeds gated sinks runs when one of them does") {
+  const std::string text = R"({ "noiseflow": 1,
+    "nodes": {
+      "src":    { "op": "test.source", "attrs": { "shape": [2] } },
+      "only3":  { "op": "test.join", "inputs": { "a": "src" } },
+      "deep":   { "op": "test.join", "inputs": { "a": "only3" } },
+      "s3":     { "op": "test.sink", "inputs": { "x": "deep" }, "every": 3 },
+      "shared": { "op": "test.join", "inputs": { "a": "src" } },
+      "s_end":  { "op": "test.sink", "inputs": { "x": "shared" }, "at_end": true },
+      "s_all":  { "op": "test.sink", "inputs": { "x": "shared" } },
+      "two":    { "op": "test.join", "inputs": { "a": "src" } },
+      "t4":     { "op": "test.sink", "inputs": { "x": "two" }, "every": 4 },
+      "tend":   { "op": "test.sink", "inputs": { "x": "two" }, "at_end": true }
+    },
+    "run": { "ticks": 10 } })";
+  auto g = load(text);
+  run_log().clear();
+  Executor ex(g, ExecutorOptions{1});
+  ex.run();
+  CHECK(run_log().ticks_of("src") == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(run_log().ticks_of("only3") == std::vector<int64_t>{2, 5, 8});
+  CHECK(run_log().ticks_of("deep") == std::vector<int64_t>{2, 5, 8});
+  CHECK(run_log().ticks_of("shared") == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(run_log().ticks_of("two") == std::vector<int64_t>{3, 7, 9});
+  CHECK(ex.output("deep")[0] == 8.f);  // computed at the last tick it was needed
+}
+
 TEST_CASE("a state node accumulates across ticks: x_{k+1} = x_k + 1") {
   const std::string text = R"({ "noiseflow": 1,
     "nodes": {
