@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (tools/setup.sh), then the main job on the defaults: train unet-small on the MNIST training
 # split (pipelines/train.json, its sample quality logged every 500 ticks), then sample digits from it
-# (pipelines/sample.json: 64 with DDPM over all 1000 steps) and score 1000 samples of the 20-step
+# (pipelines/sample.json: 64 with DDPM over all 1000 steps) and score 1000 samples of the 20-step trailing
 # DPM-Solver++(2M) SDE with the project's metric (pipelines/eval/fd.json). The digit classifier the
 # metric uses is trained first (pipelines/eval/train_classifier.json, about a minute).
 # Extra arguments go to the training run (e.g. --set steps=200).
@@ -12,7 +12,7 @@ B=build/tools/noiseflow
 [ -f runs/mnist_classifier/classifier.safetensors ] || $B run pipelines/eval/train_classifier.json
 $B run pipelines/train.json --set fd=true "$@"
 $B run pipelines/sample.json
-$B run pipelines/sample.json --set n=1000 --set sampler=dpmpp_2m_sde --set steps=20 --set spacing=karras \
+$B run pipelines/sample.json --set n=1000 --set sampler=dpmpp_2m_sde --set steps=20 --set spacing=trailing \
   --set samples=runs/mnist/samples_dpmpp_2m_sde_20.png --set trajectory=runs/mnist/trajectory_dpmpp_2m_sde_20.png
 $B run pipelines/eval/fd.json
 echo "sample quality (Frechet distance to held-out digits, n = 1000; real digits score ~111):"
