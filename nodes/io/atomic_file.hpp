@@ -2,7 +2,10 @@
 // over PATH (shared by the image writers and io.write_metrics).
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "runtime/node.hpp"
@@ -25,6 +28,18 @@ inline void commit_temp_file(runtime::Context& ctx, const std::string& tmp, cons
   std::error_code ignored;
   std::filesystem::remove(tmp, ignored);
   ctx.fail("path", "cannot rename '" + tmp + "' to '" + path.string() + "': " + ec.message());
+}
+
+/// Writes `text` to PATH.tmp and renames it over `path` (folders created); fails naming `path`.
+inline void write_file_atomically(runtime::Context& ctx, const std::filesystem::path& path, const std::string& text) {
+  make_parent_folder(ctx, path);
+  const std::string tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) ctx.fail("path", "cannot write '" + tmp + "': " + std::strerror(errno));
+  }
+  commit_temp_file(ctx, tmp, path);
 }
 
 }  // namespace noiseflow::nodes::io

@@ -64,14 +64,7 @@ struct WriteMetrics final : Node {
       if (ctx.run_state()) ctx.run_state()->scalar(name, ctx.tick(), v);
     }
     const fs::path path = ctx.attr_string("path");
-    io::make_parent_folder(ctx, path);
-    const std::string tmp = path.string() + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << j.dump(2) << "\n";
-      if (!out) ctx.fail("path", "cannot write '" + tmp + "': " + std::strerror(errno));
-    }
-    io::commit_temp_file(ctx, tmp, path);
+    io::write_file_atomically(ctx, path, j.dump(2) + "\n");
     if (ctx.run_state()) ctx.run_state()->artifact("metrics", path.string());
   }
 
