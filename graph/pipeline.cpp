@@ -2,6 +2,7 @@
 // then the run block, ordering and shape inference (graph.cpp) and the resolved JSON.
 #include "graph/pipeline.hpp"
 
+#include <cmath>
 #include <filesystem>
 
 #include "graph/loader_detail.hpp"
@@ -15,14 +16,15 @@ namespace {
 
 using namespace detail;
 
-// The run block: ticks, seed and name, then the options that override them.
+// The run block: ticks, seed, minutes and name, then the options that override them.
 void read_run(Graph& g, const Json& run, const std::string& path, const LoadOptions& options, Diagnostics& diag) {
   if (!run.is_object()) {
     diag.add(path, "", "run", "wrong_type", "expected an object like {\"ticks\": 100}");
   } else {
     for (auto& [k, v] : run.items())
-      if (k != "ticks" && k != "seed" && k != "name")
-        diag.add(path, "", "run", "unknown_key", "unknown run key " + quote(k) + suggest(k, {"ticks", "seed", "name"}));
+      if (k != "ticks" && k != "seed" && k != "name" && k != "minutes")
+        diag.add(path, "", "run", "unknown_key",
+                 "unknown run key " + quote(k) + suggest(k, {"ticks", "seed", "name", "minutes"}));
     if (run.contains("ticks")) {
       if (run["ticks"] == "auto")
         g.ticks_auto = true;
@@ -36,6 +38,13 @@ void read_run(Graph& g, const Json& run, const std::string& path, const LoadOpti
       if (!run["seed"].is_number_integer() || run["seed"].get<int64_t>() < 0)
         diag.add(path, "", "run", "wrong_type", "\"seed\" must be a non-negative integer, got " + run["seed"].dump());
       else g.seed = run["seed"];
+    }
+    if (run.contains("minutes")) {
+      const Json& m = run["minutes"];
+      if (!m.is_number() || !(m.get<double>() >= 0) || !std::isfinite(m.get<double>()))
+        diag.add(path, "", "run", "wrong_type",
+                 "\"minutes\" (the wall-clock budget) must be a number >= 0 (0: no budget), got " + m.dump());
+      else g.minutes = m.get<double>();
     }
     if (run.contains("name") && run["name"].is_string()) g.name = run["name"];
   }
@@ -116,8 +125,9 @@ Json resolved_json(const Graph& g) {
     if (n.at_end) jn["at_end"] = true;
     nodes[n.id] = jn;
   }
-  return Json{{"noiseflow", 1}, {"name", g.name}, {"params", g.params}, {"nodes", nodes},
-              {"run", {{"ticks", g.ticks}, {"seed", g.seed}}}};
+  Json run = {{"ticks", g.ticks}, {"seed", g.seed}};
+  if (g.minutes > 0) run["minutes"] = g.minutes;
+  return Json{{"noiseflow", 1}, {"name", g.name}, {"params", g.params}, {"nodes", nodes}, {"run", run}};
 }
 
 }  // namespace

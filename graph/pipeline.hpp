@@ -50,6 +50,9 @@ struct Graph {
   int64_t ticks = 1;
   bool ticks_auto = false;  ///< run.ticks was "auto": taken from the node that requires a count
   uint64_t seed = 0;
+  /// run.minutes: a wall-clock budget; the run ends (at_end sinks and all) at the last tick that fits it.
+  /// 0: none.
+  double minutes = 0;
   std::vector<GraphNode> nodes;
   std::vector<int> order;  ///< topological order (producers first)
   Json resolved;           ///< the flattened pipeline, params substituted (itself loadable)

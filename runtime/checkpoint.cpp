@@ -247,7 +247,7 @@ void save_checkpoint(Executor& ex, const std::string& path, int64_t step) {
 }
 
 int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, const std::string& prefix,
-                        const std::string& scope, const std::string& file_scope) {
+                        const std::string& scope, const std::string& file_scope, const std::string& ema_prefix) {
   SafeTensors st = read_safetensors(path);
   auto find = [&](const std::string& name) -> const Tensor* {
     auto it = st.tensors.find(name);
@@ -266,7 +266,7 @@ int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, co
   std::vector<std::pair<const Tensor*, Tensor>> copies;
   for (auto& [name, t] : targets) {
     const std::string in_file = scope.empty() ? name : file_scope + name.substr(scope.size());
-    std::string want = mode == LoadMode::Ema ? "ema." + in_file : in_file;
+    std::string want = mode == LoadMode::Ema ? ema_prefix + "." + in_file : in_file;
     const Tensor* src = find(want);
     if (!src) {
       std::string hint = mode == LoadMode::Ema && find(name) ? " (the file has raw weights but no EMA copies: load raw weights)" : "";

@@ -42,7 +42,7 @@ SafeTensors read_safetensors(const std::string& path);
 enum class LoadMode {
   Resume,   ///< every parameter and every node state tensor (optimizer moments, EMA), and the step
   Weights,  ///< parameters only (extra tensors ignored)
-  Ema,      ///< parameters from the EMA copies ("ema.<name>")
+  Ema,      ///< parameters from the EMA copies ("ema.<name>", or "<ema_prefix>.<name>")
 };
 
 /// Every tensor a checkpoint of this executor holds: parameters, then node
@@ -54,7 +54,9 @@ void save_checkpoint(Executor& ex, const std::string& path, int64_t step);
 /// `prefix` is a name prefix to drop when the file's names lack it (e.g. "net."). With a `scope`, only
 /// the parameters whose names start with it are loaded, looked up in the file with `scope` replaced by
 /// `file_scope` (a classifier instance "cls." loading a checkpoint whose names start with "net.").
+/// LoadMode::Ema reads the copies named "<ema_prefix>.<name>" (optim.ema's `prefix`).
 int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, const std::string& prefix = {},
-                        const std::string& scope = {}, const std::string& file_scope = {});
+                        const std::string& scope = {}, const std::string& file_scope = {},
+                        const std::string& ema_prefix = "ema");
 
 }  // namespace noiseflow::runtime

@@ -109,21 +109,23 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   double smooth = NAN;
   if (!quiet)
     std::cerr << "noiseflow: running " << file << " (" << g.nodes.size() << " nodes, " << g.ticks << " ticks, seed "
-              << g.seed << ")\n";
+              << g.seed << (g.minutes > 0 ? ", budget " + fmt_time(g.minutes * 60) : std::string()) << ")\n";
   g_running = &p;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   int64_t every = log_every > 0 ? log_every : std::max<int64_t>(1, g.ticks / 20);
   if (!quiet && p.executor().next_tick() > 0)
     std::cerr << "noiseflow: resuming at tick " << p.executor().next_tick() << "\n";
+  const int64_t first_tick = p.executor().next_tick();
   p.run([&](const noiseflow::TickInfo& t) {
     folder.row(t.tick, p.executor().state(), t.seconds);
     if (quiet) return;
     double loss;
     bool has_loss = p.executor().state().latest("loss", loss);
     if (has_loss) smooth = std::isnan(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
-    double rate = (t.tick + 1) / std::max(t.seconds, 1e-9);
+    double rate = double(t.tick + 1 - first_tick) / std::max(t.seconds, 1e-9);
     double eta = (t.ticks - t.tick - 1) / std::max(rate, 1e-9);
+    if (g.minutes > 0) eta = std::min(eta, std::max(0.0, g.minutes * 60 - t.seconds));
     char line[256];
     std::snprintf(line, sizeof line, "tick %lld/%lld%s  %.2f ticks/s  elapsed %s  eta %s", (long long)(t.tick + 1),
                   (long long)t.ticks, has_loss ? ("  loss " + std::to_string(smooth)).c_str() : "", rate,
@@ -133,6 +135,9 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   });
   g_running = nullptr;
   if (tty && !quiet) std::cerr << "\n";
+  if (auto stop = p.executor().budget_stop())
+    std::cerr << "noiseflow: the " << fmt_time(g.minutes * 60) << " budget (run.minutes) ended the run after tick "
+              << stop->first << " of " << stop->second << "; its at_end nodes ran (--resume continues)\n";
   for (auto& [kind, path] : p.artifacts()) std::cout << "wrote " << kind << ": " << path << "\n";
   std::cout << "run folder: " << folder.dir() << "\n";
   return 0;

@@ -2,6 +2,9 @@
 //
 // y[i] = mean + std * z, z ~ N(0, 1) from Philox keyed by (seed, node id),
 // stream = tick, counter = element index: identical whatever the thread count.
+// Offset noise (Guttenberg 2023; diffusers' noise_offset): with `offset` o > 0 and y of shape
+// [N, C, ...], y[n, c, ...] += o * u[n, c] with u ~ N(0, 1) drawn once per (n, c) from a second key,
+// so the model also learns to change an image's mean brightness.
 #include <string>
 #include <vector>
 
@@ -23,6 +26,9 @@ struct RandomNormal final : Node {
         .attr_ints("shape", std::vector<int64_t>{}, "shape of y when `like` is not connected; [] when it is")
         .attr_float("mean", 0.0, {}, {}, "mean of the distribution")
         .attr_float("std", 1.0, 0.0, {}, "standard deviation (>= 0)")
+        .attr_float("offset", 0.0, 0.0, {},
+                    "offset noise: add offset * u[n, c], one N(0, 1) draw per sample and channel (needs [N, C, ...]; "
+                    "0.1 is the usual value; 0: off)")
         .shape([](graph::ShapeContext& c) {
           const std::vector<int64_t> shape = c.attr_ints("shape");
           const bool has_like = c.has_input("like");
@@ -35,6 +41,8 @@ struct RandomNormal final : Node {
           if (out.empty()) c.fail("like", "cannot take the shape of a scalar shape []; a scalar is shape [1]");
           for (auto d : out)
             if (d <= 0) c.fail(has_like ? "like" : "shape", "every dimension must be positive, got " + graph::shape_str(out));
+          if (c.attr_float("offset") > 0 && out.size() < 2)
+            c.fail("offset", "offset noise needs y of shape [N, C, ...], got " + graph::shape_str(out));
           c.set_output("y", out);
         });
   }
@@ -43,16 +51,27 @@ struct RandomNormal final : Node {
     key_ = ctx.random_key();
     mean_ = float(ctx.attr_float("mean"));
     std_ = float(ctx.attr_float("std"));
+    offset_ = float(ctx.attr_float("offset"));
   }
 
   void forward(Context& ctx) override {
     Tensor& y = ctx.output("y");
     random::fill_normal(y.data(), y.numel(), key_, uint64_t(ctx.tick()), mean_, std_);
+    if (offset_ > 0.f) {
+      const int64_t nc = y.dim(0) * y.dim(1), per = y.numel() / nc;
+      u_.resize(size_t(nc));
+      random::fill_normal(u_.data(), nc, random::mix(key_, random::hash("offset")), uint64_t(ctx.tick()), 0.f, offset_);
+      for (int64_t k = 0; k < nc; ++k) {
+        float* row = y.data() + k * per;
+        for (int64_t i = 0; i < per; ++i) row[i] += u_[size_t(k)];
+      }
+    }
   }
 
  private:
   uint64_t key_ = 0;
-  float mean_ = 0.f, std_ = 1.f;
+  float mean_ = 0.f, std_ = 1.f, offset_ = 0.f;
+  std::vector<float> u_;
 };
 
 NOISEFLOW_REGISTER_NODE(RandomNormal);

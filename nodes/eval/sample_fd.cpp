@@ -30,7 +30,8 @@ struct SampleFd final : Node {
         .attr_string("pipeline", "pipelines/eval/train_fd.json",
                      {}, "the sampling pipeline: its params n, steps, sampler, spacing, prediction, T, zero_snr are "
                          "set from this node's attributes; its output fd.fd is read")
-        .attr_string("weights", "ema", {"ema", "raw"}, "ema: the EMA copies; raw: the trained weights")
+        .attr_string("weights", "ema", {}, "ema: the EMA copies; raw: the trained weights; another name: the copies "
+                     "of the optim.ema with that prefix")
         .attr_string("scope", "net.", {}, "the parameters copied: those whose names start with this")
         .attr_int("n", 200, 2, {}, "samples per evaluation")
         .attr_int("steps", 20, 1, 100000, "sampler steps")
@@ -75,7 +76,7 @@ struct SampleFd final : Node {
     // The run's weights by name: parameters, and the EMA copies among the node state tensors.
     std::map<std::string, Tensor> source;
     for (auto& [name, t] : checkpoint_tensors(*ctx.executor())) source.emplace(name, t);
-    const std::string scope = ctx.attr_string("scope"), prefix = ctx.attr_string("weights") == "ema" ? "ema." : "";
+    const std::string scope = ctx.attr_string("scope"), prefix = ctx.attr_string("weights") == "raw" ? "" : ctx.attr_string("weights") + ".";
     int64_t copied = 0;
     for (auto& p : sub.params()) {
       if (p.name.rfind(scope, 0) != 0) continue;

@@ -16,13 +16,19 @@ struct LoadCheckpoint final : Node {
     return Schema("io.load_checkpoint",
                   "loads weights from a safetensors checkpoint into the pipeline's parameters (once, before the first tick)")
         .attr_string("path", std::nullopt, {}, "the checkpoint file")
-        .attr_string("weights", "ema", {"ema", "raw"}, "ema: the EMA copies (ema.<name>); raw: the trained weights")
+        .attr_string("weights", "ema", {}, "ema: the EMA copies (ema.<name>); raw: the trained weights; another "
+                     "name: the copies of the optim.ema with that prefix (<name>.<param>)")
         .attr_string("prefix", "", {}, "name prefix the pipeline's parameters carry but the file may lack (e.g. net.)")
         .attr_string("hint", "", {}, "appended to the error when the file is missing (how to make one)")
         .attr_string("scope", "", {}, "load only the parameters whose names start with this (e.g. cls.); empty: all")
         .attr_string("file_scope", "", {}, "what the file calls `scope` (e.g. net. for a classifier trained as \"net\")")
         .output("step", "[1] the step the checkpoint was written at")
-        .shape([](graph::ShapeContext& c) { c.set_output("step", {1}); });
+        .shape([](graph::ShapeContext& c) {
+          const std::string w = c.attr_string("weights");
+          if (w.empty() || w.find('.') != std::string::npos)
+            c.fail("weights", "expected ema, raw or an EMA prefix without '.', got \"" + w + "\"");
+          c.set_output("step", {1});
+        });
   }
 
   void plan(Context& ctx) override {
@@ -33,9 +39,10 @@ struct LoadCheckpoint final : Node {
       ctx.fail("path", "no checkpoint at " + path + (hint.empty() ? "" : ": " + hint));
     }
     try {
-      LoadMode mode = ctx.attr_string("weights") == "ema" ? LoadMode::Ema : LoadMode::Weights;
+      const std::string weights = ctx.attr_string("weights");
+      LoadMode mode = weights == "raw" ? LoadMode::Weights : LoadMode::Ema;
       step_ = load_checkpoint(*ctx.executor(), path, mode, ctx.attr_string("prefix"), ctx.attr_string("scope"),
-                              ctx.attr_string("file_scope"));
+                              ctx.attr_string("file_scope"), weights);
     } catch (const CheckpointError& e) {
       ctx.fail("path", e.what());
     }

@@ -1,8 +1,9 @@
 // nodes/optim/adam.cpp — Adam / AdamW (torch.optim.AdamW semantics) on every trainable parameter
-// upstream of `loss`, with optional global gradient-norm clipping and linear learning-rate warm-up.
+// upstream of `loss`, with optional global gradient-norm clipping and a learning-rate schedule
+// (warm-up, then constant, cosine or linear decay: nodes/optim/lr_schedule.hpp).
 //
 // At step s = tick + 1 (derived from the tick, so a run resumed at tick k continues identically):
-//   lr_t  = lr * min(1, s / warmup)                        (warmup 0: lr_t = lr)
+//   lr_t  = the schedule at s                              (default: lr, with warmup lr * s / warmup before)
 //   norm  = sqrt(sum over every trainable element of g^2)  (recorded as "grad_norm")
 //   c     = min(1, clip_norm / (norm + 1e-6))              (clip_norm 0: c = 1; torch clip_grad_norm_)
 //   m     = beta1 * m + (1 - beta1) * c g
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "nodes/optim/lr_schedule.hpp"
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
 
@@ -33,19 +35,19 @@ constexpr int64_t kParallelMin = 65536;  // below this many elements one thread 
 
 struct Adam final : Node {
   static Schema schema() {
-    return Schema("optim.adam",
-                  "Adam with decoupled weight decay (torch.optim.AdamW), global gradient-norm clipping and linear "
-                  "lr warm-up; outputs the 1-based step count (tick + 1) so EMA or checkpoint nodes can follow the "
-                  "update; records \"grad_norm\" (before clipping) and \"lr\"; fails on a non-finite gradient norm")
-        .input("loss", "the scalar loss [1] to minimise")
-        .output("step", "[1] the number of updates done, tick + 1 (connect optim.ema here)")
-        .attr_float("lr", 2e-4, 0.0, {}, "learning rate (0 only updates the moments)")
+    Schema s("optim.adam",
+             "Adam with decoupled weight decay (torch.optim.AdamW), global gradient-norm clipping and a learning-rate "
+             "schedule (warm-up, then constant, cosine or linear decay); outputs the 1-based step count (tick + 1) so "
+             "EMA or checkpoint nodes can follow the update; records \"grad_norm\" (before clipping) and \"lr\"; "
+             "fails on a non-finite gradient norm");
+    s.input("loss", "the scalar loss [1] to minimise")
+        .output("step", "[1] the number of updates done, tick + 1 (connect optim.ema here)");
+    return optim::lr_schedule_attrs(s, 2e-4)
         .attr_float("beta1", 0.9, 0.0, 1.0, "first-moment decay, in [0, 1)")
         .attr_float("beta2", 0.999, 0.0, 1.0, "second-moment decay, in [0, 1)")
         .attr_float("eps", 1e-8, 0.0, {}, "added to the denominator, > 0")
         .attr_float("weight_decay", 0.0, 0.0, {}, "decoupled weight decay: w -= lr_t * weight_decay * w")
         .attr_float("clip_norm", 0.0, 0.0, {}, "clip the global gradient norm to at most this (0: off)")
-        .attr_int("warmup", 0, 0, {}, "linear warm-up steps: lr_t = lr * min(1, step / warmup) (0: off)")
         .optimizer()
         .memory([](const graph::MemoryContext& m) { return graph::NodeMemory{2 * m.trainable_bytes, 0}; })  // m, v
         .heavy()
@@ -61,6 +63,7 @@ struct Adam final : Node {
   }
 
   void plan(Context& ctx) override {
+    schedule_ = optim::LrSchedule::from(ctx);
     const auto& ps = ctx.trainable();
     for (size_t k = 0; k < ps.size(); ++k) {
       m_.emplace_back(ps[k]->value.shape());
@@ -74,10 +77,9 @@ struct Adam final : Node {
 
   void forward(Context& ctx) override {
     const int64_t step = ctx.tick() + 1;
-    const double lr = ctx.attr_float("lr"), beta1 = ctx.attr_float("beta1"), beta2 = ctx.attr_float("beta2");
+    const double beta1 = ctx.attr_float("beta1"), beta2 = ctx.attr_float("beta2");
     const double eps = ctx.attr_float("eps"), wd = ctx.attr_float("weight_decay");
     const double clip = ctx.attr_float("clip_norm");
-    const int64_t warmup = ctx.attr_int("warmup");
     const auto& ps = ctx.trainable();
     const int64_t nb = int64_t(blocks_.size());
 
@@ -99,7 +101,7 @@ struct Adam final : Node {
       ctx.fail("loss", "the gradient norm is " + std::to_string(norm) + " at step " + std::to_string(step) +
                            " (the loss diverged?); the weights were left unchanged");
 
-    const double lr_t = warmup > 0 ? lr * std::min(1.0, double(step) / double(warmup)) : lr;
+    const double lr_t = schedule_.at(step);
     const double coef = clip > 0 ? std::min(1.0, clip / (norm + 1e-6)) : 1.0;
     const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
     if (RunState* rs = ctx.run_state()) {
@@ -143,6 +145,7 @@ struct Adam final : Node {
     size_t param;
     int64_t begin, end;
   };
+  optim::LrSchedule schedule_;
   std::vector<Tensor> m_, v_;
   std::vector<Block> blocks_;
   std::vector<double> partial_;

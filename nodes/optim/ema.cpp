@@ -3,12 +3,17 @@
 //   "opt": { "op": "optim.adam", "inputs": { "loss": "loss" } },
 //   "ema": { "op": "optim.ema",  "inputs": { "step": "opt" } }      // after every update
 //
-// After optimizer step s (its `step` output): ema = d * ema + (1 - d) * w with d = decay, or with
-// `warmup` d = min(decay, (1 + s) / (10 + s)) (tf.train.ExponentialMovingAverage with num_updates =
-// the step count after the update). The copies start as the weights at plan time. The runtime gives
+// After optimizer step s (its `step` output): ema = d * ema + (1 - d) * w with d = decay, or ramped:
+//   ramp "tf"      d = min(decay, (1 + s) / (10 + s))   (tf.train.ExponentialMovingAverage with
+//                  num_updates = the step count after the update; also `warmup: true`)
+//   ramp "power"   k = max(0, s - update_after - 1); d = 0 at k = 0, else
+//                  d = clamp(1 - (1 + k / inv_gamma)^-power, min_decay, decay)
+//                  (diffusers' EMAModel with use_ema_warmup; power 2/3 for short runs, 3/4 for long)
+// The copies start as the weights at plan time. The runtime gives
 // this node the optimizer's trainable list because it consumes the optimizer's output (see
 // Executor::plan_autodiff); that data edge also orders it after the update. The copies are
-// checkpointed as "ema.<param>" (live handles: a checkpoint load writes into them).
+// checkpointed as "<prefix>.<param>" (prefix "ema" unless set; live handles: a checkpoint load writes
+// into them), so a fixed and a ramped average can be kept side by side under different prefixes.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -32,12 +37,30 @@ struct Ema final : Node {
         .input("step", "[1] the optimizer's step output (orders this node after the update)")
         .output("step", "[1] the step, passed through (for checkpoints that must follow the EMA)")
         .attr_float("decay", 0.999, 0.0, 1.0, "decay d of the average, in [0, 1]")
-        .attr_bool("warmup", false, "use d = min(decay, (1 + step) / (10 + step)) early in training")
+        .attr_string("ramp", "none", {"none", "tf", "power"},
+                     "none: d = decay; tf: d = min(decay, (1 + step) / (10 + step)); power: d = min(decay, 1 - (1 + k / "
+                     "inv_gamma)^-power), k = step - update_after - 1 (diffusers' EMAModel warm-up)")
+        .attr_bool("warmup", false, "the same as ramp \"tf\" (kept for older pipelines)")
+        .attr_float("power", 2.0 / 3.0, 0.0, {}, "exponent of the power ramp (2/3 suits short runs, 3/4 long ones)")
+        .attr_float("inv_gamma", 1.0, 0.0, {}, "inverse multiplicative factor of the power ramp (> 0)")
+        .attr_float("min_decay", 0.0, 0.0, 1.0, "lower bound of the power ramp's decay")
+        .attr_int("update_after", 0, 0, {}, "power ramp: steps before averaging starts (the copy follows w)")
+        .attr_string("prefix", "ema", {}, "checkpoint names \"<prefix>.<param>\" (two EMAs need two prefixes)")
         .memory([](const graph::MemoryContext& m) { return graph::NodeMemory{m.trainable_bytes, 0}; })  // the average
         .heavy()
         .shape([](graph::ShapeContext& c) {
           if (c.input("step") != Shape{1})
             c.fail("step", "expected the optimizer's step [1], got " + graph::shape_str(c.input("step")));
+          const std::string ramp = c.attr_string("ramp");
+          if (c.attr_bool("warmup") && ramp == "power")
+            c.fail("warmup", "choose one ramp: warmup: true is ramp \"tf\", but ramp is \"power\"");
+          if (ramp == "power" && c.attr_float("inv_gamma") <= 0) c.fail("inv_gamma", "must be above 0 for the power ramp");
+          if (ramp == "power" && c.attr_float("power") <= 0) c.fail("power", "must be above 0 for the power ramp");
+          if (c.attr_float("min_decay") > c.attr_float("decay"))
+            c.fail("min_decay", "is above decay (the ramp's upper bound)");
+          const std::string prefix = c.attr_string("prefix");
+          if (prefix.empty() || prefix.find('.') != std::string::npos)
+            c.fail("prefix", "must be a non-empty name without '.', got \"" + prefix + "\"");
           c.set_output("step", {1});
         });
   }
@@ -56,8 +79,7 @@ struct Ema final : Node {
 
   void forward(Context& ctx) override {
     const double step = ctx.input("step")[0];
-    double d = ctx.attr_float("decay");
-    if (ctx.attr_bool("warmup")) d = std::min(d, (1.0 + step) / (10.0 + step));
+    const double d = decay_at(ctx, step);
     const float keep = float(d), take = float(1.0 - d);
     const auto& ps = ctx.trainable();
     const int64_t nb = int64_t(blocks_.size());
@@ -72,10 +94,24 @@ struct Ema final : Node {
     ctx.output("step")[0] = ctx.input("step")[0];
   }
 
+  /// The decay after optimizer step `step` (1-based), from the attributes.
+  static double decay_at(const Context& ctx, double step) {
+    const double decay = ctx.attr_float("decay");
+    const std::string ramp = ctx.attr_string("ramp");
+    if (ramp == "tf" || ctx.attr_bool("warmup")) return std::min(decay, (1.0 + step) / (10.0 + step));
+    if (ramp != "power") return decay;
+    const double power = ctx.attr_float("power");
+    const double k = std::max(0.0, step - double(ctx.attr_int("update_after")) - 1.0);
+    if (k <= 0) return 0.0;
+    const double d = 1.0 - std::pow(1.0 + k / ctx.attr_float("inv_gamma"), -power);
+    return std::max(std::min(d, decay), ctx.attr_float("min_decay"));
+  }
+
   std::vector<std::pair<std::string, Tensor>> state_tensors(Context& ctx) override {
     std::vector<std::pair<std::string, Tensor>> out;
     const auto& ps = ctx.trainable();
-    for (size_t k = 0; k < ps.size() && k < ema_.size(); ++k) out.push_back({"ema." + ps[k]->name, ema_[k]});
+    const std::string prefix = ctx.attr_string("prefix") + ".";
+    for (size_t k = 0; k < ps.size() && k < ema_.size(); ++k) out.push_back({prefix + ps[k]->name, ema_[k]});
     return out;
   }
 

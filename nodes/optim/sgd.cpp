@@ -1,8 +1,11 @@
 // nodes/optim/sgd.cpp — stochastic gradient descent with momentum on every
-// trainable parameter upstream of `loss` (the runtime derives the backward pass).
+// trainable parameter upstream of `loss` (the runtime derives the backward pass), with the
+// learning-rate schedules of nodes/optim/lr_schedule.hpp.
 #include <vector>
 
+#include "nodes/optim/lr_schedule.hpp"
 #include "runtime/node.hpp"
+#include "runtime/run_state.hpp"
 
 namespace noiseflow::nodes {
 namespace {
@@ -11,9 +14,11 @@ using namespace noiseflow::runtime;
 
 struct Sgd final : Node {
   static Schema schema() {
-    return Schema("optim.sgd", "SGD with momentum: v = momentum * v + grad; w -= lr * v (lr 0 only computes gradients)")
-        .input("loss", "the scalar loss [1] to minimise")
-        .attr_float("lr", 0.01, 0.0, {}, "learning rate")
+    Schema s("optim.sgd",
+             "SGD with momentum: v = momentum * v + grad; w -= lr_t * v, lr_t from the learning-rate schedule "
+             "(lr 0 only computes gradients); records \"lr\"");
+    s.input("loss", "the scalar loss [1] to minimise");
+    return optim::lr_schedule_attrs(s, 0.01)
         .attr_float("momentum", 0.0, 0.0, 1.0, "momentum factor")
         .optimizer()
         .memory([](const graph::MemoryContext& m) { return graph::NodeMemory{m.trainable_bytes, 0}; })  // velocity
@@ -25,11 +30,14 @@ struct Sgd final : Node {
   }
 
   void plan(Context& ctx) override {
+    schedule_ = optim::LrSchedule::from(ctx);
     for (Param* p : ctx.trainable()) velocity_.emplace_back(p->value.shape());
   }
 
   void forward(Context& ctx) override {
-    const float lr = float(ctx.attr_float("lr")), mom = float(ctx.attr_float("momentum"));
+    const double lr_t = schedule_.at(ctx.tick() + 1);
+    if (RunState* rs = ctx.run_state()) rs->scalar("lr", ctx.tick(), lr_t);
+    const float lr = float(lr_t), mom = float(ctx.attr_float("momentum"));
     const auto& ps = ctx.trainable();
     for (size_t k = 0; k < ps.size(); ++k) {
       float* w = ps[k]->value.data();
@@ -44,6 +52,7 @@ struct Sgd final : Node {
   }
 
  private:
+  optim::LrSchedule schedule_;
   std::vector<Tensor> velocity_;
 };
 

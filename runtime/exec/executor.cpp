@@ -81,12 +81,29 @@ void Executor::step() {
   ++next_tick_;
 }
 
+void Executor::end_after(int64_t tick) {
+  graph_.ticks = tick + 1;  // the task runner's at_end test and every Context::last_tick() follow it
+  for (auto& in : impl_->bound.instances) in.ctx.ticks_ = graph_.ticks;
+}
+
 void Executor::run(const std::function<void(const TickInfo&)>& on_tick) {
   const auto t0 = std::chrono::steady_clock::now();
   OmpThreads omp(effective_threads(opt_.threads));
+  const double budget = graph_.minutes * 60.0;
+  int64_t done = 0;
   while (next_tick_ < graph_.ticks) {
     if (impl_->runner->take_cancel()) throw Cancelled();  // honoured: a later run() may continue
+    if (budget > 0 && done > 0 && next_tick_ + 1 < graph_.ticks) {
+      // The mean tick so far predicts this one and the next; when the next would end past the budget,
+      // this tick is the last: the at_end sinks (the checkpoint) run in it, inside the budget.
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (s + 2.0 * s / double(done) > budget) {
+        budget_stop_ = {next_tick_ + 1, graph_.ticks};
+        end_after(next_tick_);
+      }
+    }
     run_tick(next_tick_);
+    ++done;
     ++next_tick_;
     if (on_tick) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,8 @@ class Executor {
   void step();
   /// Asks a running run() to stop after the current tick (thread-safe).
   void cancel();
+  /// When run.minutes ended the last run() early: {ticks done, ticks the pipeline asked for}.
+  std::optional<std::pair<int64_t, int64_t>> budget_stop() const { return budget_stop_; }
 
   /// The tensor of "node" or "node.output" (a plain copy when the plan keeps it nChw16c). Throws for an
   /// intermediate tensor whose buffer the plan shares (pipelines without an optimizer, optimised path).
@@ -88,6 +91,8 @@ class Executor {
 
  private:
   void run_tick(int64_t tick);
+  /// Makes `tick` the run's last (run.minutes).
+  void end_after(int64_t tick);
   struct Impl;
 
   graph::Graph graph_;
@@ -96,6 +101,7 @@ class Executor {
   plan::ExecutionPlan plan_;
   std::unique_ptr<Impl> impl_;
   int64_t next_tick_ = 0;
+  std::optional<std::pair<int64_t, int64_t>> budget_stop_;
 };
 
 }  // namespace noiseflow::runtime

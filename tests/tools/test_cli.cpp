@@ -85,7 +85,7 @@ TEST_CASE("noiseflow nodes lists every registered op") {
   auto& reg = noiseflow::runtime::Registry::global();
   // The exact number of node types in nodes/ (one NOISEFLOW_REGISTER_NODE per node file): a registration
   // dropped by the linker, or a node added or removed without updating this line, fails here.
-  REQUIRE(reg.size() == 56);
+  REQUIRE(reg.size() == 57);
   for (auto& op : reg.ops()) {
     INFO(op);
     CHECK((r.out.rfind(op + " — ", 0) == 0 || r.out.find("\n" + op + " — ") != std::string::npos));

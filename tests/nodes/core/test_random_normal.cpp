@@ -99,3 +99,36 @@ TEST_CASE("random.normal takes its shape from `like` or `shape`, exactly one of 
   CHECK(shape_error_field("random.normal", {{"shape", Json::array({2})}, {"std", -1.0}}, {}) == "std");
   CHECK(shape_error_field("random.normal", {{"shape", {5, 1}}}, {}) == "(no error)");
 }
+
+TEST_CASE("random.normal offset: one extra N(0, offset^2) per sample and channel, the rest unchanged") {
+  const int64_t N = 1500, C = 4, HW = 64;
+  const double offset = 0.5;
+  NodeHarness plain("random.normal", {{"shape", Json::array({N, C, 8, 8})}}, {}, 9);
+  NodeHarness off("random.normal", {{"shape", Json::array({N, C, 8, 8})}, {"offset", offset}}, {}, 9);
+  plain.forward(4);
+  off.forward(4);
+  const Tensor &y0 = plain.output("y"), &y = off.output("y");
+  // y - y0 is constant over each (n, c) plane: the per-channel draw u[n, c].
+  std::vector<double> u(size_t(N * C));
+  bool constant = true;
+  for (int64_t k = 0; k < N * C; ++k) {
+    u[size_t(k)] = double(y[k * HW]) - double(y0[k * HW]);
+    for (int64_t i = 1; i < HW; ++i)
+      constant = constant && std::fabs((double(y[k * HW + i]) - double(y0[k * HW + i])) - u[size_t(k)]) < 1e-5;
+  }
+  CHECK(constant);
+  // u ~ N(0, offset^2): mean and variance of 6000 draws (standard errors 0.0065 and 0.0046).
+  double m = 0, v = 0;
+  for (double e : u) m += e;
+  m /= double(u.size());
+  for (double e : u) v += (e - m) * (e - m);
+  v /= double(u.size() - 1);
+  CHECK(std::fabs(m) < 0.03);
+  CHECK(v == doctest::Approx(offset * offset).epsilon(0.05));
+  // Different (n, c) get different draws, and the next tick draws afresh.
+  CHECK(u[0] != u[1]);
+  off.forward(5);
+  CHECK(off.output("y")[0] - plain.output("y")[0] != doctest::Approx(u[0]));
+  // A tensor without a channel dimension cannot take it.
+  CHECK(shape_error_field("random.normal", {{"shape", Json::array({16})}, {"offset", 0.1}}, {}) == "offset");
+}

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/schema.hpp"
@@ -88,4 +89,43 @@ TEST_CASE("diffusion.timesteps shape errors") {
   CHECK(field_of({}, {{"like", Tensor({4})}, {"schedule", Tensor({10})}}) == "schedule");
   CHECK(field_of({}, {{"like", Tensor({4})}, {"schedule", Tensor({8, 10, 1})}}) == "schedule");
   CHECK(field_of({}, {{"like", Tensor({4})}, {"schedule", schedule_table(10)}}) == "(no error)");
+}
+
+TEST_CASE("diffusion.timesteps lognormal: log sigma of the drawn t follows N(mean, std^2)") {
+  const int64_t T = 1000, N = 100000;
+  const auto abar = cumprod_alpha(linear_betas(T));
+  for (auto [mean, sd] : std::vector<std::pair<double, double>>{{-1.2, 1.2}, {0.5, 0.6}}) {
+    CAPTURE(mean);
+    NodeHarness h("diffusion.timesteps", {{"sampling", "lognormal"}, {"log_sigma_mean", mean}, {"log_sigma_std", sd}},
+                  {{"like", Tensor({N, 1})}, {"schedule", schedule_table(T)}}, 5);
+    h.forward(0);
+    const Tensor& t = h.output("t");
+    double m = 0, m2 = 0;
+    bool ok = true;
+    for (int64_t i = 0; i < N; ++i) {
+      ok = ok && t[i] == std::floor(t[i]) && t[i] >= 0.f && t[i] < float(T);
+      const double a = abar[size_t(t[i])], ls = 0.5 * std::log((1.0 - a) / a);
+      m += ls;
+      m2 += ls * ls;
+    }
+    CHECK(ok);
+    m /= double(N);
+    const double s = std::sqrt(m2 / double(N) - m * m);
+    // Sampling error ~0.004; rounding to the nearest of 1000 timesteps moves log sigma by < 0.02 here.
+    CHECK(std::fabs(m - mean) < 0.03);
+    CHECK(std::fabs(s - sd) < 0.03);
+  }
+  // A narrow distribution lands on the one timestep nearest to exp(mean).
+  NodeHarness h("diffusion.timesteps", {{"sampling", "lognormal"}, {"log_sigma_mean", 0.0}, {"log_sigma_std", 1e-6}},
+                {{"like", Tensor({64, 1})}, {"schedule", schedule_table(T)}}, 5);
+  h.forward(0);
+  int64_t best = 0;
+  for (int64_t k = 0; k < T; ++k)
+    if (std::fabs(std::log((1.0 - abar[size_t(k)]) / abar[size_t(k)])) <
+        std::fabs(std::log((1.0 - abar[size_t(best)]) / abar[size_t(best)])))
+      best = k;
+  for (int64_t i = 0; i < 64; ++i) CHECK(h.output("t")[i] == float(best));
+  CHECK_THROWS_WITH_AS(NodeHarness("diffusion.timesteps", {{"sampling", "lognormal"}, {"values", Json::array({1})}},
+                                   {{"like", Tensor({4, 1})}, {"schedule", schedule_table(10)}}),
+                       doctest::Contains("no fixed `values`"), NodeError);
 }

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -79,6 +80,7 @@ std::pair<Vec, Vec> linear_mse_grads(const Tensor& x, const Tensor& y, const Vec
 struct RefAdam {
   double lr = 1e-2, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, wd = 0, clip = 0;
   int64_t warmup = 0;
+  std::function<double(int64_t)> schedule;  // when set: the learning rate of step k (else lr with warm-up)
   std::vector<Vec> m, v;
   double norm = 0, lr_t = 0;
 
@@ -91,7 +93,7 @@ struct RefAdam {
       for (double e : gi) sq += e * e;
     norm = std::sqrt(sq);
     const double coef = clip > 0 ? std::min(1.0, clip / (norm + 1e-6)) : 1.0;
-    lr_t = warmup > 0 ? lr * std::min(1.0, double(k) / double(warmup)) : lr;
+    lr_t = schedule ? schedule(k) : warmup > 0 ? lr * std::min(1.0, double(k) / double(warmup)) : lr;
     const double bc1 = 1 - std::pow(beta1, double(k)), bc2 = 1 - std::pow(beta2, double(k));
     std::vector<Vec> out = w;
     for (size_t p = 0; p < g.size(); ++p)
@@ -310,4 +312,101 @@ TEST_CASE("optim.adam: the loss of a tiny linear regression falls below 10% in 2
   CAPTURE(end);
   CHECK(start > 0.1f);
   CHECK(end < 0.1f * start);
+}
+
+TEST_CASE("optim.adam: cosine and linear schedules with warm-up follow their closed forms, and resume identically") {
+  // lr 0.02 peak, 3 warm-up steps, decay to min_lr 0.002 at step 9; the run goes 12 steps (past the end).
+  const double lr = 0.02, lo = 0.002;
+  const int64_t warmup = 3, total = 9, steps = 12;
+  std::string kind;
+  std::function<double(int64_t)> expect;
+  SUBCASE("cosine") {
+    kind = "cosine";
+    expect = [&](int64_t k) {
+      if (k < warmup) return lr * double(k) / double(warmup);
+      const double p = std::min(1.0, double(k - warmup) / double(total - warmup));
+      return lo + (lr - lo) * 0.5 * (1.0 + std::cos(3.14159265358979323846 * p));
+    };
+  }
+  SUBCASE("linear") {
+    kind = "linear";
+    expect = [&](int64_t k) {
+      if (k < warmup) return lr * double(k) / double(warmup);
+      const double p = std::min(1.0, double(k - warmup) / double(total - warmup));
+      return lo + (lr - lo) * (1.0 - p);
+    };
+  }
+  SUBCASE("constant") {
+    kind = "constant";
+    expect = [&](int64_t k) { return k < warmup ? lr * double(k) / double(warmup) : lr; };
+  }
+  CAPTURE(kind);
+  const std::string attrs = R"({ "lr": 0.02, "warmup": 3, "schedule": ")" + kind +
+                            R"(", "total": 9, "min_lr": 0.002, "clip_norm": 0.5 })";
+  auto g = load_adam_pipeline(4, attrs, steps);
+  Executor ex(g, ExecutorOptions{1});
+  set_regression_data(ex);
+  Param* w = ex.find_param("fc.weight");
+  Param* b = ex.find_param("fc.bias");
+  RefAdam ref;
+  ref.clip = 0.5;
+  ref.schedule = expect;
+  for (int64_t k = 1; k <= steps; ++k) {
+    CAPTURE(k);
+    const std::vector<Vec> before{to_vec(w->value), to_vec(b->value)};
+    ex.step();
+    const std::vector<Vec> after = ref.step(k, before, {to_vec(w->grad), to_vec(b->grad)});
+    double lr_t = -1;
+    REQUIRE(ex.state().latest("lr", lr_t));
+    CHECK(close_rel(lr_t, expect(k), 1e-12));
+    check_tensor(w->value, after[0], 1e-6, 1e-6, "fc.weight");
+    check_tensor(b->value, after[1], 1e-6, 1e-6, "fc.bias");
+  }
+  if (kind == "cosine") {
+    double mid = expect(6), end = expect(total), past = expect(steps);
+    CHECK(mid < lr);  // the closed form itself: below the peak midway, at min_lr from step `total` on
+    CHECK(end == doctest::Approx(lo));
+    CHECK(past == doctest::Approx(lo));
+  }
+
+  // Resumed at tick 5 with the weights and moments: the schedule reads the tick, so the run continues bitwise.
+  Executor first(g, ExecutorOptions{1}), resumed(g, ExecutorOptions{1});
+  set_regression_data(first);
+  set_regression_data(resumed);
+  for (int k = 0; k < 5; ++k) first.step();
+  for (auto& p : first.params()) resumed.find_param(p.name)->value.copy_from(p.value);
+  auto from = state_of(first, "opt"), to = state_of(resumed, "opt");
+  for (auto& [name, t] : from) to.at(name).copy_from(t);
+  resumed.set_next_tick(5);
+  for (int k = 5; k < steps; ++k) resumed.step();
+  for (auto& p : ex.params()) {
+    CAPTURE(p.name);
+    CHECK(p.value.to_vector() == resumed.find_param(p.name)->value.to_vector());
+  }
+}
+
+TEST_CASE("optim.adam: total 0 decays over the run's ticks, and a decay without room is a plan error naming total") {
+  {
+    auto g = load_adam_pipeline(4, R"({ "lr": 0.01, "schedule": "linear" })", 4);  // total = 4 ticks
+    Executor ex(g, ExecutorOptions{1});
+    set_regression_data(ex);
+    std::vector<double> seen;
+    for (int k = 0; k < 4; ++k) {
+      ex.step();
+      double lr_t = -1;
+      REQUIRE(ex.state().latest("lr", lr_t));
+      seen.push_back(lr_t);
+    }
+    CHECK(seen[0] == doctest::Approx(0.01 * 3.0 / 4.0));  // p = s / total with no warm-up
+    CHECK(seen[3] == doctest::Approx(0.0));
+  }
+  auto g = load_adam_pipeline(4, R"({ "lr": 0.01, "schedule": "cosine", "warmup": 10, "total": 10 })", 4);
+  try {
+    Executor ex(g, ExecutorOptions{1});
+    FAIL("expected a plan error");
+  } catch (const runtime::RunError& e) {
+    CHECK(e.node == "opt");
+    CHECK(std::string(e.what()).find("total") != std::string::npos);
+    CHECK(std::string(e.what()).find("above warmup (10)") != std::string::npos);
+  }
 }

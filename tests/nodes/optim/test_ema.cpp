@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "graph/pipeline.hpp"
+#include "runtime/checkpoint.hpp"
 #include "runtime/exec/executor.hpp"
 #include "tests/test_util.hpp"
 
@@ -55,6 +57,7 @@ void set_data(Executor& ex) {
 TEST_CASE("optim.ema follows the recurrence over the weights after every step") {
   double decay = 0;
   bool warmup = false;
+  std::function<double(double)> ramp;  // when set: the decay after step k
   std::string attrs;
   SUBCASE("constant decay") {
     decay = 0.8;
@@ -67,6 +70,25 @@ TEST_CASE("optim.ema follows the recurrence over the weights after every step") 
   SUBCASE("warm-up with the default decay") {
     decay = 0.999, warmup = true;
     attrs = R"({ "warmup": true })";
+  }
+  SUBCASE("ramp tf is warmup: true") {
+    decay = 0.3, warmup = true;
+    attrs = R"({ "decay": 0.3, "ramp": "tf" })";
+  }
+  SUBCASE("power ramp (diffusers' EMAModel): 0 at the first step, then 1 - (1 + k / inv_gamma)^-power") {
+    attrs = R"({ "decay": 0.7, "ramp": "power", "power": 0.75, "inv_gamma": 2.0, "min_decay": 0.1 })";
+    ramp = [](double step) {
+      const double k = step - 1;  // update_after 0
+      if (k <= 0) return 0.0;     // the copy takes the weights
+      return std::max(0.1, std::min(0.7, 1.0 - std::pow(1.0 + k / 2.0, -0.75)));
+    };
+  }
+  SUBCASE("power ramp with update_after: the copy follows the weights until then") {
+    attrs = R"({ "decay": 0.99, "ramp": "power", "power": 0.6667, "update_after": 2 })";
+    ramp = [](double step) {
+      const double k = std::max(0.0, step - 2 - 1);
+      return k <= 0 ? 0.0 : std::min(0.99, 1.0 - std::pow(1.0 + k, -0.6667));
+    };
   }
   CAPTURE(attrs);
   auto g = load_ema_pipeline(attrs);
@@ -85,7 +107,7 @@ TEST_CASE("optim.ema follows the recurrence over the weights after every step") 
   for (int64_t k = 1; k <= 6; ++k) {
     CAPTURE(k);
     ex.step();
-    const double d = warmup ? std::min(decay, (1.0 + double(k)) / (10.0 + double(k))) : decay;
+    const double d = ramp ? ramp(double(k)) : warmup ? std::min(decay, (1.0 + double(k)) / (10.0 + double(k))) : decay;
     for (auto& p : ex.params()) {
       CAPTURE(p.name);
       auto& e = ref[p.name];
@@ -93,7 +115,8 @@ TEST_CASE("optim.ema follows the recurrence over the weights after every step") 
       for (int64_t i = 0; i < p.value.numel(); ++i) {
         e[size_t(i)] = d * e[size_t(i)] + (1 - d) * p.value[i];
         CHECK(got[i] == doctest::Approx(e[size_t(i)]).epsilon(1e-6));
-        if (k == 1) CHECK(got[i] != p.value[i]);  // an average, not a copy (the weights moved)
+        if (k == 1 && !ramp) CHECK(got[i] != p.value[i]);  // an average, not a copy (the weights moved)
+        if (ramp && d == 0.0) CHECK(got[i] == p.value[i]);  // decay 0: the copy is the weights
       }
     }
     CHECK(ex.output("ema.step")[0] == float(k));  // the optimizer's step, passed through
@@ -130,4 +153,58 @@ TEST_CASE("optim.ema not fed by an optimizer is a plan error naming its step inp
     CHECK(e.node == "ema");
     CHECK(std::string(e.what()).find("input \"step\": no trainable parameters") != std::string::npos);
   }
+}
+
+TEST_CASE("optim.ema: a fixed and a ramped average side by side under their prefixes, each loadable") {
+  auto g = load_text(R"({ "noiseflow": 1, "name": "two-emas",
+    "nodes": {
+      "x":    { "op": "input", "attrs": { "shape": [4, 3] } },
+      "y":    { "op": "input", "attrs": { "shape": [4, 2] } },
+      "fc":   { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 2 } },
+      "loss": { "op": "loss.mse", "inputs": { "pred": "fc", "target": "y" } },
+      "opt":  { "op": "optim.adam", "inputs": { "loss": "loss" }, "attrs": { "lr": 0.05 } },
+      "ema":  { "op": "optim.ema", "inputs": { "step": "opt.step" }, "attrs": { "decay": 0.9 } },
+      "slow": { "op": "optim.ema", "inputs": { "step": "opt.step" }, "attrs": { "decay": 0.99, "ramp": "power", "prefix": "ema_slow" } }
+    },
+    "run": { "ticks": 4 } })");
+  Executor ex(g, ExecutorOptions{1});
+  set_data(ex);
+  for (int k = 0; k < 4; ++k) ex.step();
+  auto fast = state_of(ex, "ema"), slow = state_of(ex, "slow");
+  REQUIRE(fast.count("ema.fc.weight"));
+  REQUIRE(slow.count("ema_slow.fc.weight"));
+  CHECK(fast.at("ema.fc.weight").to_vector() != slow.at("ema_slow.fc.weight").to_vector());
+
+  // io.load_checkpoint's `weights` picks either average by its prefix.
+  noiseflow::test::TempDir dir;
+  const std::string path = (dir.path / "two.safetensors").string();
+  runtime::save_checkpoint(ex, path, 4);
+  for (const std::string which : {"ema", "ema_slow"}) {
+    CAPTURE(which);
+    auto lg = load_text(R"({ "noiseflow": 1, "nodes": {
+        "load": { "op": "io.load_checkpoint", "attrs": { "path": ")" + path + R"(", "weights": ")" + which + R"(" } },
+        "x":    { "op": "input", "attrs": { "shape": [4, 3] } },
+        "fc":   { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 2 } } } })");
+    Executor loaded(lg, ExecutorOptions{1});
+    const auto& want = which == "ema" ? fast.at("ema.fc.weight") : slow.at("ema_slow.fc.weight");
+    CHECK(loaded.find_param("fc.weight")->value.to_vector() == want.to_vector());
+  }
+}
+
+TEST_CASE("optim.ema: conflicting ramps and bad prefixes are errors naming the field") {
+  auto check = [](const std::string& attrs, const std::string& field, const std::string& part) {
+    CAPTURE(attrs);
+    try {
+      load_ema_pipeline(attrs);
+      FAIL("expected an error");
+    } catch (const graph::GraphError& e) {
+      const std::string m = e.what();
+      CHECK(m.find(field) != std::string::npos);
+      CHECK(m.find(part) != std::string::npos);
+    }
+  };
+  check(R"({ "warmup": true, "ramp": "power" })", "warmup", "choose one ramp");
+  check(R"({ "ramp": "power", "inv_gamma": 0 })", "inv_gamma", "above 0");
+  check(R"({ "decay": 0.5, "min_decay": 0.6 })", "min_decay", "above decay");
+  check(R"({ "prefix": "a.b" })", "prefix", "without '.'");
 }
