@@ -54,6 +54,12 @@ std::string fmt_time(double s) {
   return b;
 }
 
+std::string fmt_minutes(double m) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g min", m);
+  return b;
+}
+
 noiseflow::Pipeline* g_running = nullptr;
 void on_signal(int) {
   if (g_running) g_running->cancel();
@@ -109,7 +115,7 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   double smooth = NAN;
   if (!quiet)
     std::cerr << "noiseflow: running " << file << " (" << g.nodes.size() << " nodes, " << g.ticks << " ticks, seed "
-              << g.seed << (g.minutes > 0 ? ", budget " + fmt_time(g.minutes * 60) : std::string()) << ")\n";
+              << g.seed << (g.minutes > 0 ? ", budget " + fmt_minutes(g.minutes) : std::string()) << ")\n";
   g_running = &p;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -136,7 +142,7 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   g_running = nullptr;
   if (tty && !quiet) std::cerr << "\n";
   if (auto stop = p.executor().budget_stop())
-    std::cerr << "noiseflow: the " << fmt_time(g.minutes * 60) << " budget (run.minutes) ended the run after tick "
+    std::cerr << "noiseflow: the " << fmt_minutes(g.minutes) << " budget (run.minutes) ended the run after tick "
               << stop->first << " of " << stop->second << "; its at_end nodes ran (--resume continues)\n";
   for (auto& [kind, path] : p.artifacts()) std::cout << "wrote " << kind << ": " << path << "\n";
   std::cout << "run folder: " << folder.dir() << "\n";

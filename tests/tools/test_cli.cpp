@@ -212,6 +212,24 @@ TEST_CASE("sample.json: a 2-sample smoke run of every sampler on a 2-tick checkp
   CHECK(bad.err.find("unknown node type \"sampler.dpmpp_3m\" (from \"sampler.${sampler}\")") != std::string::npos);
 }
 
+TEST_CASE("train.json --set minutes=M ends the run early with its checkpoint and says so") {
+  TempDir dir;
+  const std::string ckpt = (dir.path / "ckpt.safetensors").string();
+  // 0.0001 minutes: the budget is gone after the first tick, so the second is the last of 50.
+  auto r = run_cli("run pipelines/train.json --set steps=50 --set batch=2 --set minutes=0.0001 --set checkpoint=" + ckpt +
+                   " --run-folder " + (dir.path / "run").string());
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.err.find("budget 0.0001 min") != std::string::npos);
+  CHECK(r.err.find("the 0.0001 min budget (run.minutes) ended the run after tick 2 of 50") != std::string::npos);
+  REQUIRE(std::filesystem::exists(ckpt));
+  CHECK(noiseflow::runtime::read_safetensors(ckpt).metadata.at("step") == "2");
+  // A recipe that cannot load names its param.
+  auto bad = run_cli("check pipelines/train.json --set weighting=snr_squared");
+  CHECK(bad.status == 1);
+  CHECK(bad.err.find("weighting") != std::string::npos);
+}
+
 TEST_CASE("train.json with fd=true logs the sample quality in log.csv's fd column every fd_every ticks") {
   TempDir dir;
   const std::string cls = (dir.path / "cls.safetensors").string(), folder = (dir.path / "run").string();
