@@ -1,6 +1,7 @@
 #include "runtime/exec/executor.hpp"
 
 #include <chrono>
+#include <map>
 
 #include <omp.h>
 #include <tbb/task_arena.h>
@@ -49,6 +50,20 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
     in.ctx.executor_ = this;
   }
   exec::plan_nodes(graph_, impl_->bound.instances);
+  // Checkpoint names must be unique: two EMAs with one prefix would write over each other's copies.
+  std::map<std::string, int> owner;  // name -> node index (-1: a parameter)
+  for (auto& p : impl_->bound.params) owner.emplace(p.name, -1);
+  for (size_t i = 0; i < impl_->bound.instances.size(); ++i) {
+    exec::Instance& in = impl_->bound.instances[i];
+    for (auto& [name, t] : in.node->state_tensors(in.ctx)) {
+      auto [it, fresh] = owner.emplace(name, int(i));
+      if (fresh) continue;
+      const std::string other = it->second < 0 ? "a parameter" : "node \"" + graph_.nodes[size_t(it->second)].id + "\"";
+      throw plan_error(graph_.nodes[i], in.ctx.schema_->find_attr("prefix") ? "prefix" : "state", "duplicate_state",
+                       "its state tensor \"" + name + "\" has the name of " + other +
+                           "'s; a checkpoint needs unique names (give one of them another prefix)");
+    }
+  }
   impl_->runner = std::make_unique<exec::TaskRunner>(graph_, impl_->bound.instances, threads, opt_.profile);
   impl_->arena.execute([&] { impl_->flow = std::make_unique<exec::FlowGraph>(graph_, plan_, *impl_->runner); });
 }

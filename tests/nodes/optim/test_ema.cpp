@@ -208,3 +208,26 @@ TEST_CASE("optim.ema: conflicting ramps and bad prefixes are errors naming the f
   check(R"({ "decay": 0.5, "min_decay": 0.6 })", "min_decay", "above decay");
   check(R"({ "prefix": "a.b" })", "prefix", "without '.'");
 }
+
+TEST_CASE("optim.ema: two averages under one prefix are a plan error naming both nodes") {
+  auto g = load_text(R"({ "noiseflow": 1,
+    "nodes": {
+      "x":    { "op": "input", "attrs": { "shape": [4, 3] } },
+      "y":    { "op": "input", "attrs": { "shape": [4, 2] } },
+      "fc":   { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 2 } },
+      "loss": { "op": "loss.mse", "inputs": { "pred": "fc", "target": "y" } },
+      "opt":  { "op": "optim.adam", "inputs": { "loss": "loss" } },
+      "ema":  { "op": "optim.ema", "inputs": { "step": "opt.step" } },
+      "ema2": { "op": "optim.ema", "inputs": { "step": "opt.step" }, "attrs": { "decay": 0.99 } }
+    } })");
+  try {
+    Executor ex(g, ExecutorOptions{1});
+    FAIL("expected a plan error");
+  } catch (const runtime::RunError& e) {
+    const std::string m = e.what();
+    CHECK(e.node == "ema2");
+    CHECK(m.find("prefix") != std::string::npos);
+    CHECK(m.find("\"ema.fc.") != std::string::npos);
+    CHECK(m.find("node \"ema\"") != std::string::npos);
+  }
+}
