@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """tools/quality_plot.py — draws tools/quality's results (runs/quality/results.tsv): the Frechet
 distance against training minutes (ticks x the idle tick time of runs/quality/tick_seconds.tsv), one
-line per recipe, the metric's floor (real training digits) and twice the floor as dotted lines;
+line per recipe, the metric's floor (real training digits: the range of tools/quality floor as a band, the
+given mean) and twice the floor as dotted lines;
 writes a PNG and prints the Markdown table for docs/QUALITY.md.
 
   /usr/bin/python3 tools/quality_plot.py [runs/quality/results.tsv] [docs/quality_fd.png] [--floor FD]
@@ -32,8 +33,15 @@ for name, rs in sorted(by.items()):
     rs.sort(key=lambda r: float(r["minutes"]))
     xs, ys = [float(r["minutes"]) for r in rs], [float(r["fd"]) for r in rs]
     ax.plot(xs, ys, marker="o", linestyle="-" if len(rs) > 1 else "none", label=name)
+import os  # noqa: E402
+
+band = os.path.join(os.path.dirname(tsv), "floor.tsv")  # tools/quality floor: 8 sets of real digits
+if os.path.exists(band):
+    fds = [float(r["fd"]) for r in csv.DictReader(open(band), delimiter="\t")]
+    ax.axhspan(min(fds), max(fds), color="grey", alpha=0.15,
+               label="%d sets of real digits (%.0f-%.0f)" % (len(fds), min(fds), max(fds)))
 if floor:
-    ax.axhline(floor, color="grey", linestyle=":", linewidth=1, label="real training digits (%.0f)" % floor)
+    ax.axhline(floor, color="grey", linestyle=":", linewidth=1, label="real digits, mean (%.0f)" % floor)
     ax.axhline(2 * floor, color="black", linestyle=":", linewidth=1, label="2x the floor (%.0f)" % (2 * floor))
 ax.set_xlabel("training minutes on 2 cores (ticks x idle tick time)")
 ax.set_ylabel("Frechet distance to held-out digits (lower is better)")

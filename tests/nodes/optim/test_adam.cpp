@@ -385,7 +385,7 @@ TEST_CASE("optim.adam: cosine and linear schedules with warm-up follow their clo
   }
 }
 
-TEST_CASE("optim.adam: total 0 decays over the run's ticks, and a decay without room is a plan error naming total") {
+TEST_CASE("optim.adam: total 0 decays over the run's ticks, a decay shorter than the warm-up ends at min_lr") {
   {
     auto g = load_adam_pipeline(4, R"({ "lr": 0.01, "schedule": "linear" })", 4);  // total = 4 ticks
     Executor ex(g, ExecutorOptions{1});
@@ -400,13 +400,27 @@ TEST_CASE("optim.adam: total 0 decays over the run's ticks, and a decay without 
     CHECK(seen[0] == doctest::Approx(0.01 * 3.0 / 4.0));  // p = s / total with no warm-up
     CHECK(seen[3] == doctest::Approx(0.0));
   }
-  auto g = load_adam_pipeline(4, R"({ "lr": 0.01, "schedule": "cosine", "warmup": 10, "total": 10 })", 4);
+  {
+    // total 3 <= warmup 5: warm-up for steps 1..4, the peak at step 5 (the decay's start), then min_lr
+    // (no division by zero, no error).
+    auto g = load_adam_pipeline(4, R"({ "lr": 0.01, "schedule": "cosine", "warmup": 5, "total": 3, "min_lr": 0.001 })", 7);
+    Executor ex(g, ExecutorOptions{1});
+    set_regression_data(ex);
+    for (int k = 1; k <= 7; ++k) {
+      CAPTURE(k);
+      ex.step();
+      double lr_t = -1;
+      REQUIRE(ex.state().latest("lr", lr_t));
+      CHECK(lr_t == doctest::Approx(k < 5 ? 0.01 * k / 5.0 : k == 5 ? 0.01 : 0.001));
+    }
+  }
+  auto g = load_adam_pipeline(4, R"({ "lr": 0.01, "schedule": "cosine", "min_lr": 0.1 })", 4);
   try {
     Executor ex(g, ExecutorOptions{1});
     FAIL("expected a plan error");
   } catch (const runtime::RunError& e) {
     CHECK(e.node == "opt");
-    CHECK(std::string(e.what()).find("total") != std::string::npos);
-    CHECK(std::string(e.what()).find("above warmup (10)") != std::string::npos);
+    CHECK(std::string(e.what()).find("min_lr") != std::string::npos);
+    CHECK(std::string(e.what()).find("is above lr") != std::string::npos);
   }
 }
