@@ -66,6 +66,13 @@ struct Ema final : Node {
   }
 
   void plan(Context& ctx) override {
+    const std::string ramp = ctx.attr_string("ramp");
+    ramp_ = ramp == "tf" || ctx.attr_bool("warmup") ? Ramp::Tf : ramp == "power" ? Ramp::Power : Ramp::None;
+    decay_ = ctx.attr_float("decay");
+    power_ = ctx.attr_float("power");
+    inv_gamma_ = ctx.attr_float("inv_gamma");
+    min_decay_ = ctx.attr_float("min_decay");
+    update_after_ = ctx.attr_int("update_after");
     const auto& ps = ctx.trainable();
     if (ps.empty())
       ctx.fail("step", "no trainable parameters: connect `step` to an optimizer's step output (e.g. \"opt.step\")");
@@ -79,7 +86,7 @@ struct Ema final : Node {
 
   void forward(Context& ctx) override {
     const double step = ctx.input("step")[0];
-    const double d = decay_at(ctx, step);
+    const double d = decay_at(step);
     const float keep = float(d), take = float(1.0 - d);
     const auto& ps = ctx.trainable();
     const int64_t nb = int64_t(blocks_.size());
@@ -94,17 +101,14 @@ struct Ema final : Node {
     ctx.output("step")[0] = ctx.input("step")[0];
   }
 
-  /// The decay after optimizer step `step` (1-based), from the attributes.
-  static double decay_at(const Context& ctx, double step) {
-    const double decay = ctx.attr_float("decay");
-    const std::string ramp = ctx.attr_string("ramp");
-    if (ramp == "tf" || ctx.attr_bool("warmup")) return std::min(decay, (1.0 + step) / (10.0 + step));
-    if (ramp != "power") return decay;
-    const double power = ctx.attr_float("power");
-    const double k = std::max(0.0, step - double(ctx.attr_int("update_after")) - 1.0);
+  /// The decay after optimizer step `step` (1-based).
+  double decay_at(double step) const {
+    if (ramp_ == Ramp::Tf) return std::min(decay_, (1.0 + step) / (10.0 + step));
+    if (ramp_ == Ramp::None) return decay_;
+    const double k = std::max(0.0, step - double(update_after_) - 1.0);
     if (k <= 0) return 0.0;
-    const double d = 1.0 - std::pow(1.0 + k / ctx.attr_float("inv_gamma"), -power);
-    return std::max(std::min(d, decay), ctx.attr_float("min_decay"));
+    const double d = 1.0 - std::pow(1.0 + k / inv_gamma_, -power_);
+    return std::max(std::min(d, decay_), min_decay_);
   }
 
   std::vector<std::pair<std::string, Tensor>> state_tensors(Context& ctx) override {
@@ -116,6 +120,10 @@ struct Ema final : Node {
   }
 
  private:
+  enum class Ramp { None, Tf, Power };
+  Ramp ramp_ = Ramp::None;
+  double decay_ = 0.999, power_ = 2.0 / 3.0, inv_gamma_ = 1.0, min_decay_ = 0.0;
+  int64_t update_after_ = 0;
   struct Block {
     size_t param;
     int64_t begin, end;
