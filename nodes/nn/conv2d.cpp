@@ -6,14 +6,21 @@
 // descs differ. Running them is nodes/nn/weighted_layer.hpp's part.
 //
 // Algorithm: 3x3 stride-1 convolutions use oneDNN's Winograd F(4x4, 3x3) kernels when the CPU has them
-// ("auto"): 2.25x fewer multiplications, measured 1.6-1.9x faster than the direct kernels at every
-// unet-small shape in forward, backward-data and backward-weights (docs/PERFORMANCE.md), with float32
+// (AVX-512), else noiseflow's own (nodes/nn/winograd.hpp: AVX2 and every other CPU, channel counts that are
+// multiples of 16): 4x fewer multiplications in the tile products, measured faster than the direct kernels at
+// every unet-small shape in forward, backward-data and backward-weights (docs/PERFORMANCE.md), with float32
 // rounding differences around 1e-6 relative. "direct" forces the direct kernels; the reference path
-// (ExecutorOptions::reference) uses them too.
+// (ExecutorOptions::reference) uses them too. NOISEFLOW_WINOGRAD=onednn|noiseflow|off changes what "auto"
+// picks, for benchmarks.
+#include <omp.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
 
 #include "nodes/nn/dnnl_util.hpp"
 #include "nodes/nn/weighted_layer.hpp"
+#include "nodes/nn/winograd.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -68,22 +75,64 @@ ConvPds make_pds(const dnnl::engine& eng, const ConvGeometry& g, dnnl::algorithm
   return p;
 }
 
+enum class Kernel { direct, onednn_winograd, own_winograd };
+
+bool winograd_shape(const ConvGeometry& g) { return g.k == 3 && g.stride == 1 && g.pad == 1; }
+
+/// What `algorithm` (auto | direct | winograd | winograd_onednn | winograd_noiseflow) picks for the layer,
+/// nullopt when the requested kind does not exist for it (the caller reports why).
+std::optional<Kernel> choose(const dnnl::engine& eng, const ConvGeometry& g, const std::string& choice, bool bias,
+                             bool reference) {
+  if (choice == "direct" || (choice == "auto" && reference)) return Kernel::direct;
+  const bool shape = winograd_shape(g);
+  const bool own = shape && winograd::supports(g.cin, g.cout);
+  const auto onednn = [&] {
+    if (!shape) return false;
+    try {
+      make_pds(eng, g, dnnl::algorithm::convolution_winograd, bias);
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  };
+  if (choice == "winograd_noiseflow") return own ? std::optional(Kernel::own_winograd) : std::nullopt;
+  if (choice == "winograd_onednn") return onednn() ? std::optional(Kernel::onednn_winograd) : std::nullopt;
+  if (choice == "winograd") {
+    if (onednn()) return Kernel::onednn_winograd;
+    return own ? std::optional(Kernel::own_winograd) : std::nullopt;
+  }
+  // auto (NOISEFLOW_WINOGRAD=onednn|noiseflow|off narrows it for benchmarks)
+  const char* env = std::getenv("NOISEFLOW_WINOGRAD");
+  const std::string pref = env ? env : "";
+  if (pref == "off") return Kernel::direct;
+  if (pref != "noiseflow" && onednn()) return Kernel::onednn_winograd;
+  if (pref != "onednn" && own) return Kernel::own_winograd;
+  return Kernel::direct;
+}
+
 /// Per-call working memory on the thread's shared buffers: the largest of the three scratchpads, and the
-/// weights and their gradient reordered into the primitives' layouts.
+/// weights and their gradient reordered into the primitives' layouts (oneDNN); the transformed weights and
+/// every thread's tile buffers, and the tensors staged into nChw16c (noiseflow's Winograd).
 graph::NodeMemory conv_memory(const graph::MemoryContext& m) {
   if (!m.inputs[0]) return {};
   const ConvGeometry g = geometry(*m.inputs[0], m.attrs);
-  const bool wino = g.k == 3 && g.stride == 1 && g.pad == 1 && !m.reference && m.attrs["algorithm"] != "direct";
   const auto& eng = Engine::get().engine;
-  for (auto alg : {dnnl::algorithm::convolution_winograd, dnnl::algorithm::convolution_direct}) {
-    if (alg == dnnl::algorithm::convolution_winograd && !wino) continue;
-    try {
-      const ConvPds p = make_pds(eng, g, alg, m.attrs["bias"].get<bool>());
-      const size_t scratch = std::max({p.fwd.scratchpad_desc().get_size(), p.bwd_d.scratchpad_desc().get_size(),
-                                       p.bwd_w.scratchpad_desc().get_size()});
-      return {0, 0, int64_t(scratch + p.fwd.weights_desc().get_size() + p.bwd_w.diff_weights_desc().get_size())};
-    } catch (const dnnl::error&) {
-    }
+  const bool bias = m.attrs["bias"].get<bool>();
+  const auto kernel = choose(eng, g, m.attrs["algorithm"].get<std::string>(), bias, m.reference);
+  if (!kernel) return {};
+  if (*kernel == Kernel::own_winograd) {
+    const winograd::Conv3x3 c({g.n, g.cin, g.cout, g.h, g.w}, winograd::Isa::generic);
+    return {0, 0, int64_t(c.shared_bytes() + c.thread_bytes() * size_t(std::max(1, omp_get_max_threads())))};
+  }
+  try {
+    const ConvPds p = make_pds(eng, g,
+                               *kernel == Kernel::onednn_winograd ? dnnl::algorithm::convolution_winograd
+                                                                  : dnnl::algorithm::convolution_direct,
+                               bias);
+    const size_t scratch = std::max({p.fwd.scratchpad_desc().get_size(), p.bwd_d.scratchpad_desc().get_size(),
+                                     p.bwd_w.scratchpad_desc().get_size()});
+    return {0, 0, int64_t(scratch + p.fwd.weights_desc().get_size() + p.bwd_w.diff_weights_desc().get_size())};
+  } catch (const dnnl::error&) {
   }
   return {};
 }
@@ -98,8 +147,10 @@ struct Conv2d final : Node {
         .attr_int("stride", 1, 1, 16, "stride in both directions")
         .attr_int("padding", -1, -1, 31, "zero padding on every side; -1 means kernel / 2")
         .attr_bool("bias", true, "add a learned per-channel bias")
-        .attr_string("algorithm", "auto", {"auto", "direct", "winograd"},
-                     "auto: Winograd for 3x3 stride-1 kernels when the CPU supports it, else direct")
+        .attr_string("algorithm", "auto", {"auto", "direct", "winograd", "winograd_onednn", "winograd_noiseflow"},
+                     "auto: Winograd F(4x4,3x3) for 3x3 stride-1 kernels (oneDNN's on AVX-512, else noiseflow's "
+                     "when both channel counts are multiples of 16), else direct; winograd: either Winograd or "
+                     "an error; winograd_onednn / winograd_noiseflow: that one or an error")
         .attr_bool("zero_init", false,
                    "start weight and bias at zero (else PyTorch's default U(+-1/sqrt(Cin*kernel^2)))")
         .differentiable({"x"})
@@ -138,25 +189,69 @@ struct Conv2d final : Node {
     const dnnl::memory::desc src_md = ctx.input("x").desc(), wei_md(wei_dims, dt::f32, tag::oihw),
                              dst_md = ctx.output("y").desc(), bias_md(bias_dims, dt::f32, tag::x);
     const std::string choice = ctx.attr_string("algorithm");
-    const bool wino_shape = g_.k == 3 && g_.stride == 1 && g_.pad == 1;
-    if (choice == "winograd" && !wino_shape)
-      ctx.fail("algorithm", "winograd needs kernel 3, stride 1, padding 1 (got kernel " + std::to_string(g_.k) +
-                                ", stride " + std::to_string(g_.stride) + ", padding " + std::to_string(g_.pad) + ")");
-    const bool try_wino = choice == "winograd" || (choice == "auto" && wino_shape && !ctx.reference());
-    for (auto alg : {dnnl::algorithm::convolution_winograd, dnnl::algorithm::convolution_direct}) {
-      if (alg == dnnl::algorithm::convolution_winograd && !try_wino) continue;
-      try {
-        plan_with(ctx, alg, {src_md, wei_md, dst_md, bias_md});
-        return;
-      } catch (const dnnl::error& e) {
-        if (alg == dnnl::algorithm::convolution_winograd && choice == "winograd")
-          ctx.fail("algorithm", std::string("this CPU has no Winograd convolution for this shape: ") + e.what());
-      }
+    const auto kernel = choose(ctx.engine(), g_, choice, bias_, ctx.reference());
+    if (!kernel) {
+      if (!winograd_shape(g_))
+        ctx.fail("algorithm", choice + " needs kernel 3, stride 1, padding 1 (got kernel " + std::to_string(g_.k) +
+                                  ", stride " + std::to_string(g_.stride) + ", padding " + std::to_string(g_.pad) +
+                                  ")");
+      if (choice == "winograd_onednn")
+        ctx.fail("algorithm", "this CPU has no oneDNN Winograd convolution (oneDNN 2.6 has them for AVX-512 only)");
+      ctx.fail("algorithm", choice + " needs input and output channels that are multiples of 16 (got " +
+                                std::to_string(g_.cin) + " and " + std::to_string(g_.cout) + ")");
     }
+    kernel_ = *kernel;
+    if (kernel_ == Kernel::own_winograd) {
+      wino_ = winograd::Conv3x3({g_.n, g_.cin, g_.cout, g_.h, g_.w}, winograd::detect_isa());
+      const auto blocked = [](const dnnl::memory::desc& md) {
+        return dnnl::memory::desc(md.dims(), dt::f32, tag::nChw16c);
+      };
+      const auto& eng = ctx.engine();
+      w_src_ = dnnl_util::Staged(src_md, blocked(src_md), eng, 0);
+      w_dst_ = dnnl_util::Staged(dst_md, blocked(dst_md), eng, 2);
+      w_dsrc_ = dnnl_util::Staged(src_md, blocked(src_md), eng, 3);
+      w_ddst_ = dnnl_util::Staged(dst_md, blocked(dst_md), eng, 4);
+      return;
+    }
+    plan_with(ctx,
+              kernel_ == Kernel::onednn_winograd ? dnnl::algorithm::convolution_winograd
+                                                 : dnnl::algorithm::convolution_direct,
+              {src_md, wei_md, dst_md, bias_md});
   }
 
-  void forward(Context& ctx) override { layer_.forward(ctx); }
-  void backward(Context& ctx) override { layer_.backward(ctx); }
+  void forward(Context& ctx) override {
+    if (kernel_ != Kernel::own_winograd) return layer_.forward(ctx);
+    const auto& eng = ctx.engine();
+    auto& s = ctx.stream();
+    const dnnl::memory x = w_src_.in(ctx.input("x"), eng, s);
+    s.wait();
+    Tensor& y = ctx.output("y");
+    const dnnl::memory ym = w_dst_.out(y, eng);
+    wino_.forward(static_cast<const float*>(x.get_data_handle()), ctx.param("weight").data(),
+                  bias_ ? ctx.param("bias").data() : nullptr, static_cast<float*>(ym.get_data_handle()));
+    w_dst_.finish(y, eng, s);
+    s.wait();
+  }
+
+  void backward(Context& ctx) override {
+    if (kernel_ != Kernel::own_winograd) return layer_.backward(ctx);
+    const auto& eng = ctx.engine();
+    auto& s = ctx.stream();
+    const dnnl::memory dy = w_ddst_.in(ctx.grad_output("y"), eng, s);
+    s.wait();
+    const auto* dyp = static_cast<const float*>(dy.get_data_handle());
+    if (ctx.wants_grad("x")) {
+      Tensor& dx = ctx.grad_input("x");
+      const dnnl::memory dxm = w_dsrc_.out(dx, eng);
+      wino_.backward_data(dyp, ctx.param("weight").data(), static_cast<float*>(dxm.get_data_handle()));
+      w_dsrc_.finish(dx, eng, s);
+      s.wait();
+    }
+    const dnnl::memory x = w_src_.in(ctx.input("x"), eng, s);
+    s.wait();
+    wino_.backward_weights(static_cast<const float*>(x.get_data_handle()), dyp, ctx.param_grad("weight").data(),
+                           bias_ ? ctx.param_grad("bias").data() : nullptr);
+  }
 
  private:
   void plan_with(Context& ctx, dnnl::algorithm alg, const dnnl_util::TensorLayouts& layouts) {
@@ -166,6 +261,9 @@ struct Conv2d final : Node {
 
   ConvGeometry g_{};
   bool bias_ = true;
+  Kernel kernel_ = Kernel::direct;
+  winograd::Conv3x3 wino_;
+  dnnl_util::Staged w_src_, w_dst_, w_dsrc_, w_ddst_;  // noiseflow's Winograd: the tensors in nChw16c
   dnnl_util::WeightedLayer<dnnl::convolution_forward, dnnl::convolution_backward_data,
                            dnnl::convolution_backward_weights>
       layer_;
