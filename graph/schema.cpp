@@ -142,6 +142,17 @@ Schema& Schema::differentiable(std::vector<std::string> names) {
   return *this;
 }
 
+Schema& Schema::backward_reads(std::vector<std::string> names, bool outputs) {
+  for (auto& in : inputs_) in.read_by_backward = false;
+  for (auto& n : names) {
+    auto it = std::find_if(inputs_.begin(), inputs_.end(), [&](const PortSpec& p) { return p.name == n; });
+    if (it == inputs_.end()) throw std::logic_error(op_ + ": backward_reads() names undeclared input '" + n + "'");
+    it->read_by_backward = true;
+  }
+  backward_reads_outputs_ = outputs;
+  return *this;
+}
+
 bool Schema::is_differentiable() const {
   return std::any_of(inputs_.begin(), inputs_.end(), [](const PortSpec& p) { return p.differentiable; });
 }

@@ -49,6 +49,7 @@ struct PortSpec {
   std::string doc;
   bool optional = false;        ///< inputs only
   bool differentiable = false;  ///< inputs only: backward yields its gradient
+  bool read_by_backward = true;  ///< backward() reads its value (see Schema::backward_reads)
 };
 
 /// How a trainable parameter starts.
@@ -174,6 +175,10 @@ class Schema {
   Schema& attr_floats(std::string name, std::optional<std::vector<double>> def, std::string doc = {});
   /// Inputs whose gradients backward() computes.
   Schema& differentiable(std::vector<std::string> inputs);
+  /// The values backward() reads besides the output gradients: these inputs, and the outputs when
+  /// `outputs` is true. Undeclared, backward may read every input and output. When training, the plan frees
+  /// (and reuses) an activation's buffer once nothing that reads it is left in the tick.
+  Schema& backward_reads(std::vector<std::string> inputs, bool outputs = false);
   Schema& shape(ShapeFn fn) { shape_fn_ = std::move(fn); return *this; }
   /// Runs on the serial compute lane (oneDNN primitives using all cores).
   Schema& heavy() { heavy_ = true; return *this; }
@@ -200,6 +205,9 @@ class Schema {
   bool is_optimizer() const { return optimizer_; }
   const MemoryFn& memory_fn() const { return memory_fn_; }
   bool is_differentiable() const;
+  /// Whether backward() reads input `p` / the node's outputs (see backward_reads).
+  bool backward_reads_input(size_t p) const { return inputs_.at(p).read_by_backward; }
+  bool backward_reads_outputs() const { return backward_reads_outputs_; }
   const ShapeFn& shape_fn() const { return shape_fn_; }
 
   const PortSpec* find_input(const std::string& name) const;
@@ -226,6 +234,7 @@ class Schema {
   std::vector<PortSpec> inputs_, outputs_;
   std::vector<AttrSpec> attrs_;
   std::vector<std::string> back_edges_;
+  bool backward_reads_outputs_ = true;
   ShapeFn shape_fn_;
   MemoryFn memory_fn_;
   bool heavy_ = false, sink_ = false, optimizer_ = false;

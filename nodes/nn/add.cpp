@@ -70,6 +70,7 @@ struct Add final : Node {
                      "trailing: numpy rules (shapes aligned at the last dimension); leading: b's dimensions "
                      "match a's first ones ([N, C] onto [N, C, H, W] adds per channel)")
         .differentiable({"a", "b"})
+        .backward_reads({})
         .heavy()
         .layouts(graph::LayoutSupport::uniform)
         .shape([](graph::ShapeContext& c) {

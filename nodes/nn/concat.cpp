@@ -29,6 +29,7 @@ struct Concat final : Node {
         .output("y", "the inputs joined along `axis`, in order a, b, c, d")
         .attr_int("axis", 1, -6, 5, "axis to join along; negative counts from the last")
         .differentiable({"a", "b", "c", "d"})
+        .backward_reads({})
         .heavy()
         .layouts(graph::LayoutSupport::uniform)
         .shape([](graph::ShapeContext& c) {

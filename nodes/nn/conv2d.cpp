@@ -154,6 +154,7 @@ struct Conv2d final : Node {
         .attr_bool("zero_init", false,
                    "start weight and bias at zero (else PyTorch's default U(+-1/sqrt(Cin*kernel^2)))")
         .differentiable({"x"})
+        .backward_reads({"x"})
         .heavy()
         .layouts(graph::LayoutSupport::any)
         .memory(conv_memory)

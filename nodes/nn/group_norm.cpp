@@ -255,6 +255,7 @@ struct GroupNorm final : Node {
         .attr_string("activation", "none", {"none", "silu"},
                      "applied to the normalised output in the same pass: none, or silu (y = z * sigmoid(z))")
         .differentiable({"x"})
+        .backward_reads({"x"})
         .heavy()
         .layouts(graph::LayoutSupport::uniform)
         .shape([](graph::ShapeContext& c) {

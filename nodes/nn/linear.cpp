@@ -22,6 +22,7 @@ struct Linear final : Node {
         .attr_bool("zero_init", false,
                    "start weight and bias at zero (else PyTorch's default U(+-1/sqrt(in_features)))")
         .differentiable({"x"})
+        .backward_reads({"x"})
         .heavy()
         .shape([](graph::ShapeContext& c) {
           const Shape& x = c.input_rank("x", 2);

@@ -14,6 +14,7 @@ struct Silu final : Node {
         .input("x", "any shape")
         .output("y", "same shape as x")
         .differentiable({"x"})
+        .backward_reads({"x"})
         .heavy()
         .layouts(graph::LayoutSupport::uniform)
         .shape([](graph::ShapeContext& c) { c.set_output("y", c.input("x")); });

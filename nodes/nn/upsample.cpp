@@ -25,6 +25,7 @@ struct Upsample final : Node {
         .output("y", "[N, C, scale*H, scale*W]; y[n,c,i,j] = x[n,c,i/scale,j/scale]")
         .attr_int("scale", 2, 1, 64, "integer upsampling factor for both H and W")
         .differentiable({"x"})
+        .backward_reads({})
         .heavy()
         .layouts(graph::LayoutSupport::uniform)
         .shape([](graph::ShapeContext& c) {

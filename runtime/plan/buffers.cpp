@@ -43,8 +43,8 @@ std::set<ValueId> kept_whole(const graph::Graph& g) {
 }
 
 // Lifetime of every node output: from its producer's forward to its last reader (forward of an ordering
-// consumer; when training, the backward of the producer or of a consumer). Returns whether each has a
-// forward consumer.
+// consumer; when training, the backward of the producer or of a consumer, where that backward reads it:
+// Schema::backward_reads). Returns whether each has a forward consumer.
 std::set<ValueId> activation_lifetimes(const graph::Graph& g, ExecutionPlan& plan) {
   std::set<ValueId> consumed;
   for (size_t i = 0; i < g.nodes.size(); ++i)
@@ -57,7 +57,8 @@ std::set<ValueId> activation_lifetimes(const graph::Graph& g, ExecutionPlan& pla
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const graph::GraphNode& gn = g.nodes[i];
     const int bwd = plan.position({int(i), true});
-    for (size_t o = 0; o < gn.output_shapes.size() && bwd >= 0; ++o) extend({int(i), int(o)}, bwd);
+    if (gn.schema->backward_reads_outputs())
+      for (size_t o = 0; o < gn.output_shapes.size() && bwd >= 0; ++o) extend({int(i), int(o)}, bwd);
     for (size_t p = 0; p < gn.inputs.size(); ++p) {
       if (!gn.inputs[p]) continue;
       const ValueId v{gn.inputs[p]->node, gn.inputs[p]->output};
@@ -66,22 +67,25 @@ std::set<ValueId> activation_lifetimes(const graph::Graph& g, ExecutionPlan& pla
         continue;
       }
       consumed.insert(v);
-      extend(v, std::max(plan.position({int(i), false}), bwd));
+      extend(v, gn.schema->backward_reads_input(p) ? std::max(plan.position({int(i), false}), bwd)
+                                                    : plan.position({int(i), false}));
     }
   }
   for (const auto& [alias, ref] : g.aliases) extend({ref.node, ref.output}, end);
   return consumed;
 }
 
-// Without an optimizer nothing is kept for a backward pass: outputs of heavy nodes share slots. Left whole:
-// outputs of light nodes (sources, state and sampler nodes may keep values across ticks), back-edge reads,
-// unconsumed outputs and subgraph outputs.
+// Outputs of heavy nodes share slots by lifetime (without an optimizer nothing is kept for a backward pass;
+// with one, what the backward tasks read lives until they ran). Left whole: outputs of light nodes (sources,
+// state and sampler nodes may keep values across ticks), back-edge reads, unconsumed outputs and subgraph
+// outputs.
 void share_activations(const graph::Graph& g, ExecutionPlan& plan, const std::set<ValueId>& consumed) {
   const std::set<ValueId> keep = kept_whole(g);
   IntervalAllocator alloc(Slot::Pool::activations, plan.slots);
   for (int i : g.order) {
     const graph::GraphNode& gn = g.nodes[size_t(i)];
-    if (!gn.schema->is_heavy() || gn.schema->is_sink()) continue;
+    // Optimizers keep their outputs (the step count) from tick to tick.
+    if (!gn.schema->is_heavy() || gn.schema->is_sink() || gn.schema->is_optimizer()) continue;
     for (size_t o = 0; o < gn.output_shapes.size(); ++o) {
       const ValueId v{i, int(o)};
       if (keep.count(v) || !consumed.count(v)) continue;
@@ -111,7 +115,7 @@ void plan_buffers(const graph::Graph& g, ExecutionPlan& plan) {
     for (auto& t : plan.tensors[i]) t.storage.bytes = bytes_of(t.shape);
   const std::set<ValueId> consumed = activation_lifetimes(g, plan);
   if (plan.training()) gradient_storage(g, plan);
-  else if (!plan.reference) share_activations(g, plan, consumed);
+  if (!plan.reference) share_activations(g, plan, consumed);
 }
 
 }  // namespace noiseflow::runtime::plan

@@ -58,27 +58,48 @@ TEST_CASE("schedule: forward, then backward consumers first, then the optimizer 
   CHECK(first_bwd == int(g.nodes.size()) - 2);
   for (int k = 0; k < first_bwd; ++k) CHECK_FALSE(p.schedule[size_t(k)].backward);
   CHECK(p.serial_backward);
-  CHECK_FALSE(p.serial_forward);
+  CHECK(p.serial_forward);  // activations share slots, so the forward tasks run in the planned order
 }
 
-TEST_CASE("buffers: training keeps activations whole and shares gradient slots by lifetime") {
+TEST_CASE("buffers: training shares activation and gradient slots by lifetime; what a backward reads lives until it ran") {
   const auto g = test::load_graph(test::kDiamond);
   const ExecutionPlan p = runtime::plan::make_plan(g);
-  for (const auto& outs : p.tensors)
-    for (const auto& t : outs) CHECK(t.storage.slot < 0);
+  const auto pos = [&](const char* n, bool bwd) { return p.position({node_index(g, n), bwd}); };
+  const auto life = [&](const char* n) { return p.tensor({node_index(g, n), 0}).storage; };
   // Every gradient lives from its consumer's backward to its producer's.
   for (const auto& gr : p.autodiff.gradients) {
     CHECK(gr.storage.slot >= 0);
     CHECK(gr.storage.life.from == p.position({gr.consumer, true}));
     CHECK(gr.storage.life.until == p.position({gr.value.node, true}));
   }
-  // Six gradients of 8 KB, at most three alive at once (the two into a, and one more).
-  CHECK(p.slots.size() < p.autodiff.gradients.size());
+  // a is read by the backward of l (silu reads x) and of r (a convolution reads its input for the weight
+  // gradient), not by its own (a convolution never reads its output): it lives until the later of those two.
+  CHECK(life("a").life.from == pos("a", false));
+  CHECK(life("a").life.until == std::max(pos("l", true), pos("r", true)));
+  CHECK(life("a").life.until < pos("a", true));
+  // l and r feed only an addition, whose backward reads nothing: they die at its forward.
+  CHECK(life("l").life.until == pos("m", false));
+  CHECK(life("r").life.until == pos("m", false));
+  // m is the input of convolution c: until c's backward; c feeds the loss (which reads it): until the loss's.
+  CHECK(life("m").life.until == pos("c", true));
+  CHECK(life("c").life.until == pos("loss", true));
+  // The heavy outputs are in shared slots, and c reuses r's (r ended before c started); the optimizer's
+  // step count and the light sources stay whole.
+  for (const char* n : {"a", "l", "r", "m", "c"}) CHECK(life(n).slot >= 0);
+  CHECK(life("c").slot == life("r").slot);
+  CHECK(life("opt").slot < 0);
+  CHECK(life("x").slot < 0);
+  CHECK(p.slots.size() < p.autodiff.gradients.size() + 5);
   check_slots(p);
-  // An activation lives until the last backward that may read it: a's until r's and l's backward.
-  const auto& a = p.tensor({node_index(g, "a"), 0}).storage;
-  CHECK(a.life.from == p.position({node_index(g, "a"), false}));
-  CHECK(a.life.until == p.position({node_index(g, "a"), true}));
+}
+
+TEST_CASE("buffers: the reference path keeps every activation whole") {
+  const auto g = test::load_graph(test::kDiamond);
+  runtime::plan::PlanOptions o;
+  o.reference = true;
+  const ExecutionPlan p = runtime::plan::make_plan(g, o);
+  for (const auto& outs : p.tensors)
+    for (const auto& t : outs) CHECK(t.storage.slot < 0);
 }
 
 TEST_CASE("buffers: without an optimizer, heavy nodes' outputs share slots; the last output stays whole") {
