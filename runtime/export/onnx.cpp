@@ -443,7 +443,8 @@ Model build_model(const graph::Graph& g, const NetSelection& net, const Weights&
     fail(g.file, "", "", "bad_batch",
          "batch " + std::to_string(*options.batch) + " requested but the net was loaded with batch " +
              std::to_string(loaded) + " (input " + q(net.inputs[0].first) + " " +
-             graph::shape_str(g.shape(net.inputs[0].second)) + "): load it at that batch");
+             graph::shape_str(g.shape(net.inputs[0].second)) + "): set the param its shapes come from (--set NAME=" +
+             std::to_string(*options.batch) + ")");
   auto value_info = [&](const std::string& name, const Shape& s) {
     ValueInfo v{name, DataType::Float, {}};
     for (size_t i = 0; i < s.size(); ++i) v.dims.push_back(i == 0 && !options.batch ? Dim{0, "N"} : Dim{s[i], ""});

@@ -278,7 +278,7 @@ TEST_CASE("export onnx: unet-small becomes a valid opset-17 model with every wei
     auto [code, what] = export_error([&] { onnx::build_model(g, net, weights, o); });
     CHECK(code == "bad_batch");
     CHECK(what == kUnet + ": batch 3 requested but the net was loaded with batch 2 (input \"x\" [2, 1, 28, 28]): "
-                          "load it at that batch");
+                          "set the param its shapes come from (--set NAME=3)");
   }
 }
 
