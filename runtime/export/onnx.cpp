@@ -186,10 +186,12 @@ NetSelection select_net(const graph::Graph& g, const std::string& instance) {
     const auto outs = doc.is_object() && doc.contains("outputs") ? doc["outputs"] : nlohmann::ordered_json();
     if (!outs.is_object() || outs.empty())
       fail(g.file, "", "outputs", "no_net", "a net file must declare its output (\"outputs\": {\"out\": \"node\"})");
-    std::string target;
-    if (outs.size() == 1) target = outs.begin().value().get<std::string>();
-    else if (outs.contains("out")) target = outs["out"].get<std::string>();
-    else fail(g.file, "", "outputs", "no_net", "the net has several outputs and none named \"out\": export one");
+    nlohmann::ordered_json ref;
+    if (outs.size() == 1) ref = outs.begin().value();
+    else if (outs.contains("out")) ref = outs["out"];
+    else fail(g.file, "", "outputs", "no_net", "the net has several outputs and none named \"out\"");
+    if (!ref.is_string()) fail(g.file, "", "outputs", "no_net", "expected \"node\" or \"node.output\", got " + ref.dump());
+    const std::string target = ref.get<std::string>();
     auto r = g.resolve(target);
     if (!r) fail(g.file, "", "outputs", "no_net", "no node " + q(target));
     net.output = *r;
@@ -264,6 +266,8 @@ std::vector<std::pair<std::string, Shape>> net_parameters(const graph::Graph& g,
 
 CheckpointWeights load_net_weights(const graph::Graph& g, const NetSelection& net, const std::string& path,
                                    const std::string& weights, const std::string& prefix) {
+  if (weights.empty() || weights.find('.') != std::string::npos)
+    fail(path, "", "weights", "bad_weights", "expected raw, ema or an EMA prefix without '.', got " + q(weights));
   SafeTensors st;
   try {
     st = read_safetensors(path);
@@ -563,6 +567,12 @@ void write_model_file(const std::string& path, const std::string& bytes) {
   if (ec) {
     ::unlink(tmp.c_str());
     fail(path, "", "", "write_failed", "cannot rename " + q(tmp) + " into place: " + ec.message());
+  }
+  // Make the rename itself durable.
+  int dfd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
 }
 

@@ -37,7 +37,8 @@ inline constexpr int64_t kOpsetVersion = 17;
 inline constexpr int64_t kIrVersion = 8;
 
 /// A problem exporting: what() is `FILE: node "ID", FIELD: message` (graph::Diagnostic::str()). Stable codes:
-/// no_net, unsupported_op, unsupported_attr, missing_weight, weight_shape, bad_batch, bad_name, write_failed.
+/// no_net, unsupported_op, unsupported_attr, bad_weights, missing_weight, weight_shape, bad_batch, bad_name,
+/// write_failed.
 struct ExportError : std::runtime_error {
   graph::Diagnostic diagnostic;
   explicit ExportError(graph::Diagnostic d) : std::runtime_error(d.str()), diagnostic(std::move(d)) {}
@@ -142,7 +143,8 @@ struct CheckpointWeights {
 /// parameter with net-local name L is the tensor `W` + `prefix` + L, or `W` + L in a file without the prefix
 /// (one written for PyTorch users), where W is "" for `weights` = raw, "ema." for ema (optim.ema's copies)
 /// and "NAME." for another EMA prefix NAME. `prefix` is the net's instance id and a dot ("net.", the id
-/// train.json gives it). Throws ExportError (missing_weight, weight_shape) naming the file and the tensor.
+/// train.json gives it). Throws ExportError (bad_weights, missing_weight, weight_shape) naming the file and the
+/// tensor.
 CheckpointWeights load_net_weights(const graph::Graph& g, const NetSelection& net, const std::string& path,
                                    const std::string& weights, const std::string& prefix);
 

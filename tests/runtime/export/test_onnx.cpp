@@ -380,6 +380,11 @@ TEST_CASE("export onnx: checkpoint names as io.load_checkpoint maps them (raw, e
   CHECK(code2 == "weight_shape");
   CHECK(what2 == bad_path + ": tensor \"in.weight\": shape [3, 3] but the net's parameter \"in.weight\" is [128, 2]");
 
+  // A weights choice io.load_checkpoint would reject too.
+  auto [code4, what4] = export_error([&] { onnx::load_net_weights(g, net, ck, "ema.net", "net."); });
+  CHECK(code4 == "bad_weights");
+  CHECK(what4 == ck + ": weights: expected raw, ema or an EMA prefix without '.', got \"ema.net\"");
+
   // Not a checkpoint.
   const std::string junk = dir.write("junk.safetensors", "not a safetensors file");
   auto [code3, what3] = export_error([&] { onnx::load_net_weights(g, net, junk, "raw", "net."); });
@@ -406,6 +411,14 @@ TEST_CASE("export onnx: a node type without a mapping is an error naming the nod
   CHECK(what == file + ": node \"odd\", op: node type tensor.scale has no ONNX mapping (mapped: nn.add, nn.attention, "
                        "nn.concat, nn.conv2d, nn.flatten, nn.group_norm, nn.linear, nn.pool2d, nn.relu, nn.silu, "
                        "nn.timestep_embedding, nn.upsample)");
+  // A net file whose output is not a node reference.
+  const std::string bad = dir.write("bad_out.json", R"({
+    "noiseflow": 1, "inputs": { "x": { "shape": [2, 4] } }, "outputs": { "out": 5 },
+    "nodes": { "lin": { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 3 } } }
+  })");
+  auto [code3, what3] = export_error([&] { onnx::select_net(load(bad)); });
+  CHECK(code3 == "no_net");
+  CHECK(what3 == bad + ": outputs: expected \"node\" or \"node.output\", got 5");
   // Weights missing for a mapped node are an error too.
   auto [code2, what2] = export_error([&] { onnx::build_model(g, net, {}); });
   CHECK(code2 == "missing_weight");
