@@ -1,4 +1,4 @@
-// tools/noiseflow.cpp — the `noiseflow` command: run, check, dot, nodes.
+// tools/noiseflow.cpp — the `noiseflow` command: run, check, dot, plan, bench, nodes, export onnx.
 #include <unistd.h>
 
 #include <chrono>
@@ -277,6 +277,15 @@ int cmd_nodes(bool json) {
   return 0;
 }
 
+// Writes the net of a pipeline or net file with a checkpoint's weights as an ONNX model.
+int cmd_export_onnx(const noiseflow::runtime::onnx::ExportRequest& r) {
+  const auto s = noiseflow::runtime::onnx::export_onnx(r);
+  std::cout << "wrote onnx: " << s.output << " (opset " << noiseflow::runtime::onnx::kOpsetVersion << ", "
+            << s.onnx_nodes << " nodes, " << s.initializers << " initializers, " << with_commas(s.parameters)
+            << " parameters): " << s.signature << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -334,6 +343,29 @@ int main(int argc, char** argv) {
   auto* nodes = app.add_subcommand("nodes", "list every node type with its schema");
   nodes->add_flag("--json", json, "print the schemas as JSON");
 
+  noiseflow::runtime::onnx::ExportRequest onnx_req;
+  std::string weights_prefix;
+  int64_t export_batch = 0;
+  auto* exp = app.add_subcommand("export", "write a net with a checkpoint's weights in another format");
+  exp->require_subcommand(1);
+  auto* onnx = exp->add_subcommand(
+      "onnx", "write the net as an ONNX model (opset 17): inputs x [N,C,H,W] and t [N] (float32 timesteps), output eps");
+  onnx->add_option("checkpoint", onnx_req.checkpoint, "safetensors checkpoint with the net's weights")->required();
+  onnx->add_option("-o,--output", onnx_req.output, "the .onnx file to write")->required();
+  onnx->add_option("--net", onnx_req.net_file,
+                   "net file, or a pipeline whose subgraph instance `net` is the net (default: "
+                   "pipelines/nets/unet_small.json)");
+  onnx->add_option("--instance", onnx_req.instance, "the net's instance id in a pipeline (default: net)");
+  onnx->add_option("--batch", export_batch, "fixed batch size (default: dynamic, the symbolic dimension N)")
+      ->check(CLI::PositiveNumber);
+  onnx->add_option("--weights", onnx_req.weights,
+                   "raw: the trained weights; ema: the EMA copies (ema.<name>); another name: the copies of the "
+                   "optim.ema with that prefix (default: ema)");
+  onnx->add_option("--prefix", weights_prefix,
+                   "name prefix of the net's tensors in the checkpoint (default: the instance id and a dot, net.); "
+                   "names without it are tried too");
+  onnx->add_option("--set", sets, "override a param of the net or pipeline file: key=value (repeatable)");
+
   CLI11_PARSE(app, argc, argv);
   try {
     for (auto& p : plugins) noiseflow::load_plugin(p);
@@ -351,9 +383,18 @@ int main(int argc, char** argv) {
     if (*nodes) return cmd_nodes(json);
     if (*plan) return cmd_plan(file, opts, json);
     if (*bench) return cmd_bench(file, opts, repeats, warmup);
+    if (*onnx) {
+      onnx_req.params = opts.params;
+      if (export_batch > 0) onnx_req.batch = export_batch;
+      if (!onnx->get_option("--prefix")->empty()) onnx_req.prefix = weights_prefix;
+      return cmd_export_onnx(onnx_req);
+    }
   } catch (const noiseflow::GraphError& e) {
     std::cerr << e.what() << "\n";
     std::cerr << "noiseflow: " << e.diagnostics.size() << " error" << (e.diagnostics.size() == 1 ? "" : "s") << "\n";
+    return 1;
+  } catch (const noiseflow::runtime::onnx::ExportError& e) {
+    std::cerr << e.what() << "\n";
     return 1;
   } catch (const noiseflow::Cancelled&) {
     std::cerr << "\nnoiseflow: cancelled\n";

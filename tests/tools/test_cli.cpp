@@ -318,3 +318,58 @@ TEST_CASE("noiseflow plan prints the tasks, tensors and memory report of a pipel
   CHECK(e.err.find(bad + R"(: node "opt2", op: only one optimizer per pipeline is supported (found "opt" too))") !=
         std::string::npos);
 }
+
+TEST_CASE("noiseflow export onnx writes a net and names an unsupported node") {
+  TempDir dir;
+  auto checkpoint = [&](const std::string& name, const std::vector<std::pair<std::string, noiseflow::runtime::Shape>>& ps) {
+    noiseflow::runtime::NamedTensorList list;
+    for (auto& [n, s] : ps) {
+      noiseflow::runtime::Tensor t(s);
+      t.fill(0.1f);
+      list.push_back({"net." + n, t});
+    }
+    noiseflow::runtime::write_safetensors(dir / name, list, {{"step", "3"}});
+    return dir / name;
+  };
+
+  // The MLP denoiser: dim 2, hidden 128, time embedding 32.
+  const std::string mlp = checkpoint("mlp.safetensors", {{"tproj.weight", {128, 32}}, {"tproj.bias", {128}},
+                                                         {"in.weight", {128, 2}}, {"in.bias", {128}},
+                                                         {"fc1.weight", {128, 128}}, {"fc1.bias", {128}},
+                                                         {"fc2.weight", {128, 128}}, {"fc2.bias", {128}},
+                                                         {"out.weight", {2, 128}}, {"out.bias", {2}}});
+  auto r = run_cli("export onnx " + mlp + " -o " + (dir / "mlp.onnx") + " --net pipelines/nets/mlp_denoiser.json --weights raw");
+  INFO("stderr: ", r.err);
+  CHECK(r.status == 0);
+  CHECK(r.out == "wrote onnx: " + (dir / "mlp.onnx") +
+                     " (opset 17, 17 nodes, 12 initializers, 37,890 parameters): x [N, 2], t [N] -> eps [N, 2] (float32)\n");
+  CHECK(fs::file_size(dir / "mlp.onnx") > 37890 * 4);
+
+  // EMA copies asked of a file without them: the tensor, a hint, non-zero exit.
+  auto r2 = run_cli("export onnx " + mlp + " -o " + (dir / "mlp2.onnx") + " --net pipelines/nets/mlp_denoiser.json");
+  CHECK(r2.status == 1);
+  CHECK(r2.err.find(mlp + ": tensor \"ema.net.") != std::string::npos);
+  CHECK(r2.err.find("the file has raw weights but no copies named ema.*: export the raw weights (and 9 more)") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "mlp2.onnx"));
+
+  // A net with a node type that has no ONNX mapping.
+  const std::string net = dir.write("odd.json", R"({
+    "noiseflow": 1, "name": "odd_net",
+    "inputs": { "x": { "shape": [2, 4] } },
+    "outputs": { "out": "odd" },
+    "nodes": {
+      "lin": { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 3 } },
+      "odd": { "op": "tensor.scale", "inputs": { "x": "lin" }, "attrs": { "a": 2 } }
+    }
+  })");
+  const std::string ck = checkpoint("odd.safetensors", {{"lin.weight", {3, 4}}, {"lin.bias", {3}}});
+  auto r3 = run_cli("export onnx " + ck + " -o " + (dir / "odd.onnx") + " --net " + net + " --weights raw");
+  CHECK(r3.status == 1);
+  CHECK(r3.out.empty());
+  CHECK(r3.err == net + ": node \"odd\", op: node type tensor.scale has no ONNX mapping (mapped: nn.add, nn.attention, "
+                        "nn.concat, nn.conv2d, nn.flatten, nn.group_norm, nn.linear, nn.pool2d, nn.relu, nn.silu, "
+                        "nn.timestep_embedding, nn.upsample)\n");
+  CHECK_FALSE(fs::exists(dir / "odd.onnx"));
+  CHECK_FALSE(fs::exists(dir / "odd.onnx.tmp"));
+}

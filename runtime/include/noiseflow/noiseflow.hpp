@@ -6,7 +6,8 @@
 //   noiseflow::Tensor x = p.output("net.out");
 //
 // Link noiseflow::nodes for the built-in node library; add your own node
-// types with NOISEFLOW_REGISTER_NODE in your program or a plugin library.
+// types with NOISEFLOW_REGISTER_NODE in your program or a plugin library. runtime::onnx::export_onnx writes
+// a pipeline's net with a checkpoint's weights as an ONNX model (runtime/export/onnx.hpp).
 #pragma once
 
 #include <functional>
@@ -22,6 +23,7 @@
 #include "graph/diagnostics.hpp"
 #include "graph/pipeline.hpp"
 #include "runtime/exec/executor.hpp"
+#include "runtime/export/onnx.hpp"
 #include "runtime/plan/print.hpp"
 #include "runtime/node.hpp"
 #include "runtime/tensor.hpp"
