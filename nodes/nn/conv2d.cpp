@@ -141,7 +141,11 @@ struct Conv2d final : Node {
   static Schema schema() {
     return Schema("nn.conv2d", "2-D convolution y = W * x + b over NCHW images (PyTorch Conv2d, square kernel)")
         .input("x", "images [N, Cin, H, W]")
-        .output("y", "[N, out_channels, Ho, Wo], Ho = (H + 2*padding - kernel) / stride + 1")
+        .optional_input("add", "[N, out_channels, Ho, Wo] added to y (a residual), in the convolution's output pass")
+        .optional_input("channel_add",
+                        "[N, out_channels] added to every pixel of each image's channels (a time-embedding "
+                        "projection), in the convolution's output pass")
+        .output("y", "[N, out_channels, Ho, Wo], Ho = (H + 2*padding - kernel) / stride + 1; + add + channel_add")
         .attr_int("out_channels", std::nullopt, 1, 1 << 16, "output channels")
         .attr_int("kernel", 3, 1, 31, "kernel height and width")
         .attr_int("stride", 1, 1, 16, "stride in both directions")
@@ -153,7 +157,7 @@ struct Conv2d final : Node {
                      "an error; winograd_onednn / winograd_noiseflow: that one or an error")
         .attr_bool("zero_init", false,
                    "start weight and bias at zero (else PyTorch's default U(+-1/sqrt(Cin*kernel^2)))")
-        .differentiable({"x"})
+        .differentiable({"x", "add", "channel_add"})
         .backward_reads({"x"})
         .heavy()
         .layouts(graph::LayoutSupport::any)
@@ -170,7 +174,13 @@ struct Conv2d final : Node {
           if (g.h + 2 * g.pad < g.k || g.w + 2 * g.pad < g.k)
             c.fail("x", "input " + graph::shape_str(x) + " with padding " + std::to_string(g.pad) +
                             " is smaller than the kernel " + std::to_string(g.k));
-          c.set_output("y", {g.n, g.cout, g.ho, g.wo});
+          const Shape y{g.n, g.cout, g.ho, g.wo};
+          if (c.has_input("add") && c.input("add") != y)
+            c.fail("add", "add is " + graph::shape_str(c.input("add")) + " but the output is " + graph::shape_str(y));
+          if (c.has_input("channel_add") && c.input("channel_add") != Shape{g.n, g.cout})
+            c.fail("channel_add", "channel_add is " + graph::shape_str(c.input("channel_add")) + ", expected " +
+                                      graph::shape_str(Shape{g.n, g.cout}) + " (images, output channels)");
+          c.set_output("y", y);
           const int64_t fan_in = g.cin * g.k * g.k;
           const bool zero = c.attr_bool("zero_init");
           c.param("weight", {g.cout, g.cin, g.k, g.k},
@@ -202,6 +212,8 @@ struct Conv2d final : Node {
                                 std::to_string(g_.cin) + " and " + std::to_string(g_.cout) + ")");
     }
     kernel_ = *kernel;
+    has_add_ = ctx.has_input("add");
+    has_chan_ = ctx.has_input("channel_add");
     if (kernel_ == Kernel::own_winograd) {
       wino_ = winograd::Conv3x3({g_.n, g_.cin, g_.cout, g_.h, g_.w}, winograd::detect_isa());
       const auto blocked = [](const dnnl::memory::desc& md) {
@@ -212,8 +224,11 @@ struct Conv2d final : Node {
       w_dst_ = dnnl_util::Staged(dst_md, blocked(dst_md), eng, 2);
       w_dsrc_ = dnnl_util::Staged(src_md, blocked(src_md), eng, 3);
       w_ddst_ = dnnl_util::Staged(dst_md, blocked(dst_md), eng, 4);
+      if (has_add_) add_ = dnnl_util::Staged(ctx.input("add").desc(), blocked(dst_md), eng, 1);
       return;
     }
+    // oneDNN's kernels: the additions are a pass of their own after the primitive, add in y's layout.
+    if (has_add_) add_ = dnnl_util::Staged(ctx.input("add").desc(), dst_md, ctx.engine(), 1);
     plan_with(ctx,
               kernel_ == Kernel::onednn_winograd ? dnnl::algorithm::convolution_winograd
                                                  : dnnl::algorithm::convolution_direct,
@@ -221,20 +236,36 @@ struct Conv2d final : Node {
   }
 
   void forward(Context& ctx) override {
-    if (kernel_ != Kernel::own_winograd) return layer_.forward(ctx);
     const auto& eng = ctx.engine();
     auto& s = ctx.stream();
-    const dnnl::memory x = w_src_.in(ctx.input("x"), eng, s);
-    s.wait();
     Tensor& y = ctx.output("y");
+    const float* chan = has_chan_ ? ctx.input("channel_add").data() : nullptr;
+    if (kernel_ != Kernel::own_winograd) {
+      layer_.forward(ctx);
+      const float* add = nullptr;
+      if (has_add_) {
+        const dnnl::memory a = add_.in(ctx.input("add"), eng, s);
+        s.wait();
+        add = static_cast<const float*>(a.get_data_handle());
+      }
+      if (add || chan) add_into(y, chan, add);
+      return;
+    }
+    const dnnl::memory x = w_src_.in(ctx.input("x"), eng, s);
+    const float* add = nullptr;
+    if (has_add_) add = static_cast<const float*>(add_.in(ctx.input("add"), eng, s).get_data_handle());
+    s.wait();
     const dnnl::memory ym = w_dst_.out(y, eng);
     wino_.forward(static_cast<const float*>(x.get_data_handle()), ctx.param("weight").data(),
-                  bias_ ? ctx.param("bias").data() : nullptr, static_cast<float*>(ym.get_data_handle()));
+                  bias_ ? ctx.param("bias").data() : nullptr, static_cast<float*>(ym.get_data_handle()), chan, add);
     w_dst_.finish(y, eng, s);
     s.wait();
   }
 
   void backward(Context& ctx) override {
+    // The additions' gradients: dy itself, and dy summed over each image's pixels.
+    if (has_add_ && ctx.wants_grad("add")) ctx.grad_input("add").assign(ctx.grad_output("y"));
+    if (has_chan_ && ctx.wants_grad("channel_add")) channel_sums(ctx.grad_output("y"), ctx.grad_input("channel_add"));
     if (kernel_ != Kernel::own_winograd) return layer_.backward(ctx);
     const auto& eng = ctx.engine();
     auto& s = ctx.stream();
@@ -260,11 +291,42 @@ struct Conv2d final : Node {
     layer_.plan(ctx.engine(), pds.fwd, pds.bwd_d, pds.bwd_w, layouts, bias_);
   }
 
+  /// y += chan (per image and channel) + add (in y's layout), one pass (the oneDNN kernels' path).
+  void add_into(Tensor& y, const float* chan, const float* add) const {
+    const int64_t n = g_.n, c = g_.cout, hw = g_.ho * g_.wo;
+    float* py = y.data();
+    const bool blocked = y.blocked();
+#pragma omp parallel for
+    for (int64_t nc = 0; nc < n * c; ++nc) {
+      // blocked: nc indexes (image, 16-channel block, lane) as [n][c/16][hw][16] walks them
+      const int64_t img = nc / c, ch = nc % c;
+      const float v = chan ? chan[img * c + ch] : 0.f;
+      const int64_t base = blocked ? (img * c + ch / 16 * 16) * hw + ch % 16 : nc * hw, step = blocked ? 16 : 1;
+      for (int64_t p = 0; p < hw; ++p) py[base + p * step] += v + (add ? add[base + p * step] : 0.f);
+    }
+  }
+
+  /// g[n][c] = sum over the pixels of dy[n][c].
+  void channel_sums(const Tensor& dy, Tensor& g) const {
+    const int64_t n = g_.n, c = g_.cout, hw = g_.ho * g_.wo;
+    const float* p = dy.data();
+    const bool blocked = dy.blocked();
+#pragma omp parallel for
+    for (int64_t nc = 0; nc < n * c; ++nc) {
+      const int64_t img = nc / c, ch = nc % c;
+      const int64_t base = blocked ? (img * c + ch / 16 * 16) * hw + ch % 16 : nc * hw, step = blocked ? 16 : 1;
+      double sum = 0;
+      for (int64_t q = 0; q < hw; ++q) sum += p[base + q * step];
+      g.data()[nc] = float(sum);
+    }
+  }
+
   ConvGeometry g_{};
-  bool bias_ = true;
+  bool bias_ = true, has_add_ = false, has_chan_ = false;
   Kernel kernel_ = Kernel::direct;
   winograd::Conv3x3 wino_;
   dnnl_util::Staged w_src_, w_dst_, w_dsrc_, w_ddst_;  // noiseflow's Winograd: the tensors in nChw16c
+  dnnl_util::Staged add_;  // the residual in the layout the output pass reads
   dnnl_util::WeightedLayer<dnnl::convolution_forward, dnnl::convolution_backward_data,
                            dnnl::convolution_backward_weights>
       layer_;

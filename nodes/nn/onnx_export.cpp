@@ -1,7 +1,8 @@
 // nodes/nn/onnx_export.cpp — the nn.* node types as ONNX opset 17 ops (runtime/export/onnx.hpp), so that
 // `noiseflow export onnx` writes nets built from them:
 //
-//   nn.conv2d             Conv (kernel, stride, padding; bias as the third input when present)
+//   nn.conv2d             Conv (kernel, stride, padding; bias as the third input when present), then Add of
+//                         channel_add Unsqueezed to [N, C, 1, 1] and Add of add, where connected
 //   nn.linear             Gemm with transB = 1
 //   nn.silu               x * Sigmoid(x)
 //   nn.relu               Relu
@@ -70,10 +71,20 @@ void conv2d(OpContext& c) {
   if (pad < 0) pad = k / 2;
   std::vector<std::string> ins{c.input("x"), c.param("weight")};
   if (c.attr_bool("bias")) ins.push_back(c.param("bias"));
-  c.add("Conv", ins, {c.output()},
-        {Attribute::of_ints("kernel_shape", {k, k}), Attribute::of_ints("strides", {stride, stride}),
-         Attribute::of_ints("pads", {pad, pad, pad, pad}), Attribute::of_ints("dilations", {1, 1}),
-         Attribute::of_int("group", 1)});
+  const std::vector<Attribute> attrs{Attribute::of_ints("kernel_shape", {k, k}),
+                                     Attribute::of_ints("strides", {stride, stride}),
+                                     Attribute::of_ints("pads", {pad, pad, pad, pad}),
+                                     Attribute::of_ints("dilations", {1, 1}), Attribute::of_int("group", 1)};
+  const bool add = c.has_input("add"), chan = c.has_input("channel_add");
+  if (!add && !chan) return c.add("Conv", ins, {c.output()}, attrs);
+  // The fused additions as their own Add nodes: + channel_add[N, C, 1, 1], + add.
+  std::string y = c.add_temp("conv", "Conv", ins, attrs);
+  if (chan) {
+    const std::string per_pixel = c.add_temp("channel_add_nc11", "Unsqueeze", {c.input("channel_add"), c.ints({2, 3})});
+    if (!add) return c.add("Add", {y, per_pixel}, {c.output()}, {}, "channel_add");
+    y = c.add_temp("channel_add", "Add", {y, per_pixel});
+  }
+  c.add("Add", {y, c.input("add")}, {c.output()}, {}, "add");
 }
 
 void linear(OpContext& c) {

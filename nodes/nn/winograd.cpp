@@ -135,13 +135,15 @@ NF_INLINE void input_tile(const float* img, int64_t h, int64_t w, int64_t y0, in
   }
 }
 
-/// Y = A^T m A (+ bias) of one tile's 36 products m[xi * stride], written to the valid part of the 4x4
-/// output tile at (y0, x0) of `img` ([h][w][16]).
+/// Y = A^T m A (+ bias, + the image's channel values `chan`, + the residual `add` laid out like `img`) of one
+/// tile's 36 products m[xi * stride], written to the valid part of the 4x4 output tile at (y0, x0) of `img`
+/// ([h][w][16]).
 template <class V>
-NF_INLINE void output_tile(const float* m, int64_t stride, const float* bias, float* img, int64_t h, int64_t w,
-                           int64_t y0, int64_t x0) {
+NF_INLINE void output_tile(const float* m, int64_t stride, const float* bias, const float* chan, const float* add,
+                           float* img, int64_t h, int64_t w, int64_t y0, int64_t x0) {
   for (int s = 0; s < 16; s += kL<V>) {
-    const V b = bias ? ld<V>(bias + s) : V{};
+    V b = bias ? ld<V>(bias + s) : V{};
+    if (chan) b += ld<V>(chan + s);
     V t[4][kAlpha];
     for (int j = 0; j < kAlpha; ++j) {
       V c[kAlpha], r[4];
@@ -153,7 +155,10 @@ NF_INLINE void output_tile(const float* m, int64_t stride, const float* bias, fl
       if (y0 + i >= h) break;
       V o[4];
       at(t[i], o);
-      for (int j = 0; j < 4 && x0 + j < w; ++j) st(img + ((y0 + i) * w + x0 + j) * 16 + s, o[j] + b);
+      for (int j = 0; j < 4 && x0 + j < w; ++j) {
+        const int64_t at = ((y0 + i) * w + x0 + j) * 16 + s;
+        st(img + at, add ? o[j] + b + ld<V>(add + at) : o[j] + b);
+      }
     }
   }
 }
@@ -240,6 +245,8 @@ struct FwdJob {
   const float* src;   // [n][ci/16][h][w][16]
   const float* u;     // [36][co/16][ci][16]
   const float* bias;  // [co] or null
+  const float* chan;  // [n][co] added per image and channel, or null
+  const float* add;   // [n][co/16][h][w][16] added (a residual), or null
   float* dst;         // [n][co/16][h][w][16]
   int64_t ci, co, h, w, tx, tiles_per_image, cap;  // cap: tiles a block's buffers hold
 };
@@ -277,6 +284,7 @@ NF_INLINE void fwd_block(const FwdJob& j, int64_t t0, int64_t nt, float* ws) {
     tile_origin(t0 + l, j.tiles_per_image, j.tx, img, y0, x0);
     for (int64_t b = 0; b < cob; ++b)
       output_tile<V>(m + l * j.co + b * 16, j.cap * j.co, j.bias ? j.bias + b * 16 : nullptr,
+                     j.chan ? j.chan + img * j.co + b * 16 : nullptr, j.add ? j.add + (img * cob + b) * hw * 16 : nullptr,
                      j.dst + (img * cob + b) * hw * 16, j.h, j.w, y0, x0);
   }
 }
@@ -494,14 +502,16 @@ size_t Conv3x3::thread_bytes() const {
   return size_t(std::max(fwd, wgt)) * sizeof(float);
 }
 
-void Conv3x3::forward(const float* src, const float* wei, const float* bias, float* dst) const {
-  const FwdJob job{src, nullptr, bias, dst, g_.cin, g_.cout, g_.h, g_.w, tiles_x_, tiles_y_ * tiles_x_, block_fwd_};
+void Conv3x3::forward(const float* src, const float* wei, const float* bias, float* dst, const float* chan,
+                      const float* add) const {
+  const FwdJob job{src,    nullptr, bias, chan, add, dst, g_.cin, g_.cout, g_.h, g_.w, tiles_x_, tiles_y_ * tiles_x_,
+                   block_fwd_};
   run_forward(kernels(isa_), job, wei, false, tiles_);
 }
 
 void Conv3x3::backward_data(const float* ddst, const float* wei, float* dsrc) const {
-  const FwdJob job{ddst, nullptr, nullptr, dsrc, g_.cout, g_.cin, g_.h, g_.w, tiles_x_, tiles_y_ * tiles_x_,
-                   block_bwd_};
+  const FwdJob job{ddst, nullptr, nullptr, nullptr, nullptr, dsrc, g_.cout, g_.cin, g_.h, g_.w, tiles_x_,
+                   tiles_y_ * tiles_x_, block_bwd_};
   run_forward(kernels(isa_), job, wei, true, tiles_);
 }
 

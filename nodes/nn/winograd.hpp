@@ -48,8 +48,10 @@ class Conv3x3 {
   size_t shared_bytes() const;
   size_t thread_bytes() const;
 
-  /// dst = conv(src, wei) + bias (bias may be null).
-  void forward(const float* src, const float* wei, const float* bias, float* dst) const;
+  /// dst = conv(src, wei) + bias [+ chan] [+ add], in the output pass: bias [cout], chan [n, cout] (per image
+  /// and channel, e.g. a time embedding's projection) and add (a residual, nChw16c like dst) may be null.
+  void forward(const float* src, const float* wei, const float* bias, float* dst, const float* chan = nullptr,
+               const float* add = nullptr) const;
   /// dsrc = the gradient of the forward's src for the output gradient ddst (overwritten).
   void backward_data(const float* ddst, const float* wei, float* dsrc) const;
   /// dwei (and dbias, when not null) = the gradients of the forward's weights and bias (overwritten).

@@ -70,7 +70,7 @@ TEST_CASE("optimised plan matches the straightforward path: outputs and gradient
   // The optimised plan really is different: blocked tensors, shared gradient buffers.
   const auto& fs = fast.plan_stats();
   const auto& rs = ref.plan_stats();
-  CHECK(fs.blocked_tensors > 100);
+  CHECK(fs.blocked_tensors > 90);  // 94 of 130: all but the 7x7 level around the attention and the 1-channel ends
   CHECK(rs.blocked_tensors == 0);
   CHECK(fs.gradient_bytes < rs.gradient_bytes / 3);
   CHECK(rs.gradient_bytes == rs.gradient_bytes_unshared);

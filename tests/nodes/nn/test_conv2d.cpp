@@ -54,6 +54,13 @@ NOISEFLOW_GRAD_CASE("conv2d 5x5 no padding", "nn.conv2d", R"({"out_channels": 2,
 NOISEFLOW_GRAD_CASE("conv2d 16->16 blocked", "nn.conv2d", R"({"out_channels": 16})", {"x", {2, 16, 6, 5}});
 NOISEFLOW_GRAD_CASE("conv2d zero init", "nn.conv2d", R"({"out_channels": 3, "zero_init": true})",
                     {"x", {1, 2, 4, 4}});
+NOISEFLOW_GRAD_CASE("conv2d add and channel_add", "nn.conv2d", R"({"out_channels": 4})", {"x", {2, 3, 5, 7}},
+                    {"add", {2, 4, 5, 7}}, {"channel_add", {2, 4}});
+NOISEFLOW_GRAD_CASE("conv2d noiseflow winograd 16->32", "nn.conv2d",
+                    R"({"out_channels": 32, "algorithm": "winograd_noiseflow"})", {"x", {2, 16, 7, 9}});
+NOISEFLOW_GRAD_CASE("conv2d noiseflow winograd add and channel_add", "nn.conv2d",
+                    R"({"out_channels": 16, "algorithm": "winograd_noiseflow"})", {"x", {2, 16, 6, 5}},
+                    {"add", {2, 16, 6, 5}}, {"channel_add", {2, 16}});
 
 TEST_CASE("nn.conv2d forward matches a naive convolution") {
   struct Case {
@@ -93,6 +100,39 @@ TEST_CASE("nn.conv2d forward matches a naive convolution") {
     h.forward(1);
     CHECK(rel_diff(h.output(), naive_conv(x2, h.param("weight").value, b, c.stride, pad, c.y)) < 1e-5);
   }
+}
+
+TEST_CASE("nn.conv2d add and channel_add: y = conv(x) + b + channel_add[n, c] + add, on every kernel") {
+  const Shape xs{2, 16, 9, 7}, ys{2, 32, 9, 7};
+  const Tensor x = uniform(xs, 1), add = uniform(ys, 2), chan = uniform({2, 32}, 3);
+  for (const char* alg : {"direct", "winograd_noiseflow", "auto"}) {
+    CAPTURE(alg);
+    NodeHarness h("nn.conv2d", {{"out_channels", 32}, {"algorithm", alg}},
+                  {{"x", x}, {"add", add}, {"channel_add", chan}});
+    h.forward();
+    auto ref = naive_conv(x, h.param("weight").value, &h.param("bias").value, 1, 1, ys);
+    for (int64_t i = 0; i < add.numel(); ++i) ref[size_t(i)] += add[i] + chan[i / (9 * 7)];
+    CHECK(rel_diff(h.output(), ref) < 1e-5);
+  }
+  CHECK(shape_error_field("nn.conv2d", {{"out_channels", 32}}, {{"x", x}, {"add", Tensor({2, 16, 9, 7})}}) == "add");
+  CHECK(shape_error_field("nn.conv2d", {{"out_channels", 32}}, {{"x", x}, {"channel_add", Tensor({2, 16})}}) ==
+        "channel_add");
+}
+
+TEST_CASE("nn.conv2d algorithm errors name the field") {
+  auto plan_error = [](const Json& attrs, const Shape& x) {
+    try {
+      NodeHarness h("nn.conv2d", attrs, {{"x", Tensor(x)}});
+    } catch (const NodeError& e) {
+      return e.field + ": " + e.what();
+    }
+    return std::string();
+  };
+  CHECK(plan_error({{"out_channels", 4}, {"algorithm", "winograd_noiseflow"}}, {1, 16, 8, 8}) ==
+        "algorithm: winograd_noiseflow needs input and output channels that are multiples of 16 (got 16 and 4)");
+  CHECK(plan_error({{"out_channels", 16}, {"algorithm", "winograd"}, {"stride", 2}}, {1, 16, 8, 8}) ==
+        "algorithm: winograd needs kernel 3, stride 1, padding 1 (got kernel 3, stride 2, padding 1)");
+  CHECK(plan_error({{"out_channels", 16}, {"algorithm", "winograd_noiseflow"}}, {1, 16, 8, 8}).empty());
 }
 
 TEST_CASE("nn.conv2d shape errors name the field") {

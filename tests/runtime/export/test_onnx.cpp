@@ -260,10 +260,22 @@ TEST_CASE("export onnx: unet-small becomes a valid opset-17 model with every wei
     REQUIRE(act);
     CHECK(act->str(4) == "Mul");
     CHECK(act->strings(2) == std::vector<std::string>{"down.0.norm1"});
-    // align leading: [N, C] made [N, C, 1, 1].
-    const ProtoMessage* lead = d.node("down.0.h/b_leading");
+    // A convolution's channel_add: the embedding [N, C] made [N, C, 1, 1] and added after the Conv; its add
+    // (the residual) added last, writing the node's value.
+    const ProtoMessage* lead = d.node("down.0.conv1/channel_add_nc11");
     REQUIRE(lead);
+    CHECK(lead->str(4) == "Unsqueeze");
+    CHECK(lead->strings(1)[0] == "down.0.temb");
     CHECK(int64_data(d.init_by_name.at(lead->strings(1)[1])) == std::vector<int64_t>{2, 3});
+    const ProtoMessage* chan = d.node("down.0.conv1/channel_add");
+    REQUIRE(chan);
+    CHECK(chan->str(4) == "Add");
+    CHECK(chan->strings(2) == std::vector<std::string>{"down.0.conv1"});
+    const ProtoMessage* res = d.node("down.0.conv2/add");
+    REQUIRE(res);
+    CHECK(res->str(4) == "Add");
+    CHECK(res->strings(1)[1] == "stem");  // the block's input: the residual
+    CHECK(res->strings(2) == std::vector<std::string>{"down.0.conv2"});
     // The output conv writes eps.
     CHECK(d.node("out_conv")->strings(2) == std::vector<std::string>{"eps"});
   }
