@@ -293,31 +293,36 @@ struct Conv2d final : Node {
 
   /// y += chan (per image and channel) + add (in y's layout), one pass (the oneDNN kernels' path).
   void add_into(Tensor& y, const float* chan, const float* add) const {
-    const int64_t n = g_.n, c = g_.cout, hw = g_.ho * g_.wo;
+    const int64_t n = g_.n, c = g_.cout, hw = g_.ho * g_.wo, lanes = y.blocked() ? 16 : 1, blocks = c / lanes;
     float* py = y.data();
-    const bool blocked = y.blocked();
+    // [n][c / lanes][hw][lanes]: one (image, channel block) per iteration, its lanes innermost.
 #pragma omp parallel for
-    for (int64_t nc = 0; nc < n * c; ++nc) {
-      // blocked: nc indexes (image, 16-channel block, lane) as [n][c/16][hw][16] walks them
-      const int64_t img = nc / c, ch = nc % c;
-      const float v = chan ? chan[img * c + ch] : 0.f;
-      const int64_t base = blocked ? (img * c + ch / 16 * 16) * hw + ch % 16 : nc * hw, step = blocked ? 16 : 1;
-      for (int64_t p = 0; p < hw; ++p) py[base + p * step] += v + (add ? add[base + p * step] : 0.f);
+    for (int64_t nb = 0; nb < n * blocks; ++nb) {
+      const int64_t img = nb / blocks, c0 = nb % blocks * lanes;
+      float v[16] = {};
+      if (chan)
+        for (int64_t l = 0; l < lanes; ++l) v[l] = chan[img * c + c0 + l];
+      float* row = py + nb * hw * lanes;
+      const float* arow = add ? add + nb * hw * lanes : nullptr;
+      for (int64_t p = 0; p < hw; ++p)
+#pragma omp simd
+        for (int64_t l = 0; l < lanes; ++l) row[p * lanes + l] += v[l] + (arow ? arow[p * lanes + l] : 0.f);
     }
   }
 
   /// g[n][c] = sum over the pixels of dy[n][c].
   void channel_sums(const Tensor& dy, Tensor& g) const {
-    const int64_t n = g_.n, c = g_.cout, hw = g_.ho * g_.wo;
+    const int64_t n = g_.n, c = g_.cout, hw = g_.ho * g_.wo, lanes = dy.blocked() ? 16 : 1, blocks = c / lanes;
     const float* p = dy.data();
-    const bool blocked = dy.blocked();
 #pragma omp parallel for
-    for (int64_t nc = 0; nc < n * c; ++nc) {
-      const int64_t img = nc / c, ch = nc % c;
-      const int64_t base = blocked ? (img * c + ch / 16 * 16) * hw + ch % 16 : nc * hw, step = blocked ? 16 : 1;
-      double sum = 0;
-      for (int64_t q = 0; q < hw; ++q) sum += p[base + q * step];
-      g.data()[nc] = float(sum);
+    for (int64_t nb = 0; nb < n * blocks; ++nb) {
+      const int64_t img = nb / blocks, c0 = nb % blocks * lanes;
+      const float* row = p + nb * hw * lanes;
+      double sum[16] = {};
+      for (int64_t q = 0; q < hw; ++q)
+#pragma omp simd
+        for (int64_t l = 0; l < lanes; ++l) sum[l] += row[q * lanes + l];
+      for (int64_t l = 0; l < lanes; ++l) g.data()[img * c + c0 + l] = float(sum[l]);
     }
   }
 
