@@ -32,8 +32,18 @@ std::string expand_path(const std::string& pattern, int64_t tick) {
   return out;
 }
 
+namespace {
+
+// 3x5 glyphs, one row of 3 bits per byte (bit 2 = left): '0'..'9', then '-'.
+constexpr unsigned char kGlyphs[11][5] = {
+    {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1}, {7, 4, 7, 1, 7},
+    {7, 4, 7, 5, 7}, {7, 1, 2, 2, 2}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}, {0, 0, 7, 0, 0}};
+constexpr int kGlyphScale = 2, kGlyphAdvance = 4 * kGlyphScale;
+
+}  // namespace
+
 void PngGrid::plan(Context& ctx, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cols, int64_t padding,
-                   float pad_value, int64_t scale) {
+                   float pad_value, int64_t scale, int64_t label_chars) {
   if (cols < 0) ctx.fail("cols", "must be >= 0, got " + std::to_string(cols));
   if (padding < 0) ctx.fail("padding", "must be >= 0, got " + std::to_string(padding));
   if (scale < 1) ctx.fail("scale", "must be >= 1, got " + std::to_string(scale));
@@ -42,7 +52,8 @@ void PngGrid::plan(Context& ctx, int64_t n, int64_t c, int64_t h, int64_t w, int
   scale_ = scale;
   cols_ = cols > 0 ? std::min(cols, n_) : int64_t(std::ceil(std::sqrt(double(n_))));
   rows_ = (n_ + cols_ - 1) / cols_;
-  grid_w_ = cols_ * (w_ + pad_) + pad_;
+  label_w_ = label_chars > 0 ? label_chars * kGlyphAdvance + 2 * kGlyphScale : 0;
+  grid_w_ = label_w_ + cols_ * (w_ + pad_) + pad_;
   grid_h_ = rows_ * (h_ + pad_) + pad_;
   if (grid_w_ * scale_ > 1 << 16 || grid_h_ * scale_ > 1 << 16)
     ctx.fail("scale", "the grid would be " + std::to_string(grid_w_ * scale_) + "x" + std::to_string(grid_h_ * scale_) +
@@ -52,7 +63,8 @@ void PngGrid::plan(Context& ctx, int64_t n, int64_t c, int64_t h, int64_t w, int
   scaled_.resize(scale_ > 1 ? size_t(grid_w_ * scale_ * grid_h_ * scale_ * c_) : 0);
 }
 
-void PngGrid::write(Context& ctx, const float* images, const std::string& path_str) {
+void PngGrid::write(Context& ctx, const float* images, const std::string& path_str,
+                    const std::vector<std::string>& row_labels) {
   const fs::path path = path_str;
 
     // Compose the grid (interleaved HWC bytes).
@@ -60,13 +72,31 @@ void PngGrid::write(Context& ctx, const float* images, const std::string& path_s
     const float* x = images;
     const int64_t hw = h_ * w_;
     for (int64_t k = 0; k < n_; ++k) {
-      const int64_t top = pad_ + (k / cols_) * (h_ + pad_), left = pad_ + (k % cols_) * (w_ + pad_);
+      const int64_t top = pad_ + (k / cols_) * (h_ + pad_), left = label_w_ + pad_ + (k % cols_) * (w_ + pad_);
       for (int64_t ch = 0; ch < c_; ++ch) {
         const float* src = x + (k * c_ + ch) * hw;
         for (int64_t y = 0; y < h_; ++y) {
           unsigned char* row = grid_.data() + ((top + y) * grid_w_ + left) * c_ + ch;
           for (int64_t i = 0; i < w_; ++i) row[i * c_] = to_byte(src[y * w_ + i]);
         }
+      }
+    }
+
+    // Row labels, right-aligned in the margin and centred on their row.
+    for (size_t r = 0; label_w_ > 0 && r < row_labels.size() && int64_t(r) < rows_; ++r) {
+      const std::string& text = row_labels[r];
+      const int64_t top = pad_ + int64_t(r) * (h_ + pad_) + (h_ - 5 * kGlyphScale) / 2;
+      int64_t left = label_w_ - kGlyphScale - int64_t(text.size()) * kGlyphAdvance + kGlyphScale;
+      for (char ch : text) {
+        const int g = ch == '-' ? 10 : (ch >= '0' && ch <= '9') ? ch - '0' : -1;
+        for (int gy = 0; g >= 0 && gy < 5 * kGlyphScale; ++gy)
+          for (int gx = 0; gx < 3 * kGlyphScale; ++gx)
+            if (kGlyphs[g][gy / kGlyphScale] >> (2 - gx / kGlyphScale) & 1) {
+              const int64_t y = top + gy, x = left + gx;
+              if (y < 0 || y >= grid_h_ || x < 0 || x >= grid_w_) continue;
+              for (int64_t ch2 = 0; ch2 < c_; ++ch2) grid_[size_t((y * grid_w_ + x) * c_ + ch2)] = 255;
+            }
+        left += kGlyphAdvance;
       }
     }
 

@@ -8,9 +8,10 @@
 // `{tick}` in the path becomes the tick, zero-padded to 6 digits. The file is
 // written to PATH.tmp and renamed over PATH, so readers never see half a PNG;
 // parent folders are created. stb_image_write comes from Debian's libstb.
-#include <string>
-
 #include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
 
 #include "nodes/io/png_grid.hpp"
 #include "runtime/node.hpp"
@@ -26,6 +27,8 @@ struct WriteImages final : Node {
                   "Writes a batch of images [N, C, H, W] in [-1, 1] (C = 1 or 3) as one PNG grid; `{tick}` in the "
                   "path becomes the tick (6 digits). Written atomically (PATH.tmp, then renamed).")
         .input("images", "[N, C, H, W], C = 1 (grayscale) or 3 (RGB), values in [-1, 1] (clamped)")
+        .optional_input("labels", "[N] (integers as floats): each row is labelled, in a margin on the left, with "
+                                  "the label of its first image (e.g. the class of conditional samples)")
         .attr_string("path", std::nullopt, {},
                      "PNG file to write, e.g. runs/x/samples_{tick}.png; parent folders are created")
         .attr_int("cols", 0, 0, {}, "images per row; 0 = ceil(sqrt(N))")
@@ -39,6 +42,9 @@ struct WriteImages final : Node {
           if (s[1] != 1 && s[1] != 3)
             c.fail("images", "expected 1 or 3 channels (grayscale or RGB), got shape " + graph::shape_str(s));
           if (c.attr_string("path").empty()) c.fail("path", "must not be empty");
+          if (c.has_input("labels") && (c.input("labels").size() != 1 || c.input("labels")[0] != s[0]))
+            c.fail("labels", "expected one label per image, [" + std::to_string(s[0]) + "], got " +
+                                 graph::shape_str(c.input("labels")));
         });
   }
 
@@ -48,16 +54,26 @@ struct WriteImages final : Node {
       ctx.fail("images", "expected [N, 1 or 3, H, W], got " + graph::shape_str(s));
     if (ctx.attr_string("path").empty()) ctx.fail("path", "must not be empty");
     const int64_t count = ctx.attr_int("count") > 0 ? std::min(ctx.attr_int("count"), s[0]) : s[0];
+    labelled_ = ctx.has_input("labels");
     grid_.plan(ctx, count, s[1], s[2], s[3], ctx.attr_int("cols"), ctx.attr_int("padding"),
-               float(ctx.attr_float("pad_value")), ctx.attr_int("scale"));
+               float(ctx.attr_float("pad_value")), ctx.attr_int("scale"), labelled_ ? 3 : 0);
   }
 
   void forward(Context& ctx) override {
-    grid_.write(ctx, ctx.input("images").data(), io::expand_path(ctx.attr_string("path"), ctx.tick()));
+    std::vector<std::string> rows;
+    if (labelled_) {
+      const Tensor& l = ctx.input("labels");
+      for (int64_t r = 0; r < grid_.rows(); ++r) {
+        const float v = l[std::min(r * grid_.cols(), l.numel() - 1)];
+        rows.push_back(std::to_string(int64_t(std::lround(std::clamp(v, -99.f, 999.f)))));
+      }
+    }
+    grid_.write(ctx, ctx.input("images").data(), io::expand_path(ctx.attr_string("path"), ctx.tick()), rows);
   }
 
  private:
   io::PngGrid grid_;
+  bool labelled_ = false;
 };
 
 NOISEFLOW_REGISTER_NODE(WriteImages);
