@@ -10,6 +10,7 @@
 // All in double.
 #include <Eigen/Dense>
 #include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -72,6 +73,9 @@ struct FrechetDistance final : Node {
         .input("features", "[N, F] features of the samples (N >= 2)")
         .input("reference", "[M, F] features of the reference data (M >= 2)")
         .optional_input("logits", "[N, C] the classifier's logits for the samples: histogram of the argmax")
+        .optional_input("labels", "[N] the class each sample was asked to be (conditional sampling): with "
+                                  "reference_labels, the FD per class; with logits, the share classified as asked")
+        .optional_input("reference_labels", "[M] the class of each reference vector (with labels)")
         .output("fd", "[1] the Frechet distance")
         .output("entropy", "[1] entropy (nats) of the predicted-class histogram; 0 without logits")
         .output("histogram", "[C] share of the samples predicted as each class ([1] zeros without logits)")
@@ -93,6 +97,15 @@ struct FrechetDistance final : Node {
               c.fail("logits", "logits for " + std::to_string(l[0]) + " samples, features for " + std::to_string(f[0]));
             classes = l[1];
           }
+          if (c.has_input("labels") != c.has_input("reference_labels"))
+            c.fail(c.has_input("labels") ? "reference_labels" : "labels",
+                   "labels and reference_labels go together (the per-class FD needs both)");
+          if (c.has_input("labels") && c.input("labels") != Shape{f[0]})
+            c.fail("labels", "expected one label per sample, [" + std::to_string(f[0]) + "], got " +
+                                 graph::shape_str(c.input("labels")));
+          if (c.has_input("reference_labels") && c.input("reference_labels") != Shape{r[0]})
+            c.fail("reference_labels", "expected one label per reference vector, [" + std::to_string(r[0]) +
+                                           "], got " + graph::shape_str(c.input("reference_labels")));
           c.set_output("fd", {1});
           c.set_output("entropy", {1});
           c.set_output("histogram", {classes});
@@ -130,17 +143,73 @@ struct FrechetDistance final : Node {
       }
     }
     ctx.output("entropy")[0] = float(entropy);
+    nlohmann::json per_class = nlohmann::json::array();
+    double asked = -1;  // share of the samples classified as the class they were asked to be
+    if (ctx.has_input("labels")) per_class = class_report(ctx, features, reference, asked);
     if (ctx.run_state()) {
       ctx.run_state()->scalar("fd", ctx.tick(), fd);
       ctx.run_state()->scalar("class_entropy", ctx.tick(), entropy);
+      if (asked >= 0) ctx.run_state()->scalar("accuracy", ctx.tick(), asked);
     }
-    if (!ctx.attr_string("path").empty()) write_report(ctx, fd, entropy, features.dim(0), reference.dim(0), hist);
+    if (!ctx.attr_string("path").empty())
+      write_report(ctx, fd, entropy, features.dim(0), reference.dim(0), hist, per_class, asked);
   }
 
  private:
-  void write_report(Context& ctx, double fd, double entropy, int64_t n, int64_t m, const Tensor& hist) const {
+  /// Per class k: the FD between the samples asked to be k and the reference vectors of class k (classes with
+  /// fewer than 2 of either are left out), and with logits the share of those samples classified as k.
+  /// `asked` gets the share over all samples (-1 without logits).
+  nlohmann::json class_report(Context& ctx, const Tensor& features, const Tensor& reference, double& asked) const {
+    const Tensor labels = ctx.input("labels").to_plain(), ref_labels = ctx.input("reference_labels").to_plain();
+    const int64_t n = features.dim(0), m = reference.dim(0), d = features.dim(1);
+    const bool logits = ctx.has_input("logits");
+    const Tensor lg = logits ? ctx.input("logits").to_plain() : Tensor();
+    const int64_t C = logits ? lg.dim(1) : 0;
+    int64_t top = 0;
+    for (int64_t i = 0; i < n; ++i) top = std::max<int64_t>(top, int64_t(labels[i]));
+    nlohmann::json out = nlohmann::json::array();
+    int64_t right = 0;
+    for (int64_t k = 0; k <= top; ++k) {
+      std::vector<int64_t> si, ri;
+      for (int64_t i = 0; i < n; ++i)
+        if (int64_t(labels[i]) == k) si.push_back(i);
+      for (int64_t i = 0; i < m; ++i)
+        if (int64_t(ref_labels[i]) == k) ri.push_back(i);
+      if (si.empty()) continue;
+      nlohmann::json e{{"class", k}, {"n", si.size()}, {"reference_n", ri.size()}};
+      if (logits) {
+        int64_t hits = 0;
+        for (int64_t i : si) {
+          int64_t best = 0;
+          for (int64_t c = 1; c < C; ++c)
+            if (lg[i * C + c] > lg[i * C + best]) best = c;
+          hits += best == k;
+        }
+        right += hits;
+        e["accuracy"] = double(hits) / double(si.size());
+      }
+      if (si.size() >= 2 && ri.size() >= 2) {
+        auto pick = [&](const Tensor& src, const std::vector<int64_t>& rows) {
+          Tensor t({int64_t(rows.size()), d});
+          for (size_t r = 0; r < rows.size(); ++r)
+            std::memcpy(t.data() + int64_t(r) * d, src.data() + rows[r] * d, size_t(d) * sizeof(float));
+          return t;
+        };
+        const Stats a = stats_of(pick(features, si)), b = stats_of(pick(reference, ri));
+        e["fd"] = frechet_distance(a.mean, a.cov, b.mean, b.cov);
+      }
+      out.push_back(e);
+    }
+    asked = logits ? double(right) / double(n) : -1.0;
+    return out;
+  }
+
+  void write_report(Context& ctx, double fd, double entropy, int64_t n, int64_t m, const Tensor& hist,
+                    const nlohmann::json& per_class, double asked) const {
     nlohmann::json j{{"label", ctx.attr_string("label")}, {"tick", ctx.tick()}, {"fd", fd},
                      {"class_entropy", entropy}, {"n", n}, {"reference_n", m}};
+    if (!per_class.empty()) j["per_class"] = per_class;
+    if (asked >= 0) j["accuracy"] = asked;
     if (ctx.has_input("logits")) {
       std::vector<double> h(hist.data(), hist.data() + hist.numel());
       j["class_histogram"] = h;

@@ -4,7 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "runtime/harness.hpp"
 #include "tests/test_util.hpp"
@@ -66,4 +69,46 @@ TEST_CASE("eval.frechet_distance: mismatched widths and NaN features are errors 
   f[5] = NAN;
   runtime::NodeHarness h("eval.frechet_distance", {}, {{"features", f}, {"reference", random_tensor({4, 3}, 2)}});
   CHECK_THROWS_WITH_AS(h.forward(), doctest::Contains("feature 5 is not finite"), runtime::NodeError);
+}
+
+TEST_CASE("eval.frechet_distance: per class FD and the share classified as asked, for conditional samples") {
+  // Reference: class 0 = X0, class 1 = X1 (interleaved); samples: class 0 an exact copy of X0, class 1 = X1 + 2.
+  const int64_t m = 100, d = 3;
+  const runtime::Tensor X0 = random_tensor({m, d}, 5), X1 = random_tensor({m, d}, 6);
+  runtime::Tensor ref({2 * m, d}), ref_labels({2 * m}), f({2 * m, d}), labels({2 * m}), logits({2 * m, 2});
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < d; ++j) {
+      ref[(2 * i) * d + j] = X0[i * d + j];
+      ref[(2 * i + 1) * d + j] = X1[i * d + j];
+      f[i * d + j] = X0[i * d + j];             // samples 0 .. m-1 asked to be class 0
+      f[(m + i) * d + j] = X1[i * d + j] + 2.f;  // samples m .. 2m-1 asked to be class 1
+    }
+    ref_labels[2 * i] = 0.f, ref_labels[2 * i + 1] = 1.f;
+    labels[i] = 0.f, labels[m + i] = 1.f;
+    // classified as asked: all of class 0, the first 30 of class 1
+    logits[i * 2] = 1.f, logits[i * 2 + 1] = 0.f;
+    logits[(m + i) * 2] = i < 30 ? 0.f : 1.f, logits[(m + i) * 2 + 1] = i < 30 ? 1.f : 0.f;
+  }
+  const TempDir dir;
+  const std::string report = dir / "fd.json";
+  runtime::NodeHarness h("eval.frechet_distance", {{"path", report}},
+                         {{"features", f}, {"reference", ref}, {"logits", logits}, {"labels", labels},
+                          {"reference_labels", ref_labels}});
+  h.forward();
+  const auto j = nlohmann::json::parse(read_bytes(report));
+  REQUIRE(j["per_class"].size() == 2);
+  CHECK(j["per_class"][0]["class"] == 0);
+  CHECK(j["per_class"][0]["n"] == m);
+  CHECK(j["per_class"][0]["reference_n"] == m);
+  CHECK(std::fabs(j["per_class"][0]["fd"].get<double>()) < 1e-6);                // the same set
+  CHECK(j["per_class"][1]["fd"].get<double>() == doctest::Approx(3 * 4.0).epsilon(1e-4));  // shifted by 2 in 3 dims
+  CHECK(j["per_class"][0]["accuracy"] == doctest::Approx(1.0));
+  CHECK(j["per_class"][1]["accuracy"] == doctest::Approx(0.3));
+  CHECK(j["accuracy"] == doctest::Approx(0.65));
+  // Labels without reference labels (or the other way round) are an error naming the missing one.
+  CHECK(shape_error_field("eval.frechet_distance", {}, {{"features", f}, {"reference", ref}, {"labels", labels}}) ==
+        "reference_labels");
+  CHECK(shape_error_field("eval.frechet_distance", {},
+                          {{"features", f}, {"reference", ref}, {"labels", runtime::Tensor({3})},
+                           {"reference_labels", ref_labels}}) == "labels");
 }
