@@ -11,10 +11,12 @@
 
 
 namespace {
-std::string pipeline() { return std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/examples/toy2d_train.json"; }
+std::string pipeline(const char* name = "toy2d_train.json") {
+  return std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/examples/" + name;
+}
 
-std::vector<double> run(noiseflow::Options o) {
-  noiseflow::Pipeline p(pipeline(), o);
+std::vector<double> run(const std::string& file, noiseflow::Options o) {
+  noiseflow::Pipeline p(file, o);
   std::vector<double> l;
   p.run([&](const noiseflow::TickInfo&) {
     double v = 0;
@@ -26,6 +28,10 @@ std::vector<double> run(noiseflow::Options o) {
 }  // namespace
 
 TEST_CASE("interrupted and resumed training equals the uninterrupted run bitwise") {
+  // The conditional variant also draws its label dropout per tick and sample.
+  for (const char* name : {"toy2d_train.json", "toy2d_cond_train.json"}) {
+  CAPTURE(name);
+  const std::string file = pipeline(name);
   const noiseflow::test::TempDir dir;
   const std::string a = dir / "straight.safetensors", b = dir / "resumed.safetensors";
   noiseflow::Options base;
@@ -36,14 +42,14 @@ TEST_CASE("interrupted and resumed training equals the uninterrupted run bitwise
   auto straight = base;
   straight.params["checkpoint"] = a;
   straight.ticks = 60;
-  std::vector<double> loss_straight = run(straight);
+  std::vector<double> loss_straight = run(file, straight);
 
   // Interrupted (cancelled) during tick 41, with the last checkpoint at tick 25; then resumed to 60.
   auto first = base;
   first.params["checkpoint"] = b;
   first.ticks = 60;
   {
-    noiseflow::Pipeline p(pipeline(), first);
+    noiseflow::Pipeline p(file, first);
     CHECK_THROWS_AS(p.run([&](const noiseflow::TickInfo& t) {
       if (t.tick == 40) p.cancel();
     }),
@@ -53,7 +59,7 @@ TEST_CASE("interrupted and resumed training equals the uninterrupted run bitwise
   second.resume = true;
   std::vector<double> loss_resumed;
   {
-    noiseflow::Pipeline p(pipeline(), second);
+    noiseflow::Pipeline p(file, second);
     CHECK(p.executor().next_tick() == 25);
     p.run([&](const noiseflow::TickInfo&) {
       double v = 0;
@@ -75,6 +81,7 @@ TEST_CASE("interrupted and resumed training equals the uninterrupted run bitwise
     CHECK(std::memcmp(t.data(), sb.tensors.at(name).data(), size_t(t.numel()) * 4) == 0);
   }
   CHECK(sa.metadata.at("step") == "60");
+  }
 }
 
 TEST_CASE("resume without a checkpoint is a clear error") {
