@@ -38,7 +38,7 @@ namespace {
 constexpr unsigned char kGlyphs[11][5] = {
     {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1}, {7, 4, 7, 1, 7},
     {7, 4, 7, 5, 7}, {7, 1, 2, 2, 2}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}, {0, 0, 7, 0, 0}};
-constexpr int kGlyphScale = 2, kGlyphAdvance = 4 * kGlyphScale;
+constexpr int kGlyphScale = 3, kGlyphAdvance = 4 * kGlyphScale;
 
 }  // namespace
 

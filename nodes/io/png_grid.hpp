@@ -29,7 +29,7 @@ class PngGrid {
   void plan(runtime::Context& ctx, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cols, int64_t padding,
             float pad_value, int64_t scale, int64_t label_chars = 0);
   /// Composes images (N*C*H*W floats, NCHW) and writes `path` atomically; records the artifact. With a
-  /// margin, `row_labels` (one per row) are drawn in it, white, in a 3x5 pixel font at twice its size.
+  /// margin, `row_labels` (one per row) are drawn in it, white, in a 3x5 pixel font at three times its size.
   void write(runtime::Context& ctx, const float* images, const std::string& path,
              const std::vector<std::string>& row_labels = {});
   int64_t rows() const { return rows_; }

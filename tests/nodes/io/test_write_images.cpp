@@ -144,3 +144,36 @@ TEST_CASE("io.write_images reports bad inputs and unwritable paths") {
   }
   CHECK(tmp_files(tmp.path) == 0);
 }
+
+TEST_CASE("io.write_images labels each row in a left margin with its first image's label") {
+  TempDir tmp;
+  const std::string path = tmp / "labelled.png";
+  // 4 images of 20 x 20 in 2 columns: rows labelled 7 and 1 (the labels of images 0 and 2).
+  Tensor x({4, 1, 20, 20});
+  x.fill(-1.f);
+  const Tensor labels({4}, {7.f, 7.f, 1.f, 1.f});
+  NodeHarness h("io.write_images", {{"path", path}, {"padding", 2}, {"cols", 2}}, {{"images", x}, {"labels", labels}});
+  h.forward(0);
+  const Png p = read_png(path);
+  // The margin: 3 characters of (3 + 1) x 3 pixels, plus 2 x 3: 42 pixels before the grid of 2 x 22 + 2.
+  REQUIRE(p.w == 42 + 46);
+  REQUIRE(p.h == 46);
+  // Glyphs 9 x 15 pixels, right-aligned at x = 39 - 9 .. 38, centred on each 20-pixel row: y 2 + 2 .. 2 + 17.
+  auto lit = [&](int x0, int y0) {
+    int n = 0;
+    for (int y = y0; y < y0 + 15; ++y)
+      for (int xx = x0; xx < x0 + 9; ++xx) n += p.at(xx, y) == 255;
+    return n;
+  };
+  // Lit cells of the 3x5 glyphs, 3x3 pixels each: "7" = 111,001,010,010,010: 7 cells; "1" = 010,110,010,010,111: 8.
+  CHECK(lit(30, 4) == 7 * 9);
+  CHECK(lit(30, 26) == 8 * 9);
+  // Nothing is drawn over the images or elsewhere in the margin.
+  int other = 0;
+  for (int y = 0; y < p.h; ++y)
+    for (int xx = 0; xx < p.w; ++xx)
+      if (p.at(xx, y) == 255 && !(xx >= 30 && xx < 39 && ((y >= 4 && y < 19) || (y >= 26 && y < 41)))) ++other;
+  CHECK(other == 0);
+  CHECK(noiseflow::test::shape_error_field("io.write_images", {{"path", path}}, {{"images", x}, {"labels", Tensor({3})}}) ==
+        "labels");
+}
