@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -135,10 +137,25 @@ SafeTensors read_safetensors(const std::string& path) {
   if (n > size - 8)
     fail(path, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
                    " bytes): truncated or not a safetensors file");
+  // The cap of the safetensors format's own reader (100 MB): a larger header is damage, not a checkpoint.
+  constexpr uint64_t kMaxHeader = 100'000'000;
+  if (n > kMaxHeader)
+    fail(path, "header length " + std::to_string(n) + " exceeds the format's limit of " + std::to_string(kMaxHeader) +
+                   " bytes: damaged or not a safetensors file");
   std::string h(n, '\0');
   in.read(h.data(), std::streamsize(n));
-  Json header = Json::parse(h, nullptr, false);
+  // A tensor named twice would otherwise be read as its last entry: the parser callback sees every key.
+  std::set<std::string> keys;
+  std::string twice;
+  const Json::parser_callback_t keys_seen = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    if (depth == 1 && event == Json::parse_event_t::key && !keys.insert(parsed.get<std::string>()).second &&
+        twice.empty())
+      twice = parsed.get<std::string>();
+    return true;
+  };
+  Json header = Json::parse(h, keys_seen, false);
   if (header.is_discarded() || !header.is_object()) fail(path, "the header is not a JSON object: not a safetensors file");
+  if (!twice.empty()) fail(path, "the header names " + q(twice) + " twice: a damaged or hand-edited file");
   const uint64_t data_size = size - 8 - n;
 
   SafeTensors out;
@@ -170,6 +187,8 @@ SafeTensors read_safetensors(const std::string& path) {
     for (auto& d : e["shape"]) {
       if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0))
         fail(path, where + "bad dimension " + d.dump() + " in the shape");
+      if (d.is_number_unsigned() && d.get<uint64_t>() > uint64_t(INT64_MAX))
+        fail(path, where + "dimension " + d.dump() + " in the shape is beyond int64");
       shape.push_back(d.get<int64_t>());
       if (shape.back() > 0 && count > (uint64_t(1) << 40) / uint64_t(shape.back())) fail(path, where + "shape too large");
       count *= uint64_t(shape.back());
@@ -275,6 +294,12 @@ int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, co
     if (src->shape() != t.shape())
       fail(path, "tensor " + q(want) + " has shape " + graph::shape_str(src->shape()) + " but the pipeline needs " +
                      graph::shape_str(t.shape()));
+    int64_t bad = 0;
+    for (int64_t i = 0; i < src->numel(); ++i) bad += !std::isfinite((*src)[i]);
+    if (bad)
+      fail(path, "tensor " + q(want) + " holds " + std::to_string(bad) + " NaN or infinite value" +
+                     (bad == 1 ? "" : "s") + " (of " + std::to_string(src->numel()) +
+                     "): the run that wrote it diverged; load an earlier checkpoint");
     copies.push_back({src, t});
   }
   for (auto& [src, dst] : copies) dst.copy_from(*src);

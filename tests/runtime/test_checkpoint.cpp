@@ -2,6 +2,9 @@
 // message, and a writer killed mid-way leaving the previous file intact.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <filesystem>
+
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,6 +137,32 @@ TEST_CASE("corrupt safetensors files give clear errors") {
     write_raw(p, R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", eight);
     CHECK(error_of(p) == p + ": tensor \"w\": bad dimension -2 in the shape");
   }
+  SUBCASE("a dimension beyond int64") {
+    write_raw(p, R"({"w":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,8]}})", eight);
+    CHECK(error_of(p) == p + ": tensor \"w\": dimension 18446744073709551615 in the shape is beyond int64");
+  }
+  SUBCASE("a tensor named twice") {
+    // Without the check the second entry would win silently.
+    write_raw(p, R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+              eight);
+    CHECK(error_of(p) == p + ": the header names \"w\" twice: a damaged or hand-edited file");
+  }
+  SUBCASE("a metadata key named twice") {
+    write_raw(p, R"({"__metadata__":{"step":"1"},"__metadata__":{"step":"2"}})", "");
+    CHECK(error_of(p) == p + ": the header names \"__metadata__\" twice: a damaged or hand-edited file");
+  }
+  SUBCASE("a header over the format's 100 MB cap") {
+    // The length field claims 100,000,001 bytes, and the file really is that long (sparse).
+    const uint64_t n = 100'000'001;
+    {
+      std::ofstream f(p, std::ios::binary);
+      unsigned char len[8];
+      for (int i = 0; i < 8; ++i) len[i] = (unsigned char)(n >> (8 * i));
+      f.write(reinterpret_cast<const char*>(len), 8);
+    }
+    std::filesystem::resize_file(p, 8 + n);
+    CHECK(error_of(p) == p + ": header length 100000001 exceeds the format's limit of 100000000 bytes: damaged or not a safetensors file");
+  }
 }
 
 namespace {
@@ -183,6 +212,18 @@ TEST_CASE("checkpoints load into a pipeline only when names and shapes match") {
   SUBCASE("missing tensor") {
     runtime::write_safetensors(p, {{"fc.weight", Tensor({2, 3})}}, {});
     CHECK(load_error(b, p, runtime::LoadMode::Weights) == p + ": has no tensor \"fc.bias\" needed by the pipeline");
+  }
+  SUBCASE("weights with NaN or Inf are refused, naming the tensor, and nothing is loaded") {
+    Tensor w({2, 3});
+    w.fill(1.f);
+    w[1] = std::nanf("");
+    w[4] = INFINITY;
+    runtime::write_safetensors(p, {{"fc.weight", w}, {"fc.bias", Tensor({2})}}, {});
+    b.find_param("fc.bias")->value.fill(5.f);
+    CHECK(load_error(b, p, runtime::LoadMode::Weights) ==
+          p + ": tensor \"fc.weight\" holds 2 NaN or infinite values (of 6): the run that wrote it diverged; load an "
+              "earlier checkpoint");
+    CHECK(b.find_param("fc.bias")->value.to_vector() == std::vector<float>{5.f, 5.f});
   }
 }
 
