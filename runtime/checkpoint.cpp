@@ -11,9 +11,12 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/atomic_write.hpp"
 #include "runtime/exec/executor.hpp"
 
 namespace noiseflow::runtime {
@@ -26,19 +29,6 @@ namespace {
 [[noreturn]] void fail(const std::string& path, const std::string& msg) { throw CheckpointError(path + ": " + msg); }
 
 std::string q(const std::string& s) { return "\"" + s + "\""; }
-
-// Writes all bytes to fd or throws.
-void write_all(int fd, const char* p, size_t n, const std::string& path) {
-  while (n) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail(path, std::string("write failed: ") + std::strerror(errno));
-    }
-    p += w;
-    n -= size_t(w);
-  }
-}
 
 float half_to_float(uint16_t h) {
   uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
@@ -92,35 +82,9 @@ void write_safetensors(const std::string& path, const NamedTensorList& tensors,
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = (unsigned char)(n >> (8 * i));
 
-  std::error_code ec;
-  fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent, ec);
-  if (ec) fail(path, "cannot create folder " + q(parent.string()) + ": " + ec.message());
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path, "cannot write " + q(tmp) + ": " + std::strerror(errno));
-  try {
-    write_all(fd, reinterpret_cast<const char*>(len), 8, path);
-    write_all(fd, h.data(), h.size(), path);
-    for (auto& [name, t] : tensors) write_all(fd, reinterpret_cast<const char*>(t.data()), size_t(t.numel()) * 4, path);
-    if (::fsync(fd) != 0) fail(path, std::string("fsync failed: ") + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    ::unlink(tmp.c_str());
-    fail(path, "cannot rename " + q(tmp) + " into place: " + ec.message());
-  }
-  // Make the rename itself durable.
-  int dfd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  std::vector<std::string_view> parts{{reinterpret_cast<const char*>(len), 8}, h};
+  for (auto& [name, t] : tensors) parts.emplace_back(reinterpret_cast<const char*>(t.data()), size_t(t.numel()) * 4);
+  write_file_atomically(path, parts, [&](const std::string& msg) { fail(path, msg); });
 }
 
 SafeTensors read_safetensors(const std::string& path) {

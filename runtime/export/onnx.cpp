@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/atomic_write.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/export/protobuf.hpp"
 #include "runtime/node.hpp"
@@ -93,20 +94,6 @@ ProtoWriter value_info_proto(const ValueInfo& v) {
   w.bytes_field(1, v.name);    // name
   w.message_field(2, type);    // type
   return w;
-}
-
-// ---- writing a file atomically ---------------------------------------------------------------------------
-
-void write_all(int fd, const char* p, size_t n, const std::string& path, const std::string& tmp) {
-  while (n) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail(path, "", "", "write_failed", "cannot write " + q(tmp) + ": " + std::strerror(errno));
-    }
-    p += w;
-    n -= size_t(w);
-  }
 }
 
 // ---- the net's file: declared input order and outputs ----------------------------------------------------
@@ -547,33 +534,7 @@ Model build_model(const graph::Graph& g, const NetSelection& net, const Weights&
 // ---- files ---------------------------------------------------------------------------------------------------
 
 void write_model_file(const std::string& path, const std::string& bytes) {
-  std::error_code ec;
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent, ec);
-  if (ec) fail(path, "", "", "write_failed", "cannot create folder " + q(parent.string()) + ": " + ec.message());
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path, "", "", "write_failed", "cannot write " + q(tmp) + ": " + std::strerror(errno));
-  try {
-    write_all(fd, bytes.data(), bytes.size(), path, tmp);
-    if (::fsync(fd) != 0) fail(path, "", "", "write_failed", std::string("fsync failed: ") + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    ::unlink(tmp.c_str());
-    fail(path, "", "", "write_failed", "cannot rename " + q(tmp) + " into place: " + ec.message());
-  }
-  // Make the rename itself durable.
-  int dfd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  write_file_atomically(path, {bytes}, [&](const std::string& msg) { fail(path, "", "", "write_failed", msg); });
 }
 
 ExportSummary export_onnx(const ExportRequest& r) {
