@@ -9,6 +9,7 @@
 #include "runtime/exec/bind.hpp"
 #include "runtime/exec/flow.hpp"
 #include "runtime/exec/task.hpp"
+#include "runtime/memory.hpp"
 
 namespace noiseflow::runtime {
 
@@ -39,6 +40,7 @@ struct Executor::Impl {
 Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<RunState> state)
     : graph_(g), opt_(opt), state_(state ? std::move(state) : std::make_shared<RunState>()),
       plan_(plan::make_plan(graph_, {.reference = opt_.reference})) {
+  check_plan_memory(graph_, plan_, opt_.memory_limit);
   const int threads = effective_threads(opt_.threads);
   OmpThreads omp(threads);  // primitives are created with the thread count that runs them
   // TBB threads running node bodies. One by default: heavy nodes use every core through OpenMP anyway,

@@ -33,6 +33,9 @@ struct ExecutorOptions {
   /// The straightforward path: plainest kernels (Context::reference()) and one buffer per gradient
   /// instead of buffers shared by lifetime. For checking the optimised path; slower, more memory.
   bool reference = false;
+  /// Refuse, before allocating, a plan whose peak memory (plan::MemoryReport::peak) exceeds this many
+  /// bytes. 0: what the process can use (runtime/memory.hpp available_memory); negative: no check.
+  int64_t memory_limit = 0;
 };
 
 /// Accumulated time of one node (ExecutorOptions::profile).

@@ -1,11 +1,14 @@
 // tests/runtime/exec/test_errors.cpp — errors raised while binding and running: a failing backward task,
-// std::bad_alloc in a node, a buffer too large to allocate. Each a RunError with its exact message, code
+// std::bad_alloc in a node, a buffer too large to allocate, a plan larger than the memory it may use. Each a RunError with its exact message, code
 // and phase.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <new>
+#include <string>
 
 #include "runtime/exec/executor.hpp"
+#include "runtime/memory.hpp"
 #include "tests/test_util.hpp"
 
 using namespace noiseflow;
@@ -101,12 +104,66 @@ TEST_CASE("a buffer the machine cannot hold is a plan-time RunError naming the n
       "big": { "op": "random.normal", "attrs": { "shape": [1024, 1024, 1024, 1024] } } } })",
                       "bad/big.json");
   try {
-    Executor ex(g, {.threads = 1});
+    Executor ex(g, {.threads = 1, .memory_limit = -1});  // past the plan's memory check, to the allocation
     FAIL("planned");
   } catch (const RunError& e) {
     CHECK(std::string(e.what()) == R"(bad/big.json: node "big", output "y": out of memory: cannot allocate a )"
                                    R"([1024, 1024, 1024, 1024] tensor (4398046511104 bytes))");
     CHECK(e.code() == "out_of_memory");
     CHECK(e.phase == "plan");
+  }
+}
+
+TEST_CASE("a plan larger than its memory limit is refused before anything is allocated, naming the largest tensor") {
+  const auto g = load(R"({ "noiseflow": 1, "params": { "batch": 1024 }, "nodes": {
+      "small": { "op": "random.normal", "attrs": { "shape": [4, 3] } },
+      "big":   { "op": "random.normal", "attrs": { "shape": ["$batch", 1024] } } } })",
+                      "bad/limit.json");
+  CHECK_NOTHROW(Executor(g, {.threads = 1, .memory_limit = 5'000'000}));
+  try {
+    Executor ex(g, {.threads = 1, .memory_limit = 4'000'000});
+    FAIL("planned");
+  } catch (const RunError& e) {
+    const std::string m = e.what();
+    CHECK(m.rfind(R"(bad/limit.json: node "big", output "y": out of memory: the plan needs 0.00 GB ()", 0) == 0);
+    CHECK(m.find("and the limit is 0.00 GB; its largest tensor is this [1024, 1024] output (4194304 bytes); "
+                 "a smaller batch needs less (--set batch=N)") != std::string::npos);
+    CHECK(e.code() == "out_of_memory");
+    CHECK(e.phase == "plan");
+  }
+}
+
+TEST_CASE("a plan larger than the memory the process can use is refused at plan time, not by the OOM killer") {
+  const int64_t avail = runtime::available_memory();
+  REQUIRE(avail > 0);
+  // /proc/meminfo's totals bound what is available.
+  int64_t mem_total = 0, swap_total = 0;
+  {
+    std::ifstream f("/proc/meminfo");
+    std::string key, unit;
+    int64_t kb = 0;
+    while (f >> key >> kb) {
+      std::getline(f, unit);
+      if (key == "MemTotal:") mem_total = kb * 1024;
+      if (key == "SwapTotal:") swap_total = kb * 1024;
+    }
+  }
+  CHECK(avail <= mem_total + swap_total);
+  // Twice what is available, in tensors of 1 GiB each: every single allocation would succeed (Linux
+  // overcommits) and the process be killed while filling them.
+  const int64_t tensors = avail / (int64_t(1) << 29) + 2;
+  std::string nodes;
+  for (int64_t i = 0; i < tensors; ++i)
+    nodes += (i ? ", " : "") + ("\"t" + std::to_string(i) + "\": { \"op\": \"random.normal\", \"attrs\": { \"shape\": [262144, 1024] } }");
+  const auto g = load(R"({ "noiseflow": 1, "nodes": { )" + nodes + " } }", "bad/machine.json");
+  try {
+    Executor ex(g, {.threads = 1});
+    FAIL("planned");
+  } catch (const RunError& e) {
+    const std::string m = e.what();
+    CHECK(m.find("out of memory: the plan needs") != std::string::npos);
+    CHECK(m.find("this process can use") != std::string::npos);
+    CHECK(m.find("[262144, 1024] output (1073741824 bytes)") != std::string::npos);
+    CHECK(e.code() == "out_of_memory");
   }
 }
