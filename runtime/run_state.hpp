@@ -2,6 +2,7 @@
 // wrote, scalars it logged, its run folder. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -23,6 +24,11 @@ class RunState {
 
   /// The run's folder (runs/NAME), empty when the pipeline has none.
   std::string run_dir;
+
+  /// Called by io.checkpoint at tick k just before it writes: whoever logs the run's ticks (the CLI's
+  /// log.csv) writes tick k's row now, so that a run killed after the checkpoint and before the end of
+  /// the tick has every row the checkpoint covers. Set it before the run starts.
+  std::function<void(int64_t tick)> before_checkpoint;
 
  private:
   mutable std::mutex m_;

@@ -18,6 +18,7 @@
 #include <CLI/CLI.hpp>
 
 #include "noiseflow/noiseflow.hpp"
+#include "runtime/atomic_write.hpp"
 
 namespace graph = noiseflow::graph;
 
@@ -71,39 +72,49 @@ class RunFolder {
   RunFolder(const noiseflow::graph::Graph& g, int64_t first_tick, const std::string& dir)
       : dir_(dir.empty() ? "runs/" + g.name : dir) {
     std::filesystem::create_directories(dir_);
-    std::ofstream(dir_ + "/pipeline.json") << g.resolved.dump(2) << "\n";
+    const auto fail = [](const std::string& m) -> void { throw std::runtime_error("run folder: " + m); };
+    const std::string resolved = g.resolved.dump(2) + "\n";
+    noiseflow::runtime::write_file_atomically(dir_ + "/pipeline.json", {resolved}, fail);
     std::string csv = dir_ + "/log.csv";
-    // On resume keep the rows before the resumed tick, drop the rest.
-    std::vector<std::string> keep;
+    // On resume keep the rows before the resumed tick, drop the rest. A run killed while it wrote its log
+    // may have left a last row without its end of line, or cut anywhere: only whole rows with a tick are
+    // kept. The new log replaces the old one atomically, then grows by appending.
+    std::string text = "tick,loss,lr,grad_norm,seconds,fd\n";
     if (first_tick > 0) {
-      std::ifstream in(csv);
+      std::ifstream in(csv, std::ios::binary);
       std::string line;
       while (std::getline(in, line)) {
-        if (line.rfind("tick", 0) == 0) continue;
-        if (std::stoll(line.substr(0, line.find(','))) < first_tick) keep.push_back(line);
+        if (in.eof()) break;  // no end of line: a row cut short
+        char* end = nullptr;
+        const long long tick = std::strtoll(line.c_str(), &end, 10);
+        if (end == line.c_str() || *end != ',' || std::count(line.begin(), line.end(), ',') != 5) continue;
+        if (tick >= 0 && tick < first_tick) text += line + "\n";
       }
     }
-    out_.open(csv, std::ios::trunc);
-    out_ << "tick,loss,lr,grad_norm,seconds,fd\n";
-    for (auto& l : keep) out_ << l << "\n";
+    noiseflow::runtime::write_file_atomically(csv, {text}, fail);
+    out_.open(csv, std::ios::app);
   }
+  /// Writes tick's row unless it is written already (io.checkpoint asks for it before the tick ends).
   void row(int64_t tick, const noiseflow::runtime::RunState& st, double seconds) {
+    if (tick <= written_) return;
     double loss = NAN, lr = NAN, gn = NAN;
     st.latest("loss", loss), st.latest("lr", lr), st.latest("grad_norm", gn);
     if (std::isnan(loss)) return;
+    written_ = tick;
     out_ << tick << ',' << loss << ',' << lr << ',' << gn << ',' << seconds << ',';
     // The sample quality where this tick measured it (eval.sample_fd), else empty.
     double fd = NAN;
     int64_t fd_tick = -1;
     if (st.latest("fd", fd, &fd_tick) && fd_tick == tick) out_ << fd;
     out_ << '\n';
-    if (tick % 50 == 0) out_.flush();
+    out_.flush();  // a row per write: a killed run loses no row its checkpoint covers
   }
   const std::string& dir() const { return dir_; }
 
  private:
   std::string dir_;
   std::ofstream out_;
+  int64_t written_ = -1;
 };
 
 int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, int64_t log_every,
@@ -123,6 +134,11 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   if (!quiet && p.executor().next_tick() > 0)
     std::cerr << "noiseflow: resuming at tick " << p.executor().next_tick() << "\n";
   const int64_t first_tick = p.executor().next_tick();
+  const auto started = std::chrono::steady_clock::now();
+  p.executor().state().before_checkpoint = [&](int64_t tick) {
+    folder.row(tick, p.executor().state(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
   p.run([&](const noiseflow::TickInfo& t) {
     folder.row(t.tick, p.executor().state(), t.seconds);
     if (quiet) return;

@@ -23,6 +23,7 @@ struct Checkpoint final : Node {
   void forward(Context& ctx) override {
     if (!ctx.executor()) ctx.fail("path", "io.checkpoint needs a running pipeline");
     std::string path = ctx.attr_string("path");
+    if (ctx.run_state() && ctx.run_state()->before_checkpoint) ctx.run_state()->before_checkpoint(ctx.tick());
     try {
       save_checkpoint(*ctx.executor(), path, ctx.tick() + 1);
     } catch (const CheckpointError& e) {

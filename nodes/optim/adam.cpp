@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "nodes/optim/finite_loss.hpp"
 #include "nodes/optim/lr_schedule.hpp"
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
@@ -77,6 +78,7 @@ struct Adam final : Node {
 
   void forward(Context& ctx) override {
     const int64_t step = ctx.tick() + 1;
+    optim::check_finite_loss(ctx, step);
     const double beta1 = ctx.attr_float("beta1"), beta2 = ctx.attr_float("beta2");
     const double eps = ctx.attr_float("eps"), wd = ctx.attr_float("weight_decay");
     const double clip = ctx.attr_float("clip_norm");

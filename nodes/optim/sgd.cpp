@@ -3,6 +3,7 @@
 // learning-rate schedules of nodes/optim/lr_schedule.hpp.
 #include <vector>
 
+#include "nodes/optim/finite_loss.hpp"
 #include "nodes/optim/lr_schedule.hpp"
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
@@ -35,6 +36,7 @@ struct Sgd final : Node {
   }
 
   void forward(Context& ctx) override {
+    optim::check_finite_loss(ctx, ctx.tick() + 1);
     const double lr_t = schedule_.at(ctx.tick() + 1);
     if (RunState* rs = ctx.run_state()) rs->scalar("lr", ctx.tick(), lr_t);
     const float lr = float(lr_t), mom = float(ctx.attr_float("momentum"));

@@ -27,6 +27,7 @@ TEST_CASE("every differentiable op has a gradient case") {
   auto& reg = noiseflow::runtime::Registry::global();
   for (const auto& op : reg.ops()) {
     if (!reg.find_schema(op)->is_differentiable()) continue;
+    if (op.rfind("test.", 0) == 0) continue;  // the suites' own nodes, some with deliberately wrong gradients
     bool covered = std::any_of(grad_cases().begin(), grad_cases().end(), [&](const auto& c) { return c.op == op; });
     INFO("op ", op, " is differentiable but has no NOISEFLOW_GRAD_CASE (tests/nodes/gradcheck.hpp)");
     CHECK(covered);

@@ -270,20 +270,77 @@ TEST_CASE("optim.adam: the update does not depend on the thread count") {
   CHECK(n1[0] > 1.0);  // the clip was active
 }
 
-TEST_CASE("optim.adam: a non-finite gradient norm is an error that leaves the weights alone") {
-  auto g = load_adam_pipeline(4, R"({ "lr": 0.01 })", 1);
+namespace {
+// y = x; its backward passes an infinite gradient on: a finite loss with a non-finite gradient norm.
+struct TestInfGrad final : runtime::Node {
+  static runtime::Schema schema() {
+    return runtime::Schema("test.inf_grad", "test: identity whose backward writes +inf")
+        .input("x")
+        .output("y")
+        .differentiable({"x"})
+        .shape([](graph::ShapeContext& c) { c.set_output("y", c.input("x")); });
+  }
+  void forward(runtime::Context& ctx) override { ctx.output("y").copy_from(ctx.input("x")); }
+  void backward(runtime::Context& ctx) override {
+    ctx.grad_input("x").copy_from(ctx.grad_output("y"));
+    ctx.grad_input("x").data()[0] = std::numeric_limits<float>::infinity();
+  }
+};
+NOISEFLOW_REGISTER_NODE(TestInfGrad);
+}  // namespace
+
+TEST_CASE("optim.adam: a non-finite gradient norm with a finite loss is an error that leaves the weights alone") {
+  auto g = graph::load_pipeline_text(R"({ "noiseflow": 1, "nodes": {
+      "x":    { "op": "input", "attrs": { "shape": [4, 3] } },
+      "y":    { "op": "input", "attrs": { "shape": [4, 2] } },
+      "fc":   { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 2 } },
+      "inf":  { "op": "test.inf_grad", "inputs": { "x": "fc" } },
+      "loss": { "op": "loss.mse", "inputs": { "pred": "inf", "target": "y" } },
+      "opt":  { "op": "optim.adam", "inputs": { "loss": "loss" }, "attrs": { "lr": 0.01 } } },
+    "run": { "ticks": 1 } })",
+                                     "optim/adam.json", test::load_options());
   Executor ex(g, ExecutorOptions{1});
   set_regression_data(ex);
-  ex.output("y")[0] = std::numeric_limits<float>::infinity();
   const auto before = ex.find_param("fc.weight")->value.to_vector();
   try {
     ex.step();
     FAIL("expected an error");
   } catch (const runtime::RunError& e) {
     CHECK(std::string(e.what()).find("node \"opt\"") != std::string::npos);
-    CHECK(std::string(e.what()).find("gradient norm is") != std::string::npos);
+    CHECK(std::string(e.what()).find("gradient norm is inf") != std::string::npos);
   }
+  CHECK(std::isfinite(ex.output("loss")[0]));
   CHECK(ex.find_param("fc.weight")->value.to_vector() == before);
+}
+
+TEST_CASE("optim.adam and optim.sgd: a NaN or infinite loss is an error naming the step, weights left alone") {
+  for (const char* op : {"optim.adam", "optim.sgd"}) {
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      CAPTURE(op);
+      CAPTURE(bad);
+      auto g = graph::load_pipeline_text(R"({ "noiseflow": 1, "nodes": {
+          "x":    { "op": "input", "attrs": { "shape": [4, 3] } },
+          "y":    { "op": "input", "attrs": { "shape": [4, 2] } },
+          "fc":   { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 2 } },
+          "loss": { "op": "loss.mse", "inputs": { "pred": "fc", "target": "y" } },
+          "opt":  { "op": ")" + std::string(op) + R"(", "inputs": { "loss": "loss" }, "attrs": { "lr": 0.1 } } },
+        "run": { "ticks": 3 } })",
+                                         "bad/diverged.json", test::load_options());
+      Executor ex(g, ExecutorOptions{1});
+      set_regression_data(ex);
+      ex.step();
+      ex.output("y")[0] = bad;
+      const auto before = ex.find_param("fc.weight")->value.to_vector();
+      try {
+        ex.step();
+        FAIL("expected an error");
+      } catch (const runtime::RunError& e) {
+        CHECK(std::string(e.what()).find("bad/diverged.json: node \"opt\", input \"loss\": the loss is") == 0);
+        CHECK(std::string(e.what()).find(" at step 2 (it diverged") != std::string::npos);
+      }
+      CHECK(ex.find_param("fc.weight")->value.to_vector() == before);
+    }
+  }
 }
 
 TEST_CASE("optim.adam: betas must be below 1 and eps above 0") {
