@@ -30,6 +30,8 @@ struct IdxFile {
   const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(bytes.data()) + data_offset; }
 };
 
+uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+
 std::string dims_str(const std::vector<int64_t>& d) {
   std::string s;
   for (size_t i = 0; i < d.size(); ++i) s += (i ? " x " : "") + std::to_string(d[i]);
@@ -40,7 +42,8 @@ std::string dims_str(const std::vector<int64_t>& d) {
 /// `ranks`), and that its size matches its header exactly.
 IdxFile read_idx(Context& ctx, const std::string& field, const std::string& path, std::vector<int> ranks) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) ctx.fail(field, "IDX file '" + path + "' not found");
+  if (!fs::is_regular_file(path, ec))
+    ctx.fail(field, "IDX file '" + path + (fs::exists(path, ec) ? "' is not a regular file" : "' not found"));
   IdxFile f;
   f.bytes = data::read_file(ctx, field, path);
   const auto* b = reinterpret_cast<const uint8_t*>(f.bytes.data());
@@ -68,14 +71,18 @@ IdxFile read_idx(Context& ctx, const std::string& field, const std::string& path
   if (size < f.data_offset)
     ctx.fail(field, path + ": truncated: the header needs " + std::to_string(f.data_offset) + " bytes, the file has " +
                         std::to_string(size));
+  // The product of the dimensions, checked before each multiplication so that it cannot wrap around.
+  constexpr uint64_t kMaxBytes = uint64_t(1) << 40;
   uint64_t count = 1;
   for (int i = 0; i < rank; ++i) {
-    const uint8_t* d = b + 4 + 4 * i;
-    const int64_t v = (int64_t(d[0]) << 24) | (int64_t(d[1]) << 16) | (int64_t(d[2]) << 8) | int64_t(d[3]);
+    const int64_t v = be32(b + 4 + 4 * i);
     if (v == 0) ctx.fail(field, path + ": dimension " + std::to_string(i) + " is 0 (no data)");
     f.dims.push_back(v);
+    if (count > kMaxBytes / uint64_t(v)) {
+      for (int j = i + 1; j < rank; ++j) f.dims.push_back(int64_t(be32(b + 4 + 4 * j)));
+      ctx.fail(field, path + ": dimensions " + dims_str(f.dims) + " are implausibly large (over 2^40 bytes of data)");
+    }
     count *= uint64_t(v);
-    if (count > (uint64_t(1) << 40)) ctx.fail(field, path + ": dimensions " + dims_str(f.dims) + " are implausibly large");
   }
   const uint64_t expected = f.data_offset + count;
   if (size < expected)

@@ -103,9 +103,13 @@ std::vector<float> parse_digit_file(Context& ctx, const fs::path& path) {
       ws();
       float v;
       const char* next = scan_plain_decimal(p, end, v);
-      if (!next) {  // not the plain d.ddd form: let from_chars handle signs and exponents
-        auto [after, ec] = std::from_chars(p, end, v);
+      if (!next) {  // not the plain d.ddd form: let from_chars handle signs and exponents (in double, so
+                    // that 1e-50 is a tiny value rather than an out-of-range float)
+        double d = 0;
+        auto [after, ec] = std::from_chars(p, end, d);
+        if (ec == std::errc::result_out_of_range) fail("value " + std::string(p, after) + " is outside [0, 1]");
         if (ec != std::errc() || after == p) fail("expected a number");
+        v = float(d);
         next = after;
       }
       if (!(v >= 0.f && v <= 1.f)) fail("value " + std::string(p, next) + " is outside [0, 1]");
@@ -174,6 +178,8 @@ struct Mnist final : data::LabeledLoader {
       const fs::path file = dir / (std::to_string(d) + ".json");
       if (!fs::exists(file, ec))
         ctx.fail("dir", file.string() + ": missing from the MNIST folder; run the set-up script tools/setup.sh");
+      if (!fs::is_regular_file(file, ec))  // a folder, a pipe or a device would not read as a file (or never end)
+        ctx.fail("dir", file.string() + ": not a regular file; run the set-up script tools/setup.sh");
       per_class.push_back(parse_digit_file(ctx, file));
     }
 

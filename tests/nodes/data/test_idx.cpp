@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -145,4 +146,69 @@ TEST_CASE("data.idx reports bad files clearly") {
   write_bytes(lab, good);
   CHECK(node_error("data.idx", with_labels) ==
         "labels: " + lab + ": magic number 0x00000803: the IDX file has 3 dimensions, expected 1 (is this an images file?)");
+}
+
+TEST_CASE("data.idx refuses damaged headers and short data, naming the file") {
+  TempDir tmp;
+  const std::string img = tmp / "img", lab = tmp / "lab";
+  const Json attrs{{"images", img}, {"labels", lab}, {"height", 2}, {"width", 3}};
+  write_bytes(lab, idx_bytes({4}, {1, 2, 3, 4}));
+  auto images_error = [&](const std::string& bytes) {
+    write_bytes(img, bytes);
+    return node_error("data.idx", attrs);
+  };
+  auto labels_error = [&](const std::string& bytes) {
+    write_bytes(img, idx_bytes({4, 2, 3}, ramp(4, 2, 3)));
+    write_bytes(lab, bytes);
+    return node_error("data.idx", attrs);
+  };
+  const std::string pre = "images: " + img + ": ";
+
+  SUBCASE("wrong magic numbers") {
+    CHECK(images_error("") == pre + "truncated: 0 bytes, shorter than the 4-byte IDX magic");
+    CHECK(images_error(std::string("\0\0", 2)) == pre + "truncated: 2 bytes, shorter than the 4-byte IDX magic");
+    CHECK(images_error(std::string("\0\x01\x08\x03", 4)) ==
+          pre + "not an IDX file (bad magic number 0x00010803, expected 0x0000TTDD)");
+    CHECK(images_error("\x89PNG\r\n\x1a\n") == pre + "not an IDX file (bad magic number 0x89504e47, expected 0x0000TTDD)");
+    CHECK(images_error(std::string("\0\0\x08\0", 4)) ==
+          pre + "magic number 0x00000800: the IDX file has 0 dimensions, expected 3 or 4");
+    CHECK(images_error(std::string("\0\0\x08\xff", 4) + std::string(1020, '\1')) ==
+          pre + "magic number 0x000008ff: the IDX file has 255 dimensions, expected 3 or 4");
+    CHECK(labels_error(std::string("\0\0\x0b\x01", 4) + std::string(8, '\0')) ==
+          "labels: " + lab + ": magic number 0x00000b01: IDX element type 0x0b is not supported (only 0x08, unsigned byte)");
+  }
+  SUBCASE("a zero dimension") {
+    CHECK(images_error(idx_bytes({0, 2, 3}, {})) == pre + "dimension 0 is 0 (no data)");
+    CHECK(images_error(idx_bytes({4, 0, 3}, {})) == pre + "dimension 1 is 0 (no data)");
+    CHECK(labels_error(idx_bytes({0}, {})) == "labels: " + lab + ": dimension 0 is 0 (no data)");
+  }
+  SUBCASE("absurd sizes, and products that would overflow 64 bits") {
+    CHECK(images_error(idx_bytes({0x80000000u, 28, 28}, {})) ==
+          pre + "dimensions 2147483648 x 28 x 28 are implausibly large (over 2^40 bytes of data)");
+    CHECK(images_error(idx_bytes({0xffffffffu, 0xffffffffu, 0xffffffffu}, {})) ==
+          pre + "dimensions 4294967295 x 4294967295 x 4294967295 are implausibly large (over 2^40 bytes of data)");
+    // 2^16 x 2^24 x 2^24 = 2^64 wraps to 0 in 64 bits: refused, not read as a file without data.
+    CHECK(images_error(idx_bytes({1u << 16, 1u << 24, 1u << 24}, {})) ==
+          pre + "dimensions 65536 x 16777216 x 16777216 are implausibly large (over 2^40 bytes of data)");
+    CHECK(images_error(idx_bytes({1u << 20, 1u << 20, 1u << 24, 1u << 24}, {})) ==
+          pre + "dimensions 1048576 x 1048576 x 16777216 x 16777216 are implausibly large (over 2^40 bytes of data)");
+    // Large but plausible: the data is missing, and nothing that size is allocated.
+    CHECK(images_error(idx_bytes({1000000000u, 2, 3}, {})) ==
+          pre + "truncated: the header declares 1000000000 x 2 x 3 = 6000000000 bytes of data (file size 6000000016), "
+                "the file has 16 bytes");
+  }
+  SUBCASE("short data") {
+    const std::string good = idx_bytes({4, 2, 3}, ramp(4, 2, 3));
+    CHECK(images_error(good.substr(0, 4)) == pre + "truncated: the header needs 16 bytes, the file has 4");
+    CHECK(images_error(good.substr(0, 16)) ==
+          pre + "truncated: the header declares 4 x 2 x 3 = 24 bytes of data (file size 40), the file has 16 bytes");
+    CHECK(labels_error(idx_bytes({4}, {1, 2, 3})) ==
+          "labels: " + lab + ": truncated: the header declares 4 = 4 bytes of data (file size 12), the file has 11 bytes");
+  }
+}
+
+TEST_CASE("data.idx says when the path is not a regular file") {
+  TempDir tmp;
+  std::filesystem::create_directory(tmp / "folder");
+  CHECK(node_error("data.idx", {{"images", tmp / "folder"}}) == "images: IDX file '" + tmp / "folder" + "' is not a regular file");
 }

@@ -188,3 +188,68 @@ TEST_CASE("data.mnist names the corrupt file and what is wrong with it") {
     CHECK(node_error("data.mnist", {{"dir", tmp.path.string()}, {"digits", {1, 2}}}) == "");
   }
 }
+
+TEST_CASE("data.mnist refuses damaged digit files of every kind, naming the file") {
+  TempDir tmp;
+  const std::string zero = tmp / "0.json";
+  const Json attrs{{"dir", tmp.path.string()}, {"digits", {0}}, {"batch", 1}};
+  std::string image;  // one image of 784 values
+  for (int i = 0; i < 784; ++i) {
+    if (i) image += ',';
+    image += i % 3 ? "0" : "0.5";
+  }
+  auto error_of = [&](const std::string& text) {
+    noiseflow::test::write_bytes(zero, text);
+    return node_error("data.mnist", attrs);
+  };
+  const std::string pre = "dir: " + zero + ": ";
+  const std::string tail = " — not a valid MNIST digit file (expected { \"data\": [numbers in 0..1] }); re-run tools/setup.sh to reinstall it";
+  REQUIRE(error_of("{ \"data\": [" + image + "] }") == "");
+  REQUIRE(error_of("{\"data\":[" + image + "," + image + "]}\n") == "");
+
+  SUBCASE("truncated") {
+    CHECK(error_of("") == pre + "at end of file (0 bytes; truncated?): expected '{'" + tail);
+    CHECK(error_of("{ \"da") == pre + "at byte 2: expected '\"data\"'" + tail);
+    CHECK(error_of("{ \"data\": [0, 0.5") == pre + "at end of file (17 bytes; truncated?): expected ',' or ']' after a number" + tail);
+    CHECK(error_of("{ \"data\": [0, 0.5,") == pre + "at end of file (18 bytes; truncated?): expected a number" + tail);
+    CHECK(error_of("{ \"data\": [" + image + "]") ==
+          pre + "at end of file (" + std::to_string(12 + image.size()) + " bytes; truncated?): expected '}'" + tail);
+  }
+  SUBCASE("wrong types") {
+    CHECK(error_of("[0.5]") == pre + "at byte 0: expected '{'" + tail);
+    CHECK(error_of("{ \"images\": [] }") == pre + "at byte 2: expected '\"data\"'" + tail);
+    CHECK(error_of("{ \"data\": \"0.5\" }") == pre + "at byte 10: expected '['" + tail);
+    CHECK(error_of("{ \"data\": {} }") == pre + "at byte 10: expected '['" + tail);
+    CHECK(error_of("{ \"data\": [[0]] }") == pre + "at byte 11: expected a number" + tail);
+    CHECK(error_of("{ \"data\": [null] }") == pre + "at byte 11: expected a number" + tail);
+    CHECK(error_of("{ \"data\": [true] }") == pre + "at byte 11: expected a number" + tail);
+    CHECK(error_of("\xef\xbb\xbf{ \"data\": [] }") == pre + "at byte 0: expected '{'" + tail);  // a byte-order mark
+    CHECK(error_of("{ \"data\": [" + image + "], \"labels\": [] }") ==
+          pre + "at byte " + std::to_string(11 + image.size() + 1) + ": expected '}'" + tail);
+  }
+  SUBCASE("wrong length") {
+    CHECK(error_of("{ \"data\": [] }") == "dir: " + zero + ": holds no images (empty data list)");
+    CHECK(error_of("{ \"data\": [" + image.substr(4) + "] }") ==
+          "dir: " + zero + ": holds 783 values, not a multiple of 784 (28x28 per image); the file is corrupt — "
+                           "re-run tools/setup.sh to reinstall it");
+    CHECK(error_of("{ \"data\": [" + image + ",0] }").find("holds 785 values, not a multiple of 784") != std::string::npos);
+  }
+  SUBCASE("values that are not numbers in [0, 1]") {
+    CHECK(error_of("{ \"data\": [\"0.5\"] }") == pre + "at byte 11: expected a number" + tail);
+    CHECK(error_of("{ \"data\": [0x1] }") == pre + "at byte 12: expected ',' or ']' after a number" + tail);
+    CHECK(error_of("{ \"data\": [nan] }") == pre + "at byte 11: value nan is outside [0, 1]" + tail);
+    CHECK(error_of("{ \"data\": [inf] }") == pre + "at byte 11: value inf is outside [0, 1]" + tail);
+    CHECK(error_of("{ \"data\": [-0.5] }") == pre + "at byte 11: value -0.5 is outside [0, 1]" + tail);
+    CHECK(error_of("{ \"data\": [1e400] }") == pre + "at byte 11: value 1e400 is outside [0, 1]" + tail);
+    CHECK(error_of("{ \"data\": [1.5] }") == pre + "at byte 11: value 1.5 is outside [0, 1]" + tail);
+    // In range, in forms the npm files do not use: exponents, a tiny value, more digits than the fast path reads.
+    std::string forms = "1e-1,5E-1,1e-50,0.12345678901234,-0";
+    for (int i = 5; i < 784; ++i) forms += ",0";
+    CHECK(error_of("{ \"data\": [" + forms + "] }") == "");
+  }
+  SUBCASE("not a regular file") {
+    fs::remove(zero);
+    fs::create_directory(zero);
+    CHECK(node_error("data.mnist", attrs) == pre + "not a regular file; run the set-up script tools/setup.sh");
+  }
+}
