@@ -19,6 +19,30 @@ std::pair<size_t, size_t> line_col(const std::string& text, size_t offset) {
   return {line, col};
 }
 
+// Finds where a parse failed when the exception carries no position: nlohmann's number overflow
+// (out_of_range 406, a literal beyond double's range) is raised through the SAX parse_error event, which
+// does see it. A validating pass that builds nothing.
+struct ErrorLocator final : Json::json_sax_t {
+  size_t position = 0;
+  std::string token;
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t pos, const std::string& last_token, const nlohmann::detail::exception&) override {
+    position = pos, token = last_token;
+    return false;
+  }
+};
+
 }  // namespace
 
 std::optional<std::string> read_file(const std::string& path) {
@@ -43,6 +67,14 @@ std::optional<Json> parse_document(const std::string& text, const std::string& p
     auto p = what.find("syntax error");
     std::string msg = p != std::string::npos ? what.substr(p) : what;
     diag.add(path + ":" + std::to_string(line) + ":" + std::to_string(col), "", "", "syntax_error", msg);
+    return std::nullopt;
+  } catch (const Json::out_of_range&) {  // a number literal beyond double's range, e.g. 1e400
+    ErrorLocator where;
+    Json::sax_parse(text, &where);
+    const size_t start = where.position >= where.token.size() ? where.position - where.token.size() : 0;
+    auto [line, col] = line_col(text, start);
+    diag.add(path + ":" + std::to_string(line) + ":" + std::to_string(col), "", "", "number_out_of_range",
+             "the number " + where.token + " is out of range (beyond a double's largest, about 1.8e308)");
     return std::nullopt;
   }
 }

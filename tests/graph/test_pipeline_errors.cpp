@@ -101,6 +101,13 @@ TEST_CASE("JSON syntax error: line and column") {
   }
 }
 
+TEST_CASE("a number beyond double's range is an error at its line and column") {
+  auto d = one_error("{\n  \"noiseflow\": 1,\n  \"params\": { \"x\": -1e400 }\n}");
+  CHECK(d.code == "number_out_of_range");
+  CHECK(d.str() == "bad/x.json:3:20: the number -1e400 is out of range (beyond a double's largest, about 1.8e308)");
+  CHECK(one_error("1e381").str() == "bad/x.json:1:1: the number 1e381 is out of range (beyond a double's largest, about 1.8e308)");
+}
+
 TEST_CASE("empty file") {
   for (const char* text : {"", "  \n\t\n"}) {
     auto d = one_error(text);
