@@ -192,6 +192,20 @@ class Schema {
   Schema& optimizer() { optimizer_ = true; return *this; }
   /// What the node holds beyond its outputs and parameters (the plan's memory report; none by default).
   Schema& memory(MemoryFn fn) { memory_fn_ = std::move(fn); return *this; }
+  /// Attribute `attr` is part of how a model is trained: recipe entry `key` ("schedule", "T",
+  /// "objective", "classes", ...). A checkpoint records the entries of the training pipeline's
+  /// defining nodes (`defines`: the schedule, the training target, the class embedding); a pipeline
+  /// loading the checkpoint has every declared attribute (defining or expecting: a sampler's prediction)
+  /// checked against the record (runtime/checkpoint.hpp, recipe_of).
+  Schema& recipe(std::string attr, std::string key, bool defines = true) {
+    recipe_.push_back({std::move(attr), std::move(key), defines});
+    return *this;
+  }
+  struct RecipeAttr {
+    std::string attr, key;
+    bool defines = true;
+  };
+  const std::vector<RecipeAttr>& recipe_attrs() const { return recipe_; }
 
   const std::string& op() const { return op_; }
   const std::string& doc() const { return doc_; }
@@ -239,6 +253,7 @@ class Schema {
   MemoryFn memory_fn_;
   bool heavy_ = false, sink_ = false, optimizer_ = false;
   LayoutSupport layouts_ = LayoutSupport::plain;
+  std::vector<RecipeAttr> recipe_;
 };
 
 /// How graph/ looks node types up; the runtime's registry implements it.

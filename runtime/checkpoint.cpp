@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <vector>
@@ -225,7 +226,8 @@ void save_checkpoint(Executor& ex, const std::string& path, int64_t step) {
                                           {"step", std::to_string(step)},
                                           {"pipeline_hash", ex.graph().hash()},
                                           {"pipeline", ex.graph().name},
-                                          {"seed", std::to_string(ex.graph().seed)}};
+                                          {"seed", std::to_string(ex.graph().seed)},
+                                          {"recipe", recipe_of(ex.graph()).dump()}};
   write_safetensors(path, checkpoint_tensors(ex), meta);
 }
 
@@ -266,6 +268,19 @@ int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, co
                      "): the run that wrote it diverged; load an earlier checkpoint");
     copies.push_back({src, t});
   }
+  // The net fits; a model loaded for sampling or evaluation must also be used the way it was trained. (A scoped load is a
+  // part of the pipeline, e.g. the classifier of a metric: the rest of the pipeline is not its recipe.)
+  auto recipe = st.metadata.find("recipe");
+  if (mode != LoadMode::Resume && scope.empty() && recipe != st.metadata.end()) {
+    const Json recorded = Json::parse(recipe->second, nullptr, false);
+    if (!recorded.is_object()) fail(path, "__metadata__ recipe is not a JSON object");
+    const std::vector<std::string> problems = recipe_mismatches(ex.graph(), recorded);
+    if (!problems.empty()) {
+      std::string m = "the model was trained differently from how this pipeline uses it: ";
+      for (size_t i = 0; i < problems.size(); ++i) m += (i ? "; " : "") + problems[i];
+      fail(path, m);
+    }
+  }
   for (auto& [src, dst] : copies) dst.copy_from(*src);
   int64_t step = 0;
   auto it = st.metadata.find("step");
@@ -283,6 +298,65 @@ int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, co
                      "): resume needs the same nodes and attributes");
   }
   return step;
+}
+
+Json recipe_of(const graph::Graph& g) {
+  Json r = Json::object();
+  std::set<std::string> ambiguous;
+  for (int i : g.order) {
+    const graph::GraphNode& gn = g.nodes[size_t(i)];
+    for (const auto& ra : gn.schema->recipe_attrs()) {
+      if (!ra.defines || !gn.attrs.contains(ra.attr)) continue;
+      const Json& v = gn.attrs[ra.attr];
+      if (!r.contains(ra.key)) r[ra.key] = v;
+      else if (r[ra.key] != v) ambiguous.insert(ra.key);
+    }
+  }
+  for (const auto& k : ambiguous) r.erase(k);
+  return r;
+}
+
+namespace {
+
+// The top-level param an attribute was given by ("$name" or "${name}" in the pipeline file), if any.
+std::optional<std::string> param_of(const graph::Graph& g, const graph::GraphNode& gn, const std::string& attr) {
+  if (gn.file != g.file) return std::nullopt;
+  std::ifstream f(g.file);
+  const Json raw = Json::parse(f, nullptr, false);
+  if (!raw.is_object() || !raw.contains("nodes") || !raw["nodes"].is_object()) return std::nullopt;
+  const Json& nodes = raw["nodes"];
+  if (!nodes.contains(gn.id) || !nodes[gn.id].is_object() || !nodes[gn.id].contains("attrs")) return std::nullopt;
+  const Json& attrs = nodes[gn.id]["attrs"];
+  if (!attrs.is_object() || !attrs.contains(attr) || !attrs[attr].is_string()) return std::nullopt;
+  std::string v = attrs[attr];
+  if (v.size() > 3 && v.rfind("${", 0) == 0 && v.back() == '}') v = v.substr(2, v.size() - 3);
+  else if (v.size() > 1 && v[0] == '$') v = v.substr(1);
+  else return std::nullopt;
+  if (!g.params.is_object() || !g.params.contains(v)) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::vector<std::string> recipe_mismatches(const graph::Graph& g, const Json& recorded) {
+  std::vector<std::string> out;
+  for (int i : g.order) {
+    const graph::GraphNode& gn = g.nodes[size_t(i)];
+    for (const auto& ra : gn.schema->recipe_attrs()) {
+      if (!recorded.contains(ra.key) || !gn.attrs.contains(ra.attr)) continue;
+      const Json& want = recorded[ra.key];
+      const Json& have = gn.attrs[ra.attr];
+      // Numbers compare as numbers (T may be 1000 or 1000.0 in a file).
+      if (want == have || (want.is_number() && have.is_number() && want.get<double>() == have.get<double>())) continue;
+      std::string m = "trained with " + ra.key + " " + want.dump() + ", but node " + q(gn.id) + " attr " + q(ra.attr) +
+                      " is " + have.dump();
+      const std::string value = want.is_string() ? want.get<std::string>() : want.dump();
+      if (auto p = param_of(g, gn, ra.attr)) m += " (run with --set " + *p + "=" + value + ")";
+      else m += " (set it to " + want.dump() + " in " + gn.file + ")";
+      out.push_back(m);
+    }
+  }
+  return out;
 }
 
 }  // namespace noiseflow::runtime

@@ -13,6 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "graph/pipeline.hpp"
 #include "runtime/tensor.hpp"
 
 namespace noiseflow::runtime {
@@ -58,5 +61,15 @@ void save_checkpoint(Executor& ex, const std::string& path, int64_t step);
 int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, const std::string& prefix = {},
                         const std::string& scope = {}, const std::string& file_scope = {},
                         const std::string& ema_prefix = "ema");
+
+/// How a training pipeline trains its model, from its nodes' Schema::recipe declarations (the defining
+/// ones: schedule kind, T, betas, zero-SNR, objective, class count): {key: value}. A key two nodes give
+/// different values is left out (ambiguous). Saved as the checkpoint metadata "recipe".
+nlohmann::json recipe_of(const graph::Graph& g);
+
+/// The problems of loading a checkpoint trained with `recorded` (recipe_of) into pipeline `g`: every
+/// node attribute declared as a recipe entry (defining or expecting) whose value differs, each naming
+/// both values and the fix (`--set PARAM=VALUE` when the attribute is a top-level param). Empty: none.
+std::vector<std::string> recipe_mismatches(const graph::Graph& g, const nlohmann::json& recorded);
 
 }  // namespace noiseflow::runtime

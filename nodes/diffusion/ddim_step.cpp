@@ -45,6 +45,7 @@ struct DdimStep final : SamplerStep<DdimCoef> {
         .output("x_prev", "x_{t_prev}, same shape as x")
         .attr_float("eta", 0.0, 0.0, 1.0, "stochasticity: 0 deterministic DDIM, 1 DDPM-like ancestral sampling")
         .attr_string("prediction", "eps", prediction_choices(), kPredictionDoc)
+        .recipe("prediction", "objective", false)
         .attr_bool("clip_x0", false, "clamp x0_hat to [-1, 1] and re-derive eps_hat from the clamped x0_hat")
         .shape([](graph::ShapeContext& c) {
           check_step_shapes(c, {"t", "t_prev"});

@@ -46,6 +46,7 @@ struct DdpmStep final : SamplerStep<DdpmCoef> {
         .input("schedule", "[8, T] schedule table from diffusion.schedule")
         .output("x_prev", "x_{t-1}, same shape as x")
         .attr_string("prediction", "eps", prediction_choices(), kPredictionDoc)
+        .recipe("prediction", "objective", false)
         .attr_bool("clip_x0", false, "clamp x0_hat to [-1, 1] before taking the posterior mean")
         .attr_string("variance", "beta", {"beta", "posterior"},
                      "sigma_t^2: beta_t (Ho et al.'s sigma^2 = beta) or the posterior variance "

@@ -39,6 +39,7 @@ struct LabelDropout final : Node {
         .input("labels", "[N] class indices")
         .output("y", "[N]: the labels, some of them num_classes")
         .attr_int("num_classes", std::nullopt, 1, 1 << 20, "number of real classes; the null class is this index")
+        .recipe("num_classes", "classes", false)
         .attr_float("p", 0.1, 0.0, 1.0, "probability that a label is dropped")
         .shape([](graph::ShapeContext& c) {
           check_labels_shape(c);
@@ -73,6 +74,7 @@ struct CfgLabels final : Node {
         .input("labels", "[N] class indices")
         .output("y", "[2N]")
         .attr_int("num_classes", std::nullopt, 1, 1 << 20, "number of real classes; the null class is this index")
+        .recipe("num_classes", "classes", false)
         .shape([](graph::ShapeContext& c) {
           check_labels_shape(c);
           c.set_output("y", {2 * c.input("labels")[0]});

@@ -106,6 +106,8 @@ struct Schedule final : Node {
         .attr_bool("zero_terminal_snr", false,
                    "rescale the betas so alpha_bar_{T-1} = 0 (Lin et al. 2023): the last step is pure noise; "
                    "train with v prediction and sample with trailing spacing");
+    s.recipe("kind", "schedule").recipe("T", "T").recipe("beta_start", "beta_start").recipe("beta_end", "beta_end")
+        .recipe("cosine_s", "cosine_s").recipe("max_beta", "max_beta").recipe("zero_terminal_snr", "zero_snr");
     s.shape([](graph::ShapeContext& c) {
       // kind and T are the schema's (Schema::check_attrs); the betas' open bounds are not.
       const int64_t T = c.attr_int("T");

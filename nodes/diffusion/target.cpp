@@ -24,6 +24,7 @@ struct Target final : Node {
         .input("schedule", "[8, T] schedule table")
         .output("target", "what the net should predict, same shape as x0")
         .attr_string("objective", "eps", {"eps", "x0", "v"}, "prediction objective")
+        .recipe("objective", "objective")
         .shape([](graph::ShapeContext& c) {
           const graph::Shape& x0 = c.input("x0");
           if (x0.empty()) c.fail("x0", "expected a tensor [N, ...]");

@@ -22,6 +22,7 @@ struct ClassEmbedding final : Node {
         .input("labels", "[N] class indices 0 .. num_classes (num_classes: the null class), as floats")
         .output("y", "[N, dim]")
         .attr_int("num_classes", std::nullopt, 1, 1 << 20, "number of real classes (the null class is one more)")
+        .recipe("num_classes", "classes")
         .attr_int("dim", std::nullopt, 1, 1 << 16, "embedding width")
         .attr_float("init_std", 1.0, 0.0, {}, "standard deviation of the initial vectors (PyTorch nn.Embedding: 1)")
         .shape([](graph::ShapeContext& c) {

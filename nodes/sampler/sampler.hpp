@@ -193,6 +193,7 @@ inline graph::Schema step_schema(const std::string& name, const std::string& doc
       .output("x_next", "the sample at the next tick, same shape as x")
       .output("history", "the history for the next tick")
       .attr_string("prediction", "eps", diffusion::prediction_choices(), diffusion::kPredictionDoc)
+      .recipe("prediction", "objective", false)
       .attr_bool("clip_x0", false, "clamp x0_hat to [-1, 1] (and re-derive eps_hat) at every evaluation");
 }
 
