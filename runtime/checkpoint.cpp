@@ -232,7 +232,8 @@ void save_checkpoint(Executor& ex, const std::string& path, int64_t step) {
 }
 
 int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, const std::string& prefix,
-                        const std::string& scope, const std::string& file_scope, const std::string& ema_prefix) {
+                        const std::string& scope, const std::string& file_scope, const std::string& ema_prefix,
+                        bool allow_nonfinite) {
   SafeTensors st = read_safetensors(path);
   auto find = [&](const std::string& name) -> const Tensor* {
     auto it = st.tensors.find(name);
@@ -262,10 +263,10 @@ int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, co
                      graph::shape_str(t.shape()));
     int64_t bad = 0;
     for (int64_t i = 0; i < src->numel(); ++i) bad += !std::isfinite((*src)[i]);
-    if (bad)
+    if (bad && !allow_nonfinite)
       fail(path, "tensor " + q(want) + " holds " + std::to_string(bad) + " NaN or infinite value" +
                      (bad == 1 ? "" : "s") + " (of " + std::to_string(src->numel()) +
-                     "): the run that wrote it diverged; load an earlier checkpoint");
+                     "): the run that wrote it diverged; load an earlier checkpoint (or allow_nonfinite to inspect it)");
     copies.push_back({src, t});
   }
   // The net fits; a model loaded for sampling or evaluation must also be used the way it was trained. (A scoped load is a

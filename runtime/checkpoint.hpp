@@ -57,10 +57,11 @@ void save_checkpoint(Executor& ex, const std::string& path, int64_t step);
 /// `prefix` is a name prefix to drop when the file's names lack it (e.g. "net."). With a `scope`, only
 /// the parameters whose names start with it are loaded, looked up in the file with `scope` replaced by
 /// `file_scope` (a classifier instance "cls." loading a checkpoint whose names start with "net.").
-/// LoadMode::Ema reads the copies named "<ema_prefix>.<name>" (optim.ema's `prefix`).
+/// LoadMode::Ema reads the copies named "<ema_prefix>.<name>" (optim.ema's `prefix`). A tensor holding NaN
+/// or Inf is an error naming it unless `allow_nonfinite` (to inspect a diverged run).
 int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, const std::string& prefix = {},
                         const std::string& scope = {}, const std::string& file_scope = {},
-                        const std::string& ema_prefix = "ema");
+                        const std::string& ema_prefix = "ema", bool allow_nonfinite = false);
 
 /// How a training pipeline trains its model, from its nodes' Schema::recipe declarations (the defining
 /// ones: schedule kind, T, betas, zero-SNR, objective, class count): {key: value}. A key two nodes give

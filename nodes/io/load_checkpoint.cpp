@@ -22,6 +22,8 @@ struct LoadCheckpoint final : Node {
         .attr_string("hint", "", {}, "appended to the error when the file is missing (how to make one)")
         .attr_string("scope", "", {}, "load only the parameters whose names start with this (e.g. cls.); empty: all")
         .attr_string("file_scope", "", {}, "what the file calls `scope` (e.g. net. for a classifier trained as \"net\")")
+        .attr_bool("allow_nonfinite", false, "load weights holding NaN or Inf (to inspect a diverged run); "
+                   "otherwise such a tensor is an error naming it")
         .output("step", "[1] the step the checkpoint was written at")
         .shape([](graph::ShapeContext& c) {
           const std::string w = c.attr_string("weights");
@@ -42,7 +44,7 @@ struct LoadCheckpoint final : Node {
       const std::string weights = ctx.attr_string("weights");
       LoadMode mode = weights == "raw" ? LoadMode::Weights : LoadMode::Ema;
       step_ = load_checkpoint(*ctx.executor(), path, mode, ctx.attr_string("prefix"), ctx.attr_string("scope"),
-                              ctx.attr_string("file_scope"), weights);
+                              ctx.attr_string("file_scope"), weights, ctx.attr_bool("allow_nonfinite"));
     } catch (const CheckpointError& e) {
       ctx.fail("path", e.what());
     }

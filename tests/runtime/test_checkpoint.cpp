@@ -222,8 +222,14 @@ TEST_CASE("checkpoints load into a pipeline only when names and shapes match") {
     b.find_param("fc.bias")->value.fill(5.f);
     CHECK(load_error(b, p, runtime::LoadMode::Weights) ==
           p + ": tensor \"fc.weight\" holds 2 NaN or infinite values (of 6): the run that wrote it diverged; load an "
-              "earlier checkpoint");
+              "earlier checkpoint (or allow_nonfinite to inspect it)");
     CHECK(b.find_param("fc.bias")->value.to_vector() == std::vector<float>{5.f, 5.f});
+    // Allowed explicitly, they load as they are.
+    CHECK(runtime::load_checkpoint(b, p, runtime::LoadMode::Weights, {}, {}, {}, "ema", true) == 0);
+    const auto loaded = b.find_param("fc.weight")->value.to_vector();
+    CHECK(std::isnan(loaded[1]));
+    CHECK(std::isinf(loaded[4]));
+    CHECK(loaded[0] == 1.f);
   }
 }
 
