@@ -1,6 +1,9 @@
 #include <dlfcn.h>
 
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 
 #include "runtime/checkpoint.hpp"
@@ -84,11 +87,60 @@ std::vector<std::pair<std::string, std::string>> Pipeline::artifacts() const {
   return exec_ ? exec_->state().artifacts() : std::vector<std::pair<std::string, std::string>>{};
 }
 
+std::vector<float> values(const Tensor& t) {
+  if (t.empty()) return {};
+  return t.blocked() ? t.to_plain().to_vector() : t.to_vector();
+}
+
 std::vector<std::string> node_types() { return runtime::Registry::global().ops(); }
 
+// The plugin contract (docs/NOTES.md, "Plugins and embedding"): a shared library whose static
+// initialisers register at least one node type (NOISEFLOW_REGISTER_NODE), none of them already known. Its
+// references to noiseflow resolve against the loading program, which exports its symbols (ENABLE_EXPORTS).
 void load_plugin(const std::string& path) {
-  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-  if (!h) throw RunError({path, "", "", "plugin_failed", std::string("cannot load plugin: ") + dlerror()}, "load");
+  static std::mutex mutex;
+  // Canonical path -> the error its load raised (empty: loaded). dlopen runs a library's initialisers only
+  // once, so a second load of the same file repeats the first outcome instead of loading it again.
+  static std::map<std::string, graph::Diagnostic> loaded;
+  const std::lock_guard lock(mutex);
+  const auto fail = [&](std::string code, std::string message) {
+    return RunError({path, "", "", std::move(code), "cannot load plugin: " + std::move(message)}, "load");
+  };
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw fail("plugin_failed", std::filesystem::exists(path, ec) ? "not a regular file" : "no such file");
+  const std::string key = std::filesystem::canonical(path, ec).string();
+  if (auto it = loaded.find(key); it != loaded.end()) {
+    if (it->second.code.empty()) return;
+    throw RunError(it->second, "load");
+  }
+  // A path without a slash would make dlopen search the library path instead of taking the file.
+  const std::string file = std::filesystem::absolute(path, ec).string();
+  auto& reg = runtime::Registry::global();
+  reg.begin_load(path);
+  void* h = dlopen(file.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  const char* dl_error = h ? nullptr : dlerror();
+  const auto report = reg.end_load();
+  std::optional<RunError> error;
+  if (!h) {
+    error = fail("plugin_failed", dl_error ? dl_error : "dlopen failed");
+  } else if (!report.problems.empty()) {
+    std::string all;
+    for (auto& p : report.problems) all += (all.empty() ? "" : "; ") + p.message;
+    error = fail(report.problems.front().code, all);
+  } else if (report.added.empty()) {
+    error = fail("plugin_no_nodes",
+                 "it registers no node types (a plugin registers each of its node types with "
+                 "NOISEFLOW_REGISTER_NODE, which runs when the library is loaded)");
+  }
+  if (error) {
+    // Its node types are gone from the registry; the library stays mapped (unloading C++ code whose
+    // objects may still be referenced is not worth the risk).
+    reg.remove(report);
+    loaded[key] = error->diagnostic;
+    throw *error;
+  }
+  loaded[key] = {};
 }
 
 }  // namespace noiseflow

@@ -33,7 +33,8 @@ struct Cancelled : std::runtime_error {
 /// message`. Stable codes: node_failed (a node's own error, or its NodeError code), shape_error,
 /// out_of_memory, dnnl_error, unknown_op, two_optimizers, missing_loss, nothing_to_optimise,
 /// not_differentiable; from the embedding API no_checkpoint_node, nothing_to_resume, checkpoint_past_run,
-/// plugin_failed. Phases: load, plan, forward, backward, end of tick.
+/// plugin_failed, plugin_no_nodes, plugin_duplicate_node, plugin_registration_failed. Phases: load, plan,
+/// forward, backward, end of tick.
 struct RunError : std::runtime_error {
   graph::Diagnostic diagnostic;
   std::string node;   ///< the node id (diagnostic.node)

@@ -72,9 +72,56 @@ Registry& Registry::global() {
 
 bool Registry::add(NodeType type) {
   std::string op = type.schema.op();
-  if (types_.count(op)) throw std::logic_error("node type '" + op + "' is registered twice");
+  if (types_.count(op)) {
+    if (!loading_) throw std::logic_error("node type '" + op + "' is registered twice");
+    const std::string first = origin(op);
+    loading_->problems.push_back({"plugin_duplicate_node",
+                                  "node type \"" + op + "\" is registered twice: by " +
+                                      (first.empty() ? std::string("the program itself (built in)") : first) +
+                                      " and by " + loading_->origin});
+    return false;
+  }
   types_.emplace(op, std::move(type));
+  if (loading_) {
+    origins_[op] = loading_->origin;
+    loading_->added.push_back(op);
+  }
   return true;
+}
+
+bool Registry::add_from(const std::function<NodeType()>& make_type) {
+  if (!loading_) return add(make_type());
+  try {
+    return add(make_type());
+  } catch (const std::exception& e) {
+    loading_->problems.push_back({"plugin_registration_failed", std::string("a node type's registration failed: ") + e.what()});
+  } catch (...) {
+    loading_->problems.push_back(
+        {"plugin_registration_failed", "a node type's registration failed (an exception not derived from std::exception)"});
+  }
+  return false;
+}
+
+std::string Registry::origin(const std::string& op) const {
+  auto it = origins_.find(op);
+  return it == origins_.end() ? std::string() : it->second;
+}
+
+void Registry::begin_load(std::string origin) {
+  if (loading_) throw std::logic_error("Registry::begin_load: " + loading_->origin + " is still loading");
+  loading_ = std::make_unique<LoadReport>();
+  loading_->origin = std::move(origin);
+}
+
+Registry::LoadReport Registry::end_load() {
+  if (!loading_) throw std::logic_error("Registry::end_load without begin_load");
+  LoadReport r = std::move(*loading_);
+  loading_.reset();
+  return r;
+}
+
+void Registry::remove(const LoadReport& load) {
+  for (auto& op : load.added) types_.erase(op), origins_.erase(op);
 }
 
 const NodeType* Registry::find(const std::string& op) const {

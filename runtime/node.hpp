@@ -141,19 +141,45 @@ struct NodeType {
 };
 
 /// All known node types. Nodes register themselves at static-initialisation
-/// time; plugins register when loaded.
+/// time; plugins register when loaded (noiseflow::load_plugin, between begin_load and end_load).
 class Registry : public graph::SchemaProvider {
  public:
   static Registry& global();
-  /// Adds a type; throws if the op name is taken.
+  /// Adds a type; throws std::logic_error if the op name is taken. While a library loads, a taken name is
+  /// recorded in its LoadReport instead (an exception must not leave the library's static initialisers).
   bool add(NodeType type);
+  /// Adds the type `make_type()` builds (NOISEFLOW_REGISTER_NODE); while a library loads, an exception
+  /// from it (a schema that throws) is recorded in the LoadReport instead of ending the process.
+  bool add_from(const std::function<NodeType()>& make_type);
   const NodeType* find(const std::string& op) const;
   const graph::Schema* find_schema(const std::string& op) const override;
   std::vector<std::string> ops() const override;
   size_t size() const { return types_.size(); }
+  /// The file that registered `op`: a plugin library's path, or empty for the program's own node types.
+  std::string origin(const std::string& op) const;
+
+  /// What loading one library registered.
+  struct LoadReport {
+    std::string origin;                 ///< the library's path
+    std::vector<std::string> added;     ///< op names it registered
+    /// A failed registration: code plugin_duplicate_node (the op is known already) or
+    /// plugin_registration_failed (building the type threw).
+    struct Problem {
+      std::string code, message;
+    };
+    std::vector<Problem> problems;
+  };
+  /// From now on registrations come from the library `origin` (one library at a time).
+  void begin_load(std::string origin);
+  /// Ends the load begun by begin_load: what it registered.
+  LoadReport end_load();
+  /// Removes the types a load added (the load failed).
+  void remove(const LoadReport& load);
 
  private:
   std::map<std::string, NodeType> types_;
+  std::map<std::string, std::string> origins_;  ///< op -> plugin path (plugin types only)
+  std::unique_ptr<LoadReport> loading_;
 };
 
 #define NOISEFLOW_CONCAT_INNER(a, b) a##b
@@ -161,7 +187,9 @@ class Registry : public graph::SchemaProvider {
 /// Registers a node type T (with `static Schema schema()`) in the global registry.
 #define NOISEFLOW_REGISTER_NODE(T)                                                      \
   static const bool NOISEFLOW_CONCAT(noiseflow_registered_, __LINE__) =                  \
-      ::noiseflow::runtime::Registry::global().add(                                      \
-          {T::schema(), []() -> std::unique_ptr<::noiseflow::runtime::Node> { return std::make_unique<T>(); }})
+      ::noiseflow::runtime::Registry::global().add_from([] {                             \
+        return ::noiseflow::runtime::NodeType{                                           \
+            T::schema(), []() -> std::unique_ptr<::noiseflow::runtime::Node> { return std::make_unique<T>(); }}; \
+      })
 
 }  // namespace noiseflow::runtime

@@ -5,6 +5,7 @@
 #include <string>
 #include <sys/wait.h>
 
+#include "noiseflow/noiseflow.hpp"
 #include "tests/test_util.hpp"
 
 namespace {
@@ -44,4 +45,85 @@ TEST_CASE("a plugin library adds node types to the CLI") {
   auto bad = sh(exe + " --plugin " + dir.file("nope.so") + " nodes");
   CHECK(bad.first == 1);
   CHECK(bad.second.find(dir.file("nope.so") + ": cannot load plugin:") != std::string::npos);
+}
+
+// The plugin contract (docs/NOTES.md, "Plugins and embedding"): a library must register at least one
+// node type, none known already; each way to break it is an error naming the file.
+TEST_CASE("plugins that break the contract: errors naming the file, the op and both libraries") {
+  const std::string exe = NOISEFLOW_BINARY_DIR "/tools/noiseflow";
+  noiseflow::test::TempDir dir;
+
+  SUBCASE("a missing file") {
+    auto r = sh(exe + " --plugin " + dir.file("libmissing.so") + " nodes");
+    CHECK(r.first == 1);
+    CHECK(r.second == std::string("\n") + dir.file("libmissing.so") + ": cannot load plugin: no such file\n");
+  }
+  SUBCASE("a file that is not a shared library") {
+    const std::string text = dir.write("libtext.so", "not a library\n");
+    auto r = sh(exe + " --plugin " + text + " nodes");
+    CHECK(r.first == 1);
+    CHECK(r.second.find(text + ": cannot load plugin: " + text) != std::string::npos);  // dlopen's reason
+  }
+  SUBCASE("a library without node types") {
+    auto r = sh(exe + " --plugin " NOISEFLOW_TEST_PLUGIN_EMPTY " nodes");
+    CHECK(r.first == 1);
+    CHECK(r.second == "\n" NOISEFLOW_TEST_PLUGIN_EMPTY ": cannot load plugin: it registers no node types (a plugin "
+                      "registers each of its node types with NOISEFLOW_REGISTER_NODE, which runs when the library is "
+                      "loaded)\n");
+  }
+  SUBCASE("a node type registered by two libraries") {
+    auto r = sh(exe + " --plugin " NOISEFLOW_TEST_PLUGIN " --plugin " NOISEFLOW_TEST_PLUGIN_COPY " nodes");
+    CHECK(r.first == 1);
+    CHECK(r.second == "\n" NOISEFLOW_TEST_PLUGIN_COPY ": cannot load plugin: node type \"plugin.negate\" is "
+                      "registered twice: by " NOISEFLOW_TEST_PLUGIN " and by " NOISEFLOW_TEST_PLUGIN_COPY "\n");
+  }
+  SUBCASE("a node type named like a built-in one") {
+    auto r = sh(exe + " --plugin " NOISEFLOW_TEST_PLUGIN_CLASH " nodes");
+    CHECK(r.first == 1);
+    CHECK(r.second == "\n" NOISEFLOW_TEST_PLUGIN_CLASH ": cannot load plugin: node type \"tensor.constant\" is "
+                      "registered twice: by the program itself (built in) and by " NOISEFLOW_TEST_PLUGIN_CLASH "\n");
+  }
+  SUBCASE("a schema that throws while the library loads") {
+    auto r = sh(exe + " --plugin " NOISEFLOW_TEST_PLUGIN_THROWING " nodes");
+    CHECK(r.first == 1);
+    CHECK(r.second == "\n" NOISEFLOW_TEST_PLUGIN_THROWING ": cannot load plugin: a node type's registration "
+                      "failed: plugin.throwing: this schema cannot be built\n");
+  }
+  SUBCASE("the same file twice loads it once") {
+    auto r = sh(exe + " --plugin " NOISEFLOW_TEST_PLUGIN " --plugin " NOISEFLOW_TEST_PLUGIN " nodes");
+    CHECK(r.first == 0);
+    CHECK(r.second.find("plugin.negate — ") != std::string::npos);
+  }
+}
+
+TEST_CASE("load_plugin: a library that fails leaves the registry as it was, with a stable code") {
+  auto& reg = noiseflow::runtime::Registry::global();
+  const size_t before = reg.size();
+  for (int attempt = 0; attempt < 2; ++attempt) {  // the second attempt repeats the first outcome
+    CAPTURE(attempt);
+    try {
+      noiseflow::load_plugin(NOISEFLOW_TEST_PLUGIN_CLASH);
+      FAIL("no error");
+    } catch (const noiseflow::RunError& e) {
+      CHECK(e.code() == "plugin_duplicate_node");
+      CHECK(e.phase == "load");
+      CHECK(e.diagnostic.file == NOISEFLOW_TEST_PLUGIN_CLASH);
+    }
+    // plugin.clash_extra registered before the clash and was removed with it; the built-in stays.
+    CHECK(reg.find("plugin.clash_extra") == nullptr);
+    CHECK(reg.size() == before);
+    REQUIRE(reg.find("tensor.constant") != nullptr);
+    CHECK(reg.origin("tensor.constant").empty());
+  }
+  for (const char* lib : {NOISEFLOW_TEST_PLUGIN_EMPTY, NOISEFLOW_TEST_PLUGIN_THROWING}) {
+    CAPTURE(lib);
+    try {
+      noiseflow::load_plugin(lib);
+      FAIL("no error");
+    } catch (const noiseflow::RunError& e) {
+      CHECK(e.code() == (lib == std::string(NOISEFLOW_TEST_PLUGIN_EMPTY) ? "plugin_no_nodes"
+                                                                          : "plugin_registration_failed"));
+    }
+    CHECK(reg.size() == before);
+  }
 }

@@ -30,7 +30,11 @@
 
 namespace noiseflow {
 
+/// A float32 tensor: shape(), dim(i), numel(); values() below reads its elements.
 using runtime::Tensor;
+/// A tensor's shape, outermost dimension first; shape_str(s) is "[64, 2]".
+using graph::Shape;
+using graph::shape_str;
 using runtime::TickInfo;
 /// Raised for an invalid pipeline; what() lists every problem, one per line.
 using graph::GraphError;
@@ -88,10 +92,18 @@ class Pipeline {
   std::unique_ptr<runtime::plan::ExecutionPlan> plan_;
 };
 
+/// A tensor's elements in plain row-major order, whatever layout the plan gave it (Pipeline::output may
+/// return a tensor the plan keeps blocked, nChw16c, whose raw buffer is in another order).
+std::vector<float> values(const Tensor& t);
+
 /// Every registered node type's op name.
 std::vector<std::string> node_types();
-/// Loads a plugin shared library whose node types register themselves.
-/// Throws RunError (code plugin_failed) naming the file when it cannot be loaded.
+/// Loads a plugin: a shared library (a file path) whose node types register themselves with
+/// NOISEFLOW_REGISTER_NODE when it is loaded. Its references to noiseflow resolve against this program,
+/// which must export its symbols (CMake ENABLE_EXPORTS). Loading the same file again does nothing. Throws
+/// RunError naming the file, with code plugin_failed (no such file, or dlopen's error), plugin_no_nodes
+/// (it registered nothing), plugin_duplicate_node (an op known already; the message names the op and both
+/// files) or plugin_registration_failed (a schema threw); a library that fails adds no node type.
 void load_plugin(const std::string& path);
 
 }  // namespace noiseflow
