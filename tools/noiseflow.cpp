@@ -19,6 +19,7 @@
 
 #include "noiseflow/noiseflow.hpp"
 #include "runtime/atomic_write.hpp"
+#include "tools/nodes_markdown.hpp"
 
 namespace graph = noiseflow::graph;
 
@@ -261,8 +262,12 @@ int cmd_bench(const std::string& file, const noiseflow::Options& o, int repeats,
   return 0;
 }
 
-int cmd_nodes(bool json) {
+int cmd_nodes(bool json, bool markdown) {
   auto& reg = noiseflow::runtime::Registry::global();
+  if (markdown) {
+    std::cout << noiseflow::tools::nodes_markdown(reg);
+    return 0;
+  }
   if (json) {
     nlohmann::json all = nlohmann::json::array();
     for (auto& op : reg.ops()) all.push_back(reg.find(op)->schema.to_json());
@@ -358,6 +363,8 @@ int main(int argc, char** argv) {
 
   auto* nodes = app.add_subcommand("nodes", "list every node type with its schema");
   nodes->add_flag("--json", json, "print the schemas as JSON");
+  bool markdown = false;
+  nodes->add_flag("--markdown", markdown, "print the node reference as Markdown (docs/nodes.md)")->excludes("--json");
 
   noiseflow::runtime::onnx::ExportRequest onnx_req;
   std::string weights_prefix;
@@ -396,7 +403,7 @@ int main(int argc, char** argv) {
       std::cout << p.graph().dot();
       return 0;
     }
-    if (*nodes) return cmd_nodes(json);
+    if (*nodes) return cmd_nodes(json, markdown);
     if (*plan) return cmd_plan(file, opts, json);
     if (*bench) return cmd_bench(file, opts, repeats, warmup);
     if (*onnx) {
