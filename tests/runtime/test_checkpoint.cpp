@@ -132,6 +132,13 @@ TEST_CASE("corrupt safetensors files give clear errors") {
     write_raw(p, R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
               eight);
     CHECK(error_of(p) == p + ": tensors \"a\" and \"b\" overlap in the data");
+    // Not neighbours once sorted: an empty tensor between them, or a short one inside the first.
+    write_raw(p, R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[2,2]},)"
+                 R"("c":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight);
+    CHECK(error_of(p) == p + ": tensors \"a\" and \"c\" overlap in the data");
+    write_raw(p, std::string(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)") +
+                 R"("c":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", eight + eight);
+    CHECK(error_of(p).find("overlap in the data") != std::string::npos);
   }
   SUBCASE("negative dimension") {
     write_raw(p, R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", eight);
