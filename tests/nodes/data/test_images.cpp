@@ -158,6 +158,8 @@ TEST_CASE("data.images names the damaged file and its index, and never crashes o
     CHECK(error_of("\xff\xd8\xff\xe0 JFIF") == pre + "not a PNG file (it does not start with the PNG signature; it looks like a JPEG)");
     CHECK(error_of("GIF89a....") == pre + "not a PNG file (it does not start with the PNG signature; it looks like a GIF)");
     CHECK(error_of("BM......") == pre + "not a PNG file (it does not start with the PNG signature; it looks like a BMP)");
+    // stb_image would try its other decoders on it: its PNM reader overflowed an int on this one (fuzzing).
+    CHECK(error_of("P555555555555") == pre + "not a PNG file (it does not start with the PNG signature)");
     std::string b = good;
     b.replace(12, 4, "IDAT");
     CHECK(error_of(b) == pre + "damaged: the first chunk is IDAT of 13 bytes, not the 13-byte IHDR");
