@@ -69,7 +69,11 @@ bool Expander::check_header(const FileFrame& f) {
 // What only the top-level file gives: the pipeline's params, name and run block.
 void Expander::read_top_level(const FileFrame& f, const Substituter& subst) {
   out_.params = f.params;
-  out_.name = f.doc.value("name", fs::path(f.path).stem().string());
+  out_.name = fs::path(f.path).stem().string();
+  if (f.doc.contains("name")) {
+    if (f.doc["name"].is_string()) out_.name = f.doc["name"].get<std::string>();
+    else diag_.add(f.path, "", "name", "wrong_type", "expected the pipeline's name as a string, got " + f.doc["name"].dump());
+  }
   if (f.doc.contains("run")) out_.run = subst(f.doc["run"], "", "run");
 }
 

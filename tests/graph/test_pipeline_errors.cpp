@@ -108,6 +108,14 @@ TEST_CASE("a number beyond double's range is an error at its line and column") {
   CHECK(one_error("1e381").str() == "bad/x.json:1:1: the number 1e381 is out of range (beyond a double's largest, about 1.8e308)");
 }
 
+TEST_CASE("a name that is not a string is an error") {
+  for (const char* name : {"{}", "[\"a\"]", "7", "null"}) {
+    auto d = one_error(pipeline(R"("x": { "op": "input", "attrs": { "shape": [1] } })", std::string("\"name\": ") + name + ","));
+    CHECK(d.code == "wrong_type");
+    CHECK(d.str() == std::string("bad/x.json: name: expected the pipeline's name as a string, got ") + name);
+  }
+}
+
 TEST_CASE("empty file") {
   for (const char* text : {"", "  \n\t\n"}) {
     auto d = one_error(text);
