@@ -67,6 +67,13 @@ void on_signal(int) {
   if (g_running) g_running->cancel();
 }
 
+// Whether a log.csv holds a row below its header.
+bool has_rows(const std::string& csv) {
+  std::ifstream in(csv);
+  std::string line;
+  return std::getline(in, line) && std::getline(in, line) && !line.empty();
+}
+
 // runs/NAME/: the resolved pipeline and a CSV of the logged scalars per tick.
 class RunFolder {
  public:
@@ -74,9 +81,18 @@ class RunFolder {
       : dir_(dir.empty() ? "runs/" + g.name : dir) {
     std::filesystem::create_directories(dir_);
     const auto fail = [](const std::string& m) -> void { throw std::runtime_error("run folder: " + m); };
-    const std::string resolved = g.resolved.dump(2) + "\n";
-    noiseflow::runtime::write_file_atomically(dir_ + "/pipeline.json", {resolved}, fail);
     std::string csv = dir_ + "/log.csv";
+    // A new run (not a resume) never writes over a finished run's record: a log with rows and its
+    // pipeline.json move to log.N.csv and pipeline.N.json (the first free N) first.
+    if (first_tick == 0 && has_rows(csv)) {
+      int n = 1;
+      while (std::filesystem::exists(dir_ + "/log." + std::to_string(n) + ".csv")) ++n;
+      const std::string kept = dir_ + "/log." + std::to_string(n) + ".csv";
+      std::filesystem::rename(csv, kept);
+      if (std::filesystem::exists(dir_ + "/pipeline.json"))
+        std::filesystem::rename(dir_ + "/pipeline.json", dir_ + "/pipeline." + std::to_string(n) + ".json");
+      std::cerr << "noiseflow: the previous run's log is kept as " << kept << "\n";
+    }
     // On resume keep the rows before the resumed tick, drop the rest. A run killed while it wrote its log
     // may have left a last row without its end of line, or cut anywhere: only whole rows with a tick are
     // kept. The new log replaces the old one atomically, then grows by appending.
@@ -92,6 +108,8 @@ class RunFolder {
         if (tick >= 0 && tick < first_tick) text += line + "\n";
       }
     }
+    const std::string resolved = g.resolved.dump(2) + "\n";
+    noiseflow::runtime::write_file_atomically(dir_ + "/pipeline.json", {resolved}, fail);
     noiseflow::runtime::write_file_atomically(csv, {text}, fail);
     out_.open(csv, std::ios::app);
   }

@@ -229,3 +229,23 @@ TEST_CASE("a loss gone NaN stops the run before it writes over the last good che
     CHECK(std::all_of(t.data(), t.data() + t.numel(), [](float v) { return std::isfinite(v); }));
   }
 }
+
+TEST_CASE("a new run keeps the previous run's log.csv and pipeline.json; --resume continues the current one") {
+  TempDir dir;
+  const std::string run = dir / "again";
+  auto lines = [](const std::string& path) { return log_rows(path).size(); };
+  REQUIRE(wait_for(spawn(train_args(dir, "again", 10, false), dir / "1.out")) == 0);
+  REQUIRE(wait_for(spawn(train_args(dir, "again", 12, false), dir / "2.out")) == 0);
+  CHECK(read_text(dir / "2.out").find("the previous run's log is kept as " + run + "/log.1.csv") != std::string::npos);
+  CHECK(lines(run + "/log.1.csv") == 11);  // header and 10 rows
+  CHECK(fs::exists(run + "/pipeline.1.json"));
+  CHECK(lines(run + "/log.csv") == 13);
+  REQUIRE(wait_for(spawn(train_args(dir, "again", 8, false), dir / "3.out")) == 0);
+  CHECK(lines(run + "/log.1.csv") == 11);
+  CHECK(lines(run + "/log.2.csv") == 13);
+  CHECK(lines(run + "/log.csv") == 9);
+  // A resume continues log.csv in place.
+  REQUIRE(wait_for(spawn(train_args(dir, "again", 16, true), dir / "4.out")) == 0);
+  CHECK_FALSE(fs::exists(run + "/log.3.csv"));
+  CHECK(lines(run + "/log.csv") == 17);
+}
