@@ -61,15 +61,25 @@ class Substituter {
   /// attribute is its own `attr "NAME"` field).
   Json operator()(const Json& v, const std::string& node, const std::string& field) const;
 
+  /// What one substituter may produce: values and characters (params built from params can grow
+  /// exponentially: 26 params each "${prev}${prev}" make 1 GB from 705 bytes), and nesting depth.
+  static constexpr int64_t kMaxUnits = int64_t(1) << 24;
+  static constexpr int kMaxDepth = 100;
+
  private:
-  Json substitute_string(const Json& v, const std::string& node, const std::string& field) const;
+  Json substitute(const Json& v, const std::string& node, const std::string& field, int depth) const;
+  Json substitute_string(const Json& v, const std::string& node, const std::string& field, int depth) const;
   std::optional<std::string> interpolate(const std::string& s, const std::string& node, const std::string& field) const;
   void unknown_param(const std::string& written, const std::string& name, const std::string& node,
                      const std::string& field) const;
+  /// Charges a param's value, copied in at `depth`, against the limits; false (reported once) past them.
+  bool charge(const Json& value, int depth, const std::string& node, const std::string& field) const;
 
   const Json& params_;
   std::string path_;
   Diagnostics& diag_;
+  mutable int64_t units_left_ = kMaxUnits;
+  mutable bool over_ = false;
 };
 
 // ---- expand.cpp, includes.cpp: files -> flat nodes ------------------------------

@@ -1,5 +1,7 @@
 // graph/params.cpp — a file's params (its defaults, then --set or subgraph instance
 // overrides), "$name" / "${name}" substitution, and `--set key=value` parsing.
+#include <algorithm>
+
 #include "graph/loader_detail.hpp"
 #include "graph/pipeline.hpp"
 
@@ -31,6 +33,23 @@ bool fits_default(const Json& def, const Json& v) {
   return (def.is_number() && v.is_number()) || (def.is_boolean() && v.is_boolean()) ||
          (def.is_string() && v.is_string()) || (def.is_array() && v.is_array()) || def.is_null() ||
          (def.is_object() && v.is_object());
+}
+
+// Values and characters of `j` (each value 1, plus the characters of its strings and keys), counted up
+// to about `limit`, and its depth (counted up to `max_depth` + 1).
+std::pair<int64_t, int> measure(const Json& j, int64_t limit, int max_depth) {
+  if (j.is_string()) return {1 + int64_t(j.get_ref<const std::string&>().size()), 0};
+  if (!j.is_structured()) return {1, 0};
+  int64_t n = 1;
+  int depth = 1;
+  if (max_depth < 1) return {n, depth};
+  for (auto& [k, x] : j.items()) {
+    if (n > limit || depth > max_depth) break;
+    auto [xn, xd] = measure(x, limit - n, max_depth - 1);
+    n += int64_t(j.is_object() ? k.size() : 0) + xn;
+    depth = std::max(depth, xd + 1);
+  }
+  return {n, depth};
 }
 
 // Applies one override to `params`, or reports why it cannot.
@@ -74,26 +93,43 @@ Json resolve_params(const Json& doc, const std::string& path, const std::map<std
 }
 
 Json Substituter::operator()(const Json& v, const std::string& node, const std::string& field) const {
-  if (v.is_string()) return substitute_string(v, node, field);
+  return substitute(v, node, field, 0);
+}
+
+Json Substituter::substitute(const Json& v, const std::string& node, const std::string& field, int depth) const {
+  if (v.is_string()) return substitute_string(v, node, field, depth);
   if (v.is_object()) {
     Json o = Json::object();
-    for (auto& [k, x] : v.items()) o[k] = (*this)(x, node, field == "attrs" ? "attr " + quote(k) : field);
+    for (auto& [k, x] : v.items()) o[k] = substitute(x, node, field == "attrs" ? "attr " + quote(k) : field, depth + 1);
     return o;
   }
   if (v.is_array()) {
     Json a = Json::array();
-    for (auto& x : v) a.push_back((*this)(x, node, field));
+    for (auto& x : v) a.push_back(substitute(x, node, field, depth + 1));
     return a;
   }
   return v;
 }
 
-Json Substituter::substitute_string(const Json& v, const std::string& node, const std::string& field) const {
+bool Substituter::charge(const Json& value, int depth, const std::string& node, const std::string& field) const {
+  if (over_) return false;
+  auto [units, d] = measure(value, units_left_, kMaxDepth - depth);
+  units_left_ -= units;
+  if (units_left_ >= 0 && depth + d <= kMaxDepth) return true;
+  over_ = true;
+  diag_.add(path_, node, field, "params_too_large",
+            units_left_ < 0 ? "substituting params makes more than " + std::to_string(kMaxUnits) +
+                                  " values and characters (params built from other params many times over?)"
+                            : "substituting params nests deeper than " + std::to_string(kMaxDepth) + " levels");
+  return false;
+}
+
+Json Substituter::substitute_string(const Json& v, const std::string& node, const std::string& field, int depth) const {
   const std::string& s = v.get_ref<const std::string&>();
   if (s.size() > 1 && s[0] == '$' && s[1] != '{' && s[1] != '$') {
     // "$name": the param itself, of its own type.
     const std::string name = s.substr(1);
-    if (params_.contains(name)) return params_[name];
+    if (params_.contains(name)) return charge(params_[name], depth, node, field) ? params_[name] : v;
     unknown_param(s, name, node, field);
     return v;
   }
@@ -121,6 +157,7 @@ std::optional<std::string> Substituter::interpolate(const std::string& s, const 
         unknown_param("${" + name + "}", name, node, field);
       } else {
         const Json& p = params_[name];
+        if (!charge(p, 0, node, field)) return std::nullopt;
         out += p.is_string() ? p.get<std::string>() : p.dump();
       }
       i = end;

@@ -19,6 +19,30 @@ std::pair<size_t, size_t> line_col(const std::string& text, size_t offset) {
   return {line, col};
 }
 
+// Deeper nesting is refused before parsing: nlohmann's copies, comparisons and dump() recurse, and a
+// 600 KB file of nested brackets overflowed the stack (segfault); a pipeline needs a handful of levels.
+constexpr int kMaxDepth = 100;
+
+// The byte offset at which `text` first nests deeper than kMaxDepth brackets (strings skipped), or npos.
+size_t too_deep_at(const std::string& text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return std::string::npos;
+}
+
 // Finds where a parse failed when the exception carries no position: nlohmann's number overflow
 // (out_of_range 406, a literal beyond double's range) is raised through the SAX parse_error event, which
 // does see it. A validating pass that builds nothing.
@@ -56,6 +80,12 @@ std::optional<std::string> read_file(const std::string& path) {
 std::optional<Json> parse_document(const std::string& text, const std::string& path, Diagnostics& diag) {
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
     diag.add(path, "", "", "empty_file", "the file is empty (expected a JSON object with \"noiseflow\": 1)");
+    return std::nullopt;
+  }
+  if (const size_t at = too_deep_at(text); at != std::string::npos) {
+    auto [line, col] = line_col(text, at);
+    diag.add(path + ":" + std::to_string(line) + ":" + std::to_string(col), "", "", "too_deep",
+             "nested deeper than " + std::to_string(kMaxDepth) + " levels of [ and {");
     return std::nullopt;
   }
   try {

@@ -108,6 +108,54 @@ TEST_CASE("a number beyond double's range is an error at its line and column") {
   CHECK(one_error("1e381").str() == "bad/x.json:1:1: the number 1e381 is out of range (beyond a double's largest, about 1.8e308)");
 }
 
+TEST_CASE("nesting deeper than 100 levels is an error at the bracket that goes too deep") {
+  // 300,000 levels overflowed the stack (nlohmann copies and dumps recursively).
+  const std::string deep = "{ \"noiseflow\": 1, \"params\": { \"a\": " + std::string(300000, '[') + std::string(300000, ']') + " } }";
+  auto d = one_error(deep);
+  CHECK(d.code == "too_deep");
+  CHECK(d.str() == "bad/x.json:1:134: nested deeper than 100 levels of [ and {");
+  // Brackets inside strings do not count; 100 levels are fine.
+  const std::string ok = pipeline(R"("x": { "op": "input", "attrs": { "shape": [1] } })",
+                                  "\"doc\": \"" + std::string(500, '[') + "\", \"params\": { \"a\": " + std::string(97, '[') +
+                                      std::string(97, ']') + " },");
+  CHECK_NOTHROW(graph::load_pipeline_text(ok, "bad/x.json", load_options()));
+}
+
+TEST_CASE("params that expand exponentially or nest too deep are one error, not an exhausted memory") {
+  // 26 params, each "${previous}${previous}": 705 bytes that made 1 GB of string (and a bad_alloc).
+  std::string params = R"("a": "xxxxxxxxxxxxxxxx")", prev = "a";
+  for (int i = 0; i < 26; ++i) {
+    std::string k = "b";
+    k += std::to_string(100 + i);
+    params.append(", \"").append(k).append("\": \"${").append(prev).append("}${").append(prev).append("}\"");
+    prev = k;
+  }
+  auto d = one_error(pipeline(R"("x": { "op": "input", "attrs": { "shape": [1] } })", "\"params\": {" + params + "},"));
+  CHECK(d.code == "params_too_large");
+  CHECK(d.str() == "bad/x.json: params/b118: substituting params makes more than 16777216 values and characters "
+                   "(params built from other params many times over?)");
+  // The same with whole values: lists of lists.
+  params = R"("a": [1, 2, 3, 4, 5, 6, 7, 8])", prev = "a";
+  for (int i = 0; i < 30; ++i) {
+    std::string k = "b";
+    k += std::to_string(100 + i);
+    params.append(", \"").append(k).append("\": [\"$").append(prev).append("\", \"$").append(prev).append("\"]");
+    prev = k;
+  }
+  CHECK(one_error(pipeline(R"("x": { "op": "input", "attrs": { "shape": [1] } })", "\"params\": {" + params + "},")).code ==
+        "params_too_large");
+  // Each param one level deeper than the one before.
+  params = R"("a": 1)", prev = "a";
+  for (int i = 0; i < 120; ++i) {
+    std::string k = "b";
+    k += std::to_string(100 + i);
+    params.append(", \"").append(k).append("\": [\"$").append(prev).append("\"]");
+    prev = k;
+  }
+  d = one_error(pipeline(R"("x": { "op": "input", "attrs": { "shape": [1] } })", "\"params\": {" + params + "},"));
+  CHECK(d.str() == "bad/x.json: params/b200: substituting params nests deeper than 100 levels");
+}
+
 TEST_CASE("a name that is not a string is an error") {
   for (const char* name : {"{}", "[\"a\"]", "7", "null"}) {
     auto d = one_error(pipeline(R"("x": { "op": "input", "attrs": { "shape": [1] } })", std::string("\"name\": ") + name + ","));
