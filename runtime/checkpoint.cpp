@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -30,6 +31,29 @@ namespace {
 [[noreturn]] void fail(const std::string& path, const std::string& msg) { throw CheckpointError(path + ": " + msg); }
 
 std::string q(const std::string& s) { return "\"" + s + "\""; }
+
+/// JSON nested deeper than this is refused: nlohmann's copies, comparisons and dump() recurse, and a header
+/// with 300,000 nested brackets overflowed the stack (segfault). A header needs three levels.
+constexpr int kMaxJsonDepth = 64;
+
+/// nlohmann's parse without exceptions (discarded if not JSON), nullopt if it nests deeper than
+/// kMaxJsonDepth; `on_key(depth, key)` sees every object key.
+std::optional<Json> parse_json(const std::string& text,
+                               const std::function<void(int, const std::string&)>& on_key = {}) {
+  struct TooDeep {};
+  try {
+    return Json::parse(
+        text,
+        [&](int depth, Json::parse_event_t event, Json& parsed) {
+          if (depth > kMaxJsonDepth) throw TooDeep{};
+          if (on_key && event == Json::parse_event_t::key) on_key(depth, parsed.get<std::string>());
+          return true;
+        },
+        false);
+  } catch (const TooDeep&) {
+    return std::nullopt;
+  }
+}
 
 float half_to_float(uint16_t h) {
   uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
@@ -112,13 +136,13 @@ SafeTensors read_safetensors(const std::string& path) {
   // A tensor named twice would otherwise be read as its last entry: the parser callback sees every key.
   std::set<std::string> keys;
   std::string twice;
-  const Json::parser_callback_t keys_seen = [&](int depth, Json::parse_event_t event, Json& parsed) {
-    if (depth == 1 && event == Json::parse_event_t::key && !keys.insert(parsed.get<std::string>()).second &&
-        twice.empty())
-      twice = parsed.get<std::string>();
-    return true;
-  };
-  Json header = Json::parse(h, keys_seen, false);
+  std::optional<Json> parsed = parse_json(h, [&](int depth, const std::string& key) {
+    if (depth == 1 && !keys.insert(key).second && twice.empty()) twice = key;
+  });
+  if (!parsed)
+    fail(path, "the header nests deeper than " + std::to_string(kMaxJsonDepth) +
+                   " levels of [ and {: damaged or not a safetensors file");
+  const Json header = std::move(*parsed);
   if (header.is_discarded() || !header.is_object()) fail(path, "the header is not a JSON object: not a safetensors file");
   if (!twice.empty()) fail(path, "the header names " + q(twice) + " twice: a damaged or hand-edited file");
   const uint64_t data_size = size - 8 - n;
@@ -278,8 +302,9 @@ int64_t load_checkpoint(Executor& ex, const std::string& path, LoadMode mode, co
   // part of the pipeline, e.g. the classifier of a metric: the rest of the pipeline is not its recipe.)
   auto recipe = st.metadata.find("recipe");
   if (mode != LoadMode::Resume && scope.empty() && recipe != st.metadata.end()) {
-    const Json recorded = Json::parse(recipe->second, nullptr, false);
-    if (!recorded.is_object()) fail(path, "__metadata__ recipe is not a JSON object");
+    const Json recorded = parse_json(recipe->second).value_or(Json(Json::value_t::discarded));
+    if (!recorded.is_object()) fail(path, "__metadata__ recipe is not a JSON object (of at most " +
+                                          std::to_string(kMaxJsonDepth) + " levels)");
     const std::vector<std::string> problems = recipe_mismatches(ex.graph(), recorded);
     if (!problems.empty()) {
       std::string m = "the model was trained differently from how this pipeline uses it: ";

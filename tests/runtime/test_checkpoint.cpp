@@ -240,6 +240,23 @@ TEST_CASE("checkpoints load into a pipeline only when names and shapes match") {
   }
 }
 
+TEST_CASE("JSON nested deeper than 64 levels in a header or a recipe is refused, not a stack overflow") {
+  TempDir d;
+  const std::string p = d.file("deep.safetensors");
+  // 300,000 levels in an extra key of a tensor entry segfaulted the reader (nlohmann copies recursively).
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":)" + deep + "}}", "abcd");
+  CHECK(error_of(p) == p + ": the header nests deeper than 64 levels of [ and {: damaged or not a safetensors file");
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":)" + std::string(62, '[') +
+                   std::string(62, ']') + "}}", "abcd");
+  CHECK(error_of(p) == "");
+  // A recipe (metadata, itself JSON text) of that depth.
+  runtime::Executor ex(tiny());
+  runtime::write_safetensors(p, {{"fc.weight", Tensor({2, 3})}, {"fc.bias", Tensor({2})}}, {{"recipe", deep}});
+  CHECK(load_error(ex, p, runtime::LoadMode::Weights) ==
+        p + ": __metadata__ recipe is not a JSON object (of at most 64 levels)");
+}
+
 TEST_CASE("a checkpoint writer killed mid-write leaves the previous checkpoint intact") {
   TempDir d;
   std::string p = d.file("run.safetensors");
