@@ -135,6 +135,13 @@ def checkpoints():
     put("safetensors", "nan.safetensors",
         safetensors([("fc.weight", "F32", [2, 3], f32(float("nan"), 0, 0, float("inf"), 0, 0)),
                      ("fc.bias", "F32", [2], b)], {"step": "x1"}))
+    put("safetensors", "recipe_mismatch.safetensors",
+        safetensors([("fc.weight", "F32", [2, 3], w), ("fc.bias", "F32", [2], b)],
+                    {"recipe": json.dumps({"T": 1000, "schedule": "cosine", "beta_end": 0.02, "objective": "eps"})}))
+    put("safetensors", "recipe_match.safetensors",
+        safetensors([("fc.weight", "F32", [2, 3], w), ("fc.bias", "F32", [2], b),
+                     ("ema.fc.weight", "F32", [2, 3], w), ("ema.fc.bias", "F32", [2], b)],
+                    {"recipe": json.dumps({"T": 100.0, "schedule": "linear"}), "step": "12"}))
     put("safetensors", "metadata_only.safetensors", safetensors([], {"format": "noiseflow-checkpoint-1", "step": "0"}))
     real = os.path.join(ROOT, "runs", "fuzz_checkpoint", "checkpoint.safetensors")
     if os.path.exists(real):
