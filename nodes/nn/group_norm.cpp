@@ -35,18 +35,40 @@ namespace {
 
 using namespace noiseflow::runtime;
 
-// Sum of p[i] (or of (p[i] - shift) * q[i] terms, see below) with float SIMD lanes over chunks,
-// accumulated in double so that long groups keep their precision.
-constexpr int64_t kChunk = 1024;
+using nchw16c::kLanes;
+using nchw16c::kPixelChunk;
+
+// Sums over a plain run of m floats (of p[i], or of (p[i] - shift) * q[i] terms, see below): chunks of
+// kChunk, each summed in kLanes float partial sums (lane l takes every kLanes-th element) added into
+// double, so that long groups keep their precision; a float sums at most kPixelChunk terms, as an nChw16c
+// lane does. The lanes are explicit so that the rounding does not depend on the vectoriser: a reduction
+// left to it gave each float 1024 / (SIMD width) terms, and all 1024 in a build that does not vectorise
+// (the sanitizers'), where plain and nChw16c weight gradients then differed by 1.6e-5.
+constexpr int64_t kChunk = kLanes * kPixelChunk;
+
+// Calls body(i, l) for every i in [o, e), with l = (i - o) % kLanes, the lane its terms go into: whole
+// rows of kLanes as a SIMD loop over the lanes, then the rest.
+template <class Body>
+[[gnu::always_inline]] inline void for_lanes(int64_t o, int64_t e, Body&& body) {
+  int64_t i = o;
+  for (; i + kLanes <= e; i += kLanes)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) body(i + l, l);
+  for (int l = 0; i + l < e; ++l) body(i + l, l);
+}
+
+inline double lane_total(const float c[kLanes]) {
+  double s = 0;
+  for (int l = 0; l < kLanes; ++l) s += c[l];
+  return s;
+}
 
 inline double sum_of(const float* p, int64_t m) {
   double s = 0;
   for (int64_t o = 0; o < m; o += kChunk) {
-    const int64_t e = std::min(m, o + kChunk);
-    float c = 0.f;
-#pragma omp simd reduction(+ : c)
-    for (int64_t i = o; i < e; ++i) c += p[i];
-    s += c;
+    float c[kLanes] = {};
+    for_lanes(o, std::min(m, o + kChunk), [&](int64_t i, int l) { c[l] += p[i]; });
+    s += lane_total(c);
   }
   return s;
 }
@@ -54,11 +76,10 @@ inline double sum_of(const float* p, int64_t m) {
 inline double sum_sq_dev(const float* p, int64_t m, float mean) {
   double s = 0;
   for (int64_t o = 0; o < m; o += kChunk) {
-    const int64_t e = std::min(m, o + kChunk);
-    float c = 0.f;
-#pragma omp simd reduction(+ : c)
-    for (int64_t i = o; i < e; ++i) c += (p[i] - mean) * (p[i] - mean);
-    s += c;
+    float c[kLanes] = {};
+    for_lanes(o, std::min(m, o + kChunk),
+              [&](int64_t i, int l) { c[l] += (p[i] - mean) * (p[i] - mean); });
+    s += lane_total(c);
   }
   return s;
 }
@@ -67,15 +88,13 @@ inline double sum_sq_dev(const float* p, int64_t m, float mean) {
 inline void sum_dy_and_dot(const float* dy, const float* x, int64_t m, float mean, double& sdy, double& sdot) {
   sdy = 0, sdot = 0;
   for (int64_t o = 0; o < m; o += kChunk) {
-    const int64_t e = std::min(m, o + kChunk);
-    float a = 0.f, b = 0.f;
-#pragma omp simd reduction(+ : a, b)
-    for (int64_t i = o; i < e; ++i) {
-      a += dy[i];
-      b += dy[i] * (x[i] - mean);
-    }
-    sdy += a;
-    sdot += b;
+    float a[kLanes] = {}, b[kLanes] = {};
+    for_lanes(o, std::min(m, o + kChunk), [&](int64_t i, int l) {
+      a[l] += dy[i];
+      b[l] += dy[i] * (x[i] - mean);
+    });
+    sdy += lane_total(a);
+    sdot += lane_total(b);
   }
 }
 
@@ -114,9 +133,6 @@ inline void sum_dy_and_dot(const float* dy, const float* x, int64_t m, float mea
   const float s = sigmoid_poly(z);
   return s * (1.f + z * (1.f - s));
 }
-
-using nchw16c::kLanes;
-using nchw16c::kPixelChunk;
 
 // s[l] = sum over the hw pixels of nChw16c block p of (p - mean[l])^2 for channel l.
 inline void block_sq_dev(const float* p, int64_t hw, const float mean[kLanes], double s[kLanes]) {
@@ -189,17 +205,15 @@ template <bool kStore>
                                                         double& sdot) {
   sdy = 0, sdot = 0;
   for (int64_t o = 0; o < m; o += kChunk) {
-    const int64_t e = std::min(m, o + kChunk);
-    float a = 0.f, b = 0.f;
-#pragma omp simd reduction(+ : a, b)
-    for (int64_t i = o; i < e; ++i) {
+    float a[kLanes] = {}, b[kLanes] = {};
+    for_lanes(o, std::min(m, o + kChunk), [&](int64_t i, int l) {
       const float d = dy[i] * silu_grad(x[i] * scale + shift);
       if constexpr (kStore) dz[i] = d;
-      a += d;
-      b += d * (x[i] - mean);
-    }
-    sdy += a;
-    sdot += b;
+      a[l] += d;
+      b[l] += d * (x[i] - mean);
+    });
+    sdy += lane_total(a);
+    sdot += lane_total(b);
   }
 }
 

@@ -11,8 +11,8 @@
 namespace noiseflow::nodes::nchw16c {
 
 constexpr int kLanes = 16;
-/// Pixels summed in float per lane before adding into double: 256 terms, as a 1024-float chunk of a plain
-/// row summed with 4-wide SIMD lanes.
+/// Pixels summed in float per lane before adding into double: 256 terms, as each of the 16 float lanes of
+/// nn.group_norm's plain-layout sums.
 constexpr int64_t kPixelChunk = 256;
 
 /// s[l] = sum over the hw pixels of block p of channel l.
