@@ -61,6 +61,12 @@ struct GaussianDenoiser final : Node {
     ScheduleTable sched(ctx.input("schedule"));
     const int64_t n = x.dim(0), inner = x.numel() / n;
     for (int64_t i = 0; i < n; ++i) {
+      // Samples mostly share their timestep: a run of equal t (checked with its first) shares k and o.
+      if (i > 0 && t[i] == t[i - 1]) {
+        k_[size_t(i)] = k_[size_t(i - 1)];
+        o_[size_t(i)] = o_[size_t(i - 1)];
+        continue;
+      }
       const NoiseLevel l = level_at(sched, continuous_timestep_at(ctx, t, i, sched.steps()));
       const double a = l.a, b = l.b;
       const double D = a * a * var_ + b * b;
