@@ -38,7 +38,7 @@ std::vector<SubgraphOutput> Expander::expand_file(FileFrame& f, const std::map<s
   f.params = resolve_params(f.doc, f.path, overrides, f.site, diag_);
   const Substituter subst(f.params, f.path, diag_);
   if (f.top()) read_top_level(f, subst);
-  read_includes(f);
+  read_includes(f, subst);
   f.scope = int(out_.scopes.size());
   out_.scopes.push_back({f.prefix, {}});
   if (f.top()) add_placeholder_inputs(f, subst);

@@ -9,23 +9,29 @@ namespace noiseflow::graph::detail {
 
 namespace fs = std::filesystem;
 
-// "include": alias -> file (relative to the including file), each checked to exist.
-void Expander::read_includes(FileFrame& f) {
+// "include": alias -> file (relative to the including file; "$param" substituted, so a pipeline can take
+// its net as a param: --set net=nets/my_unet.json), each checked to exist.
+void Expander::read_includes(FileFrame& f, const Substituter& subst) {
   if (!f.doc.contains("include")) return;
   const Json& table = f.doc["include"];
   if (!table.is_object()) {
     diag_.add(f.path, "", "include", "wrong_type", "expected an object of alias: file");
     return;
   }
-  for (auto& [alias, v] : table.items()) {
+  for (auto& [alias, raw] : table.items()) {
     const std::string field = "include " + quote(alias);
+    const Json v = subst(raw, "", field);
     if (!v.is_string()) {
       diag_.add(f.path, "", field, "wrong_type", "expected a file path string");
       continue;
     }
     const std::string file = (fs::path(f.path).parent_path() / v.get<std::string>()).lexically_normal().string();
     if (!fs::exists(file)) {
-      diag_.add(f.path, "", field, "missing_file", "included file " + quote(file) + " does not exist");
+      diag_.add(f.path, "", field, "missing_file",
+                "included file " + quote(file) + " does not exist" +
+                    (v != raw ? " (" + raw.dump() + " from the params: --set the param to a net file that exists, or "
+                                "write one with noiseflow net unet)"
+                              : std::string()));
       f.missing_includes.insert(alias);
       continue;
     }

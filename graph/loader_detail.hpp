@@ -194,7 +194,7 @@ class Expander {
   void add_flat_node(const FileFrame& f, NodeDecl decl, const Json& nd, const Substituter& subst);
 
   // includes.cpp: the include table, subgraph inputs and outputs, instances.
-  void read_includes(FileFrame& f);
+  void read_includes(FileFrame& f, const Substituter& subst);
   void declare_inputs(FileFrame& f, const std::map<std::string, RawRef>& bindings);
   void expand_instance(const FileFrame& f, const NodeDecl& decl, const Json& nd);
   void alias_instance(const std::string& qid, const std::vector<SubgraphOutput>& outs, const std::string& file);
