@@ -30,6 +30,7 @@ NodeHarness::NodeHarness(const std::string& op, const Json& attrs, const NamedTe
   auto sc = s.infer(in_.ctx.attrs_, shapes);
   for (auto& shape : sc.outputs) in_.ctx.outputs_.push_back(laid_out(Tensor(shape)));
   exec::add_params(in_, sc.params, seed, params_);
+  in_.ctx.training_ = s.is_differentiable() || !sc.params.empty();
   exec::plan_instance(in_);
 }
 

@@ -93,6 +93,10 @@ class Context {
   /// (e.g. direct instead of Winograd convolutions), to check the optimised path against.
   bool reference() const { return reference_; }
 
+  /// Whether gradients flow back through this node this run (a training plan reaches it backward, or a
+  /// NodeHarness of a differentiable type): what training-only behaviour such as dropout keys on.
+  bool training() const { return training_; }
+
   /// The executor running this node (null when run alone, e.g. in NodeHarness).
   Executor* executor() const { return executor_; }
 
@@ -117,6 +121,7 @@ class Context {
   RunState* run_state_ = nullptr;
   Executor* executor_ = nullptr;
   bool reference_ = false;
+  bool training_ = false;
 };
 
 /// The base of every node type.

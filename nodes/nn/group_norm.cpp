@@ -18,6 +18,12 @@
 // statistics, forms dz = dy * silu'(z) in the first pass (stored in dx, where the second pass reads it back
 // from cache) and runs the group-norm backward on dz. exp is a polynomial that GCC vectorises (std::exp
 // does not vectorise without -ffast-math); the loops that evaluate it are also built for AVX2 and AVX-512.
+//
+// dropout p (improved-diffusion's ResBlock: norm, SiLU, dropout, conv) multiplies y by a mask of 0 or
+// 1 / (1 - p) while training (Context::training: gradients flow through the node); sampling runs it as the
+// identity. The mask is drawn per element by its logical [N, C, H*W] index from Philox keyed by (seed,
+// node id), stream = tick, so it is the same on either layout, on any thread count and after a resume;
+// backward multiplies dy by the saved mask first.
 #include <algorithm>
 #include <bit>
 #include <climits>
@@ -29,6 +35,7 @@
 
 #include "nodes/nn/nchw16c.hpp"
 #include "runtime/node.hpp"
+#include "runtime/random.hpp"
 
 namespace noiseflow::nodes {
 namespace {
@@ -268,6 +275,9 @@ struct GroupNorm final : Node {
         .attr_bool("affine", true, "learn a per-channel scale (weight, starts at 1) and shift (bias, starts at 0)")
         .attr_string("activation", "none", {"none", "silu"},
                      "applied to the normalised output in the same pass: none, or silu (y = z * sigmoid(z))")
+        .attr_float("dropout", 0.0, 0.0, 0.99,
+                    "after the activation, while training: zero each element with this probability and scale the "
+                    "rest by 1 / (1 - dropout); sampling pipelines run it as the identity (0: off)")
         .differentiable({"x"})
         .backward_reads({"x"})
         .heavy()
@@ -302,6 +312,12 @@ struct GroupNorm final : Node {
     dxsum_.assign(size_t(n_ * c_), 0.0);
     ones_.assign(size_t(c_), 1.f);
     zeros_.assign(size_t(c_), 0.f);
+    dropout_ = ctx.training() ? ctx.attr_float("dropout") : 0.0;
+    if (dropout_ > 0) {
+      key_ = ctx.random_key();
+      mask_.assign(size_t(x.numel()), 0.f);
+      scratch_.assign(size_t(x.numel()), 0.f);
+    }
   }
 
   void forward(Context& ctx) override {
@@ -316,11 +332,17 @@ struct GroupNorm final : Node {
       if (silu_) forward_plain<true>(x.data(), y, gamma, beta);
       else forward_plain<false>(x.data(), y, gamma, beta);
     }
+    if (dropout_ > 0) apply_dropout(ctx.tick(), y, x.blocked());
   }
 
   void backward(Context& ctx) override {
     const Tensor& x = ctx.input("x");
     const float* dy = ctx.grad_output("y").data();
+    if (dropout_ > 0) {
+      const int64_t total = int64_t(mask_.size());
+      for (int64_t i = 0; i < total; ++i) scratch_[size_t(i)] = dy[i] * mask_[size_t(i)];
+      dy = scratch_.data();
+    }
     float* dx = ctx.wants_grad("x") ? ctx.grad_input("x").data() : nullptr;
     const float* gamma = affine_ ? ctx.param("weight").data() : ones_.data();
     const float* beta = affine_ ? ctx.param("bias").data() : zeros_.data();
@@ -348,6 +370,21 @@ struct GroupNorm final : Node {
   }
 
  private:
+  // y *= mask, the mask drawn for this tick by logical index and kept (in y's layout) for backward.
+  void apply_dropout(int64_t tick, float* y, bool blocked) {
+    const int64_t total = int64_t(mask_.size());
+    random::fill_uniform(scratch_.data(), total, key_, uint64_t(tick), 0.f, 1.f);
+    const float keep = float(1.0 / (1.0 - dropout_)), p = float(dropout_);
+    for (int64_t n = 0; n < n_; ++n)
+      for (int64_t c = 0; c < c_; ++c)
+        for (int64_t i = 0; i < hw_; ++i) {
+          const int64_t logical = (n * c_ + c) * hw_ + i;
+          const int64_t at = blocked ? ((n * (c_ / kLanes) + c / kLanes) * hw_ + i) * kLanes + c % kLanes : logical;
+          mask_[size_t(at)] = scratch_[size_t(logical)] >= p ? keep : 0.f;
+        }
+    for (int64_t i = 0; i < total; ++i) y[i] *= mask_[size_t(i)];
+  }
+
   // Plain layout: one task per (sample, group), a contiguous run of C/groups * H*W floats.
   template <bool kSilu>
   void forward_plain(const float* x, float* y, const float* gamma, const float* beta) {
@@ -552,6 +589,9 @@ struct GroupNorm final : Node {
   std::vector<double> mean_, rstd_;   // [N, G], saved by forward for backward
   std::vector<double> dsum_, dxsum_;  // [N, C] backward scratch
   std::vector<float> ones_, zeros_;   // gamma and beta without affine
+  double dropout_ = 0;                // while training; 0 otherwise
+  uint64_t key_ = 0;
+  std::vector<float> mask_, scratch_;  // the tick's mask in y's layout; uniforms, then the masked dy
 };
 
 NOISEFLOW_REGISTER_NODE(GroupNorm);

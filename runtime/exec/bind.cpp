@@ -77,6 +77,7 @@ void bind_gradients(const graph::Graph& g, const plan::ExecutionPlan& plan, Slot
   for (int i : ad.backward_order) {
     Instance& in = b.instances[size_t(i)];
     in.in_backward = true;
+    in.ctx.training_ = true;
     in.ctx.grad_inputs_.assign(g.nodes[size_t(i)].inputs.size(), Tensor());
     in.ctx.grad_outputs_.resize(g.nodes[size_t(i)].output_shapes.size());
     in.fan_in.resize(g.nodes[size_t(i)].output_shapes.size());

@@ -1,6 +1,7 @@
 // tests/nodes/nn/test_group_norm.cpp — nn.group_norm: forward against a naive group normalization,
 // shape errors, nChw16c against plain, activation "silu" against nn.group_norm followed by nn.silu
-// (forward and backward, plain and nChw16c) and in the tails of the SiLU, and its gradient cases.
+// (forward and backward, plain and nChw16c) and in the tails of the SiLU, dropout (its mask's statistics,
+// the same mask on either layout, off when sampling), and its gradient cases.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -8,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "graph/pipeline.hpp"
 #include "graph/schema.hpp"
+#include "runtime/exec/executor.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/random.hpp"
 #include "tests/nodes/gradcheck.hpp"
@@ -49,6 +52,8 @@ NOISEFLOW_GRAD_CASE("group_norm no affine", "nn.group_norm", R"({"groups": 2, "a
                     {"x", {2, 4, 3, 3}});
 NOISEFLOW_GRAD_CASE("group_norm [N, C]", "nn.group_norm", R"({"groups": 2})", {"x", {3, 12}});
 NOISEFLOW_GRAD_CASE("group_norm activation silu", "nn.group_norm", R"({"activation": "silu"})", {"x", {2, 16, 5, 7}});
+NOISEFLOW_GRAD_CASE("group_norm activation silu, dropout 0.3", "nn.group_norm",
+                    R"({"activation": "silu", "dropout": 0.3})", {"x", {2, 16, 5, 7}});
 NOISEFLOW_GRAD_CASE("group_norm activation silu, no affine", "nn.group_norm",
                     R"({"groups": 2, "affine": false, "activation": "silu"})", {"x", {2, 4, 3, 3}});
 
@@ -211,4 +216,61 @@ TEST_CASE("nn.group_norm activation silu: silu of large and small normalised val
     CHECK(double(h.param("bias").grad[0]) == doctest::Approx(dbeta).epsilon(1e-5).scale(1.0));
     for (int i = 0; i < 4; ++i) CHECK(std::isfinite(h.grad_input("x")[i]));
   }
+}
+
+TEST_CASE("nn.group_norm dropout: a fraction p zeroed, the rest scaled by 1 / (1 - p), a new mask each tick") {
+  const double p = 0.3;
+  const Tensor x = random_tensor({4, 32, 9, 9}, 21, -2.f, 2.f);
+  NodeHarness off("nn.group_norm", {{"activation", "silu"}}, {{"x", x}});
+  NodeHarness on("nn.group_norm", {{"activation", "silu"}, {"dropout", p}}, {{"x", x}});
+  REQUIRE(on.ctx().training());
+  off.forward();
+  const Tensor y = off.output().to_plain();
+  std::vector<char> first;
+  for (int64_t tick : {0, 1}) {
+    on.forward(tick);
+    const Tensor yd = on.output().to_plain();
+    int64_t zeros = 0;
+    double worst = 0;
+    std::vector<char> kept;
+    for (int64_t i = 0; i < y.numel(); ++i) {
+      const bool zero = yd.data()[i] == 0.f && y.data()[i] != 0.f;
+      zeros += zero;
+      kept.push_back(!zero);
+      if (!zero) worst = std::max(worst, std::abs(double(yd.data()[i]) - y.data()[i] / (1 - p)));
+    }
+    // 10,368 elements: the share of zeros within 5 standard deviations of p.
+    const double n = double(y.numel()), sd = std::sqrt(p * (1 - p) / n);
+    CHECK(std::abs(double(zeros) / n - p) < 5 * sd);
+    CHECK(worst < 1e-5);
+    if (tick == 0) first = kept;
+    else CHECK(kept != first);
+  }
+  // The same tick draws the same mask again (finite differences and resumes rely on it).
+  on.forward(1);
+  const Tensor again = on.output().to_plain();
+  on.forward(1);
+  CHECK(same_bytes(again, on.output().to_plain()));
+}
+
+TEST_CASE("nn.group_norm dropout: the same mask and gradients on nChw16c as on plain") {
+  for (const char* activation : {"none", "silu"}) {
+    CAPTURE(activation);
+    CHECK(check_layouts_agree("nn.group_norm", {{"groups", 8}, {"activation", activation}, {"dropout", 0.4}},
+                              {{"x", random_tensor({2, 32, 6, 5}, 3, -1.f, 2.f)}}) == 2);
+  }
+}
+
+TEST_CASE("nn.group_norm dropout is off where no gradient flows (a sampling pipeline)") {
+  auto run = [](double dropout) {
+    const std::string text = R"({ "noiseflow": 1, "nodes": {
+      "x":    { "op": "random.normal", "attrs": { "shape": [2, 16, 4, 4] } },
+      "norm": { "op": "nn.group_norm", "inputs": { "x": "x" }, "attrs": { "activation": "silu", "dropout": )" +
+                             std::to_string(dropout) + R"( } } }, "run": { "ticks": 1 } })";
+    auto g = noiseflow::graph::load_pipeline_text(text, "dropout.json", load_options());
+    Executor ex(g, ExecutorOptions{1});
+    ex.run();
+    return ex.output("norm").to_plain();
+  };
+  CHECK(same_bytes(run(0.5), run(0.0)));
 }
