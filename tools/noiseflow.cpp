@@ -1,4 +1,4 @@
-// tools/noiseflow.cpp — the `noiseflow` command: run, check, dot, plan, bench, nodes, export onnx.
+// tools/noiseflow.cpp — the `noiseflow` command: run, check, dot, plan, bench, nodes, net unet, export onnx.
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "graph/unet.hpp"
 #include "noiseflow/noiseflow.hpp"
 #include "runtime/atomic_write.hpp"
 #include "tools/nodes_markdown.hpp"
@@ -325,6 +326,39 @@ int cmd_export_onnx(const noiseflow::runtime::onnx::ExportRequest& r) {
   return 0;
 }
 
+// Writes a generated UNet net file (graph/unet.hpp) to stdout, or to `output` atomically after checking
+// that the ResBlock file it includes is there; the written file is then loaded and shape-checked.
+int cmd_net_unet(const graph::UnetSpec& spec, const std::string& output) {
+  const auto problems = graph::unet_problems(spec);
+  for (auto& p : problems) std::cerr << "noiseflow net unet: " << p << "\n";
+  if (!problems.empty()) return 2;
+  const std::string text = graph::unet_net_file(spec);
+  if (output.empty()) {
+    std::cout << text;
+    return 0;
+  }
+  namespace fs = std::filesystem;
+  const fs::path res_block = (fs::path(output).parent_path() / spec.res_block).lexically_normal();
+  if (!fs::is_regular_file(res_block)) {
+    std::cerr << "noiseflow net unet: " << output << " would include " << spec.res_block << ", but there is no "
+              << res_block.string() << ": copy pipelines/nets/res_block.json there, or give --res-block with its "
+              << "path relative to the net file (e.g. --res-block ../pipelines/nets/res_block.json)\n";
+    return 1;
+  }
+  noiseflow::runtime::write_file_atomically(output, {text}, [&](const std::string& m) {
+    throw std::runtime_error("noiseflow net unet: " + output + ": " + m);
+  });
+  try {
+    noiseflow::Pipeline p(output, {});
+    std::cout << "wrote " << output << ": " << with_commas(p.graph().param_count()) << " parameters, "
+              << p.graph().nodes.size() << " nodes (" << graph::unet_command(spec) << ")\n";
+  } catch (...) {
+    fs::remove(output);
+    throw;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -384,6 +418,37 @@ int main(int argc, char** argv) {
   bool markdown = false;
   nodes->add_flag("--markdown", markdown, "print the node reference as Markdown (docs/nodes.md)")->excludes("--json");
 
+  graph::UnetSpec unet_spec;
+  std::vector<int64_t> unet_attn;
+  std::string net_output;
+  bool no_mid_attn = false;
+  auto* net = app.add_subcommand("net", "write a net file (a subgraph to include in pipelines)");
+  net->require_subcommand(1);
+  auto* unet = net->add_subcommand(
+      "unet", "a DDPM UNet of any size (improved-diffusion's layout; the defaults are unet-small, "
+              "pipelines/nets/unet_small.json); docs/authoring.md");
+  unet->add_option("-o,--output", net_output, "the net file to write (default: standard output)");
+  unet->add_option("--name", unet_spec.name, "the net's name")->capture_default_str();
+  unet->add_option("--in-channels", unet_spec.in_channels, "image channels in (1 grey, 3 RGB)")->capture_default_str();
+  unet->add_option("--out-channels", unet_spec.out_channels, "channels out (default: as --in-channels)");
+  unet->add_option("--size", unet_spec.size, "image height and width")->capture_default_str();
+  unet->add_option("--ch", unet_spec.ch, "base channels")->capture_default_str();
+  unet->add_option("--mult", unet_spec.mult, "channel multiplier per level, e.g. 1,2,2,2")
+      ->delimiter(',')->capture_default_str();
+  unet->add_option("--res-blocks", unet_spec.res_blocks, "ResBlocks per level going down (one more going up)")
+      ->capture_default_str();
+  unet->add_option("--attn", unet_attn, "resolutions with self-attention after every ResBlock, e.g. 16 or 16,8")
+      ->delimiter(',');
+  unet->add_flag("--no-mid-attn", no_mid_attn, "no self-attention between the middle ResBlocks");
+  unet->add_option("--heads", unet_spec.heads, "attention heads")->capture_default_str();
+  unet->add_option("--dropout", unet_spec.dropout, "dropout in every ResBlock while training")->capture_default_str();
+  unet->add_option("--groups", unet_spec.groups, "GroupNorm groups")->capture_default_str();
+  unet->add_option("--temb-mult", unet_spec.temb_mult, "time-embedding width, times --ch")->capture_default_str();
+  unet->add_option("--classes", unet_spec.classes, "class-conditional with this many classes (0: unconditional)")
+      ->capture_default_str();
+  unet->add_option("--res-block", unet_spec.res_block, "the ResBlock subgraph's path, relative to the net file")
+      ->capture_default_str();
+
   noiseflow::runtime::onnx::ExportRequest onnx_req;
   std::string weights_prefix;
   int64_t export_batch = 0;
@@ -422,6 +487,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*nodes) return cmd_nodes(json, markdown);
+    if (*unet) {
+      unet_spec.attn.insert(unet_attn.begin(), unet_attn.end());
+      unet_spec.mid_attn = !no_mid_attn;
+      return cmd_net_unet(unet_spec, net_output);
+    }
     if (*plan) return cmd_plan(file, opts, json);
     if (*bench) return cmd_bench(file, opts, repeats, warmup);
     if (*onnx) {
