@@ -7,6 +7,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include <algorithm>
@@ -64,7 +65,9 @@ std::string fmt_minutes(double m) {
 }
 
 noiseflow::Pipeline* g_running = nullptr;
-void on_signal(int) {
+char g_rank_note[160] = "";  // data parallelism: what SIGTERM means (written from the handler)
+void on_signal(int sig) {
+  if (sig == SIGTERM && g_rank_note[0]) (void)!::write(2, g_rank_note, std::strlen(g_rank_note));
   if (g_running) g_running->cancel();
 }
 
@@ -154,6 +157,11 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
     std::cerr << "noiseflow: running " << file << " (" << g.nodes.size() << " nodes, " << g.ticks << " ticks, seed "
               << g.seed << on_ranks << (g.minutes > 0 ? ", budget " + fmt_minutes(g.minutes) : std::string()) << ")\n";
   g_running = &p;
+  if (ranks > 1)
+    std::snprintf(g_rank_note, sizeof g_rank_note,
+                  "\nnoiseflow: rank %d of %d: terminated (mpirun ends every rank when one fails); the last checkpoint "
+                  "is intact: --resume continues from it\n",
+                  rank, ranks);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   int64_t every = log_every > 0 ? log_every : std::max<int64_t>(1, g.ticks / 20);
