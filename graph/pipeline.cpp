@@ -2,6 +2,7 @@
 // then the run block, ordering and shape inference (graph.cpp) and the resolved JSON.
 #include "graph/pipeline.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -112,11 +113,32 @@ void bind_nodes(Graph& g, const Expansion& ex, const NodeIndex& index, const Res
   }
 }
 
-// The flattened pipeline, params substituted: itself loadable.
+// Data parallelism: every data source's global batch becomes its rank's slice, batch / ranks.
+void slice_batches(Graph& g, Diagnostics& diag) {
+  if (g.ranks <= 1) return;
+  for (GraphNode& n : g.nodes) {
+    if (!n.schema || n.schema->batch_attr_name().empty()) continue;
+    const std::string& a = n.schema->batch_attr_name();
+    if (!n.attrs.contains(a) || !n.attrs[a].is_number_integer()) continue;  // check_attrs reported it
+    const int64_t b = n.attrs[a].get<int64_t>();
+    if (b % g.ranks != 0) {
+      diag.add(n.file, n.id, "attr " + quote(a), "batch_not_divisible",
+               "the global batch " + std::to_string(b) + " does not divide by the " + std::to_string(g.ranks) +
+                   " ranks of this run (each rank trains on batch / ranks samples); give a batch that is a "
+                   "multiple of " + std::to_string(g.ranks) + " or run another number of ranks");
+      continue;
+    }
+    n.attrs[a] = b / g.ranks;
+  }
+}
+
+// The flattened pipeline, params substituted: itself loadable. Batches are the global ones (Graph::ranks).
 Json resolved_json(const Graph& g) {
   Json nodes = Json::object();
   for (auto& n : g.nodes) {
     Json jn{{"op", n.op}, {"attrs", n.attrs}};
+    if (g.ranks > 1 && !n.schema->batch_attr_name().empty() && n.attrs.contains(n.schema->batch_attr_name()))
+      jn["attrs"][n.schema->batch_attr_name()] = n.attrs[n.schema->batch_attr_name()].get<int64_t>() * g.ranks;
     Json ins = Json::object();
     for (size_t i = 0; i < n.inputs.size(); ++i)
       if (n.inputs[i]) ins[n.schema->inputs()[i].name] = g.ref_name(*n.inputs[i]);
@@ -160,6 +182,9 @@ Graph load_pipeline_text(const std::string& text, const std::string& path, const
   bind_nodes(g, ex, index, resolver, diag);
   check_subgraph_outputs(resolver, ex, diag);
   g.aliases = resolve_aliases(resolver, ex);
+  diag.throw_if_any();
+  g.ranks = std::max(1, options.ranks);
+  slice_batches(g, diag);
   diag.throw_if_any();
 
   order_and_infer(g, diag);

@@ -53,6 +53,9 @@ struct Graph {
   /// run.minutes: a wall-clock budget; the run ends (at_end sinks and all) at the last tick that fits it.
   /// 0: none.
   double minutes = 0;
+  /// Data-parallel ranks the graph is shaped for (LoadOptions::ranks): every data source's batch attribute
+  /// (Schema::batch_attr) holds the global batch divided by it; `resolved` keeps the global batch.
+  int ranks = 1;
   std::vector<GraphNode> nodes;
   std::vector<int> order;  ///< topological order (producers first)
   Json resolved;           ///< the flattened pipeline, params substituted (itself loadable)
@@ -80,6 +83,10 @@ struct LoadOptions {
   std::map<std::string, Json> overrides;  ///< param values (from --set or the API)
   std::optional<uint64_t> seed;           ///< overrides run.seed
   std::optional<int64_t> ticks;           ///< overrides run.ticks
+  /// Data parallelism over this many processes: the batch attribute of every data source (Schema::batch_attr)
+  /// is the global batch, and each rank's graph is shaped for its slice, batch / ranks. A batch that does
+  /// not divide by it is an error (code batch_not_divisible).
+  int ranks = 1;
 };
 
 /// Loads, validates and shape-checks a pipeline file. Throws GraphError.

@@ -190,6 +190,9 @@ class Schema {
   Schema& back_edge(std::string input) { back_edges_.push_back(std::move(input)); return *this; }
   /// An optimizer: the runtime derives the backward pass from its `loss` input.
   Schema& optimizer() { optimizer_ = true; return *this; }
+  /// Integer attribute `attr` is the global batch of a data source. Loading for data parallelism over N
+  /// ranks (LoadOptions::ranks) divides it by N before shapes are inferred: each rank draws its slice.
+  Schema& batch_attr(std::string attr) { batch_attr_ = std::move(attr); return *this; }
   /// What the node holds beyond its outputs and parameters (the plan's memory report; none by default).
   Schema& memory(MemoryFn fn) { memory_fn_ = std::move(fn); return *this; }
   /// Attribute `attr` is part of how a model is trained: recipe entry `key` ("schedule", "T",
@@ -217,6 +220,8 @@ class Schema {
   LayoutSupport layout_support() const { return layouts_; }
   bool is_sink() const { return sink_; }
   bool is_optimizer() const { return optimizer_; }
+  /// The attribute holding a data source's global batch (batch_attr), empty for other nodes.
+  const std::string& batch_attr_name() const { return batch_attr_; }
   const MemoryFn& memory_fn() const { return memory_fn_; }
   bool is_differentiable() const;
   /// Whether backward() reads input `p` / the node's outputs (see backward_reads).
@@ -254,6 +259,7 @@ class Schema {
   bool heavy_ = false, sink_ = false, optimizer_ = false;
   LayoutSupport layouts_ = LayoutSupport::plain;
   std::vector<RecipeAttr> recipe_;
+  std::string batch_attr_;
 };
 
 /// How graph/ looks node types up; the runtime's registry implements it.

@@ -19,6 +19,7 @@ graph::Graph load(const std::string& path, const Options& o) {
   lo.overrides = o.params;
   lo.seed = o.seed;
   lo.ticks = o.ticks;
+  lo.ranks = o.comm ? o.comm->size() : 1;
   return graph::load_pipeline(path, lo);
 }
 }  // namespace
@@ -44,7 +45,8 @@ const graph::Graph& Pipeline::graph() const { return *graph_; }
 runtime::Executor& Pipeline::executor() {
   if (!exec_) {
     auto ex = std::make_unique<runtime::Executor>(*graph_, runtime::ExecutorOptions{
-        .threads = options_.threads, .flow_threads = options_.flow_threads, .reference = options_.reference});
+        .threads = options_.threads, .flow_threads = options_.flow_threads, .reference = options_.reference,
+        .comm = options_.comm});
     if (options_.resume) resume(*ex);
     exec_ = std::move(ex);
   }
@@ -53,7 +55,8 @@ runtime::Executor& Pipeline::executor() {
 
 const runtime::plan::ExecutionPlan& Pipeline::plan() {
   if (exec_) return exec_->plan();
-  if (!plan_) plan_ = std::make_unique<runtime::plan::ExecutionPlan>(runtime::plan::make_plan(*graph_, {.reference = options_.reference}));
+  if (!plan_) plan_ = std::make_unique<runtime::plan::ExecutionPlan>(runtime::plan::make_plan(
+      *graph_, {.reference = options_.reference, .ranks = options_.comm ? options_.comm->size() : 1}));
   return *plan_;
 }
 

@@ -81,6 +81,13 @@ class Context {
   uint64_t seed() const { return seed_; }
   /// Key of this node's random stream: hash of (seed, node id).
   uint64_t random_key() const;
+  /// Data parallelism: this process's rank and the number of ranks (0 and 1 in a single process).
+  int rank() const { return rank_; }
+  int ranks() const { return ranks_; }
+  /// The global index of this rank's first sample when it holds `local` samples of the batch (rank x
+  /// local). Nodes drawing per sample key their draws by global index, so N ranks draw what one process
+  /// draws for the whole batch.
+  int64_t sample_offset(int64_t local) const { return int64_t(rank_) * local; }
   const dnnl::engine& engine() const { return Engine::get().engine; }
   dnnl::stream& stream() const { return Engine::get().stream; }
 
@@ -118,6 +125,7 @@ class Context {
   std::vector<Param*> trainable_;
   int64_t tick_ = 0, ticks_ = 1;
   uint64_t seed_ = 0;
+  int rank_ = 0, ranks_ = 1;
   RunState* run_state_ = nullptr;
   Executor* executor_ = nullptr;
   bool reference_ = false;

@@ -47,8 +47,10 @@ uint64_t bits64(uint64_t key, uint64_t stream, uint64_t index) {
 namespace {
 constexpr int64_t kGrain = 4096;
 
-// Block j of 4 elements: two Box-Muller pairs from one Philox block.
-inline void normal_block(float* out, int64_t j, int64_t n, uint64_t key, uint64_t stream, float mean, float std) {
+// Block j of 4 elements (two Box-Muller pairs from one Philox block), written where it falls in
+// elements [first, first + n) of the stream.
+inline void normal_block(float* out, int64_t j, int64_t first, int64_t n, uint64_t key, uint64_t stream, float mean,
+                         float std) {
   auto b = philox(key, stream, uint64_t(j));
   float z[4];
   for (int p = 0; p < 2; ++p) {
@@ -58,14 +60,18 @@ inline void normal_block(float* out, int64_t j, int64_t n, uint64_t key, uint64_
     z[2 * p] = r * std::cos(a);
     z[2 * p + 1] = r * std::sin(a);
   }
-  for (int k = 0; k < 4 && 4 * j + k < n; ++k) out[4 * j + k] = mean + std * z[k];
+  for (int k = 0; k < 4; ++k) {
+    const int64_t e = 4 * j + k - first;
+    if (e >= 0 && e < n) out[e] = mean + std * z[k];
+  }
 }
 }  // namespace
 
-void fill_normal(float* out, int64_t n, uint64_t key, uint64_t stream, float mean, float std) {
-  int64_t blocks = (n + 3) / 4;
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, blocks, kGrain), [&](const tbb::blocked_range<int64_t>& r) {
-    for (int64_t j = r.begin(); j != r.end(); ++j) normal_block(out, j, n, key, stream, mean, std);
+void fill_normal(float* out, int64_t n, uint64_t key, uint64_t stream, float mean, float std, int64_t first) {
+  if (n <= 0) return;
+  const int64_t b0 = first / 4, b1 = (first + n + 3) / 4;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(b0, b1, kGrain), [&](const tbb::blocked_range<int64_t>& r) {
+    for (int64_t j = r.begin(); j != r.end(); ++j) normal_block(out, j, first, n, key, stream, mean, std);
   });
 }
 

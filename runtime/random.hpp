@@ -20,8 +20,10 @@ std::array<uint32_t, 4> philox(uint64_t key, uint64_t stream, uint64_t index);
 /// Uniform in (0, 1) from the top 23 random bits; never exactly 0 or 1 (exact in float).
 inline float to_unit(uint32_t x) { return (float(x >> 9) + 0.5f) * (1.0f / 8388608.0f); }
 
-/// out[i] ~ N(mean, std^2), i in [0, n).
-void fill_normal(float* out, int64_t n, uint64_t key, uint64_t stream, float mean = 0.f, float std = 1.f);
+/// out[i] ~ N(mean, std^2), i in [0, n): elements [first, first + n) of the stream (key, stream), so a
+/// slice of a larger tensor (a rank's share of a batch) draws what the whole tensor draws there.
+void fill_normal(float* out, int64_t n, uint64_t key, uint64_t stream, float mean = 0.f, float std = 1.f,
+                 int64_t first = 0);
 /// out[i] ~ U(lo, hi).
 void fill_uniform(float* out, int64_t n, uint64_t key, uint64_t stream, float lo, float hi);
 /// One uniform 64-bit integer for (key, stream, index).

@@ -7,11 +7,13 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include <algorithm>
 #include <array>
 #include <map>
+#include <optional>
 
 #include <omp.h>
 
@@ -64,7 +66,9 @@ std::string fmt_minutes(double m) {
 }
 
 noiseflow::Pipeline* g_running = nullptr;
-void on_signal(int) {
+char g_rank_note[160] = "";  // data parallelism: what SIGTERM means (written from the handler)
+void on_signal(int sig) {
+  if (sig == SIGTERM && g_rank_note[0]) (void)!::write(2, g_rank_note, std::strlen(g_rank_note));
   if (g_running) g_running->cancel();
 }
 
@@ -141,13 +145,24 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
             const std::string& run_folder) {
   noiseflow::Pipeline p(file, o);
   const auto& g = p.graph();
-  RunFolder folder(g, p.executor().next_tick(), run_folder);
+  // Data parallelism: rank 0 writes the run folder and prints progress; the others only compute.
+  const int rank = o.comm ? o.comm->rank() : 0, ranks = o.comm ? o.comm->size() : 1;
+  if (rank != 0) quiet = true;
+  std::optional<RunFolder> folder;
+  if (rank == 0) folder.emplace(g, p.executor().next_tick(), run_folder);
+  else p.executor();  // plan (and resume) on every rank
   bool tty = isatty(fileno(stderr));
   double smooth = NAN;
+  const std::string on_ranks = ranks > 1 ? ", " + std::to_string(ranks) + " ranks" : std::string();
   if (!quiet)
     std::cerr << "noiseflow: running " << file << " (" << g.nodes.size() << " nodes, " << g.ticks << " ticks, seed "
-              << g.seed << (g.minutes > 0 ? ", budget " + fmt_minutes(g.minutes) : std::string()) << ")\n";
+              << g.seed << on_ranks << (g.minutes > 0 ? ", budget " + fmt_minutes(g.minutes) : std::string()) << ")\n";
   g_running = &p;
+  if (ranks > 1)
+    std::snprintf(g_rank_note, sizeof g_rank_note,
+                  "\nnoiseflow: rank %d of %d: terminated (mpirun ends every rank when one fails); the last checkpoint "
+                  "is intact: --resume continues from it\n",
+                  rank, ranks);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   int64_t every = log_every > 0 ? log_every : std::max<int64_t>(1, g.ticks / 20);
@@ -155,12 +170,13 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
     std::cerr << "noiseflow: resuming at tick " << p.executor().next_tick() << "\n";
   const int64_t first_tick = p.executor().next_tick();
   const auto started = std::chrono::steady_clock::now();
-  p.executor().state().before_checkpoint = [&](int64_t tick) {
-    folder.row(tick, p.executor().state(),
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  };
+  if (folder)
+    p.executor().state().before_checkpoint = [&](int64_t tick) {
+      folder->row(tick, p.executor().state(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    };
   p.run([&](const noiseflow::TickInfo& t) {
-    folder.row(t.tick, p.executor().state(), t.seconds);
+    if (folder) folder->row(t.tick, p.executor().state(), t.seconds);
     if (quiet) return;
     double loss;
     bool has_loss = p.executor().state().latest("loss", loss);
@@ -169,19 +185,32 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
     double eta = (t.ticks - t.tick - 1) / std::max(rate, 1e-9);
     if (g.minutes > 0) eta = std::min(eta, std::max(0.0, g.minutes * 60 - t.seconds));
     char line[256];
-    std::snprintf(line, sizeof line, "tick %lld/%lld%s  %.2f ticks/s  elapsed %s  eta %s", (long long)(t.tick + 1),
-                  (long long)t.ticks, has_loss ? ("  loss " + std::to_string(smooth)).c_str() : "", rate,
-                  fmt_time(t.seconds).c_str(), fmt_time(eta).c_str());
+    std::snprintf(line, sizeof line, "tick %lld/%lld%s%s  %.2f ticks/s  elapsed %s  eta %s", (long long)(t.tick + 1),
+                  (long long)t.ticks, ranks > 1 ? ("  " + std::to_string(ranks) + " ranks").c_str() : "",
+                  has_loss ? ("  loss " + std::to_string(smooth)).c_str() : "", rate, fmt_time(t.seconds).c_str(),
+                  fmt_time(eta).c_str());
     if (tty) std::cerr << "\r\033[K" << line << std::flush;
     else if ((t.tick + 1) % every == 0 || t.tick + 1 == t.ticks) std::cerr << line << "\n";
   });
   g_running = nullptr;
   if (tty && !quiet) std::cerr << "\n";
+  if (rank != 0) return 0;
   if (auto stop = p.executor().budget_stop())
     std::cerr << "noiseflow: the " << fmt_minutes(g.minutes) << " budget (run.minutes) ended the run after tick "
               << stop->first << " of " << stop->second << "; its at_end nodes ran (--resume continues)\n";
+  if (ranks > 1 && !quiet) {
+    const auto [ar_s, ar_n] = p.executor().allreduce_time();
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const double ticks_run = double(std::max<int64_t>(1, p.executor().next_tick() - first_tick));
+    std::fprintf(stderr,
+                 "noiseflow: %d ranks (%s), global batch split %d ways: gradient allreduce of %.1f MB per tick, "
+                 "%.2f ms per tick on rank 0 (%.1f%% of %.1f ms per tick; waiting for the slowest rank included)\n",
+                 ranks, o.comm->describe().c_str(), ranks, double(p.plan().allreduce.floats) * 4 / 1e6,
+                 ar_n ? ar_s / double(ar_n) * 1e3 : 0.0, total > 0 ? 100.0 * ar_s / total : 0.0,
+                 total / ticks_run * 1e3);
+  }
   for (auto& [kind, path] : p.artifacts()) std::cout << "wrote " << kind << ": " << path << "\n";
-  std::cout << "run folder: " << folder.dir() << "\n";
+  std::cout << "run folder: " << folder->dir() << "\n";
   return 0;
 }
 
@@ -473,13 +502,33 @@ int main(int argc, char** argv) {
   onnx->add_option("--set", sets, "override a param of the net or pipeline file: key=value (repeatable)");
 
   CLI11_PARSE(app, argc, argv);
+  // Data parallelism: under mpirun, `run` trains on every rank (runtime/distributed.hpp).
+  std::shared_ptr<noiseflow::runtime::Communicator> comm;
+  const auto rank_prefix = [&] {
+    return comm && comm->size() > 1
+               ? "noiseflow: rank " + std::to_string(comm->rank()) + " of " + std::to_string(comm->size()) + ": "
+               : std::string();
+  };
+  // A rank that fails alone ends the others (no rank waits for its gradients); errors every rank meets
+  // alike (an invalid pipeline) are printed once, by rank 0, and every rank exits.
+  const auto fail_run = [&](int code) {
+    if (comm && comm->size() > 1) {
+      std::cerr << rank_prefix() << "ending every rank of the run\n" << std::flush;
+      comm->abort(code);
+    }
+    return code;
+  };
   try {
     for (auto& p : plugins) noiseflow::load_plugin(p);
     auto opts = make_options(sets, seed, threads, ticks);
     opts.resume = resume;
     opts.reference = reference;
     opts.flow_threads = flow_threads;
-    if (*run) return cmd_run(file, opts, quiet, log_every, run_folder);
+    if (*run) {
+      comm = noiseflow::runtime::world();
+      if (comm->size() > 1) opts.comm = comm;
+      return cmd_run(file, opts, quiet, log_every, run_folder);
+    }
     if (*check) return cmd_check(file, opts);
     if (*dot) {
       noiseflow::Pipeline p(file, opts);
@@ -501,6 +550,7 @@ int main(int argc, char** argv) {
       return cmd_export_onnx(onnx_req);
     }
   } catch (const noiseflow::GraphError& e) {
+    if (comm && comm->rank() != 0) return 1;  // rank 0 reports it
     std::cerr << e.what() << "\n";
     std::cerr << "noiseflow: " << e.diagnostics.size() << " error" << (e.diagnostics.size() == 1 ? "" : "s") << "\n";
     return 1;
@@ -508,11 +558,11 @@ int main(int argc, char** argv) {
     std::cerr << e.what() << "\n";
     return 1;
   } catch (const noiseflow::Cancelled&) {
-    std::cerr << "\nnoiseflow: cancelled\n";
+    if (!comm || comm->rank() == 0) std::cerr << "\nnoiseflow: cancelled\n";
     return 130;
   } catch (const std::exception& e) {
-    std::cerr << "\n" << e.what() << "\n";
-    return 1;
+    std::cerr << "\n" << rank_prefix() << e.what() << "\n";
+    return fail_run(1);
   }
   return 0;
 }

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake make pkg-config libdnnl-dev ocl-icd-opencl-dev libtbb-dev nlohmann-json3-dev
-          libboost-graph-dev doctest-dev libcli11-dev libstb-dev libeigen3-dev)
+          libboost-graph-dev doctest-dev libcli11-dev libstb-dev libeigen3-dev libopenmpi-dev openmpi-bin)
 command -v npm >/dev/null || packages+=(npm)
 
 missing=()

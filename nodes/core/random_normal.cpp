@@ -1,7 +1,8 @@
 // nodes/core/random_normal.cpp — Gaussian noise, a fresh draw every tick.
 //
 // y[i] = mean + std * z, z ~ N(0, 1) from Philox keyed by (seed, node id),
-// stream = tick, counter = element index: identical whatever the thread count.
+// stream = tick, counter = element index: identical whatever the thread count. Under data parallelism
+// a `like` tensor is the rank's slice of the batch and draws the elements of the whole batch it covers.
 // Offset noise (Guttenberg 2023; diffusers' noise_offset): with `offset` o > 0 and y of shape
 // [N, C, ...], y[n, c, ...] += o * u[n, c] with u ~ N(0, 1) drawn once per (n, c) from a second key,
 // so the model also learns to change an image's mean brightness.
@@ -56,11 +57,15 @@ struct RandomNormal final : Node {
 
   void forward(Context& ctx) override {
     Tensor& y = ctx.output("y");
-    random::fill_normal(y.data(), y.numel(), key_, uint64_t(ctx.tick()), mean_, std_);
+    // With `like`, dimension 0 is the batch: under data parallelism this rank's slice of it, drawn as the
+    // same elements of the whole batch's tensor.
+    const int64_t first = ctx.has_input("like") ? ctx.sample_offset(1) * y.numel() : 0;
+    random::fill_normal(y.data(), y.numel(), key_, uint64_t(ctx.tick()), mean_, std_, first);
     if (offset_ > 0.f) {
       const int64_t nc = y.dim(0) * y.dim(1), per = y.numel() / nc;
       u_.resize(size_t(nc));
-      random::fill_normal(u_.data(), nc, random::mix(key_, random::hash("offset")), uint64_t(ctx.tick()), 0.f, offset_);
+      random::fill_normal(u_.data(), nc, random::mix(key_, random::hash("offset")), uint64_t(ctx.tick()), 0.f, offset_,
+                          ctx.has_input("like") ? ctx.sample_offset(nc) : 0);
       for (int64_t k = 0; k < nc; ++k) {
         float* row = y.data() + k * per;
         for (int64_t i = 0; i < per; ++i) row[i] += u_[size_t(k)];

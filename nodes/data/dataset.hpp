@@ -94,12 +94,15 @@ class EpochOrder {
   int next_ = 0;
 };
 
-/// Fills `images` ([batch, C, H, W]) and, when given, `labels` ([batch]) for tick `tick`.
-inline void fill_batch(const Dataset& ds, EpochOrder& order, int64_t tick, Tensor& images, Tensor* labels) {
-  const int64_t batch = images.dim(0), sz = ds.image_size();
+/// Fills `images` ([batch, C, H, W]) and, when given, `labels` ([batch]) for tick `tick`. Under data
+/// parallelism over `ranks` ranks `images` holds rank `rank`'s slice of the global batch (batch x ranks):
+/// stream positions tick x global + rank x batch + j, so the ranks together take one process's batch.
+inline void fill_batch(const Dataset& ds, EpochOrder& order, int64_t tick, Tensor& images, Tensor* labels,
+                       int rank = 0, int ranks = 1) {
+  const int64_t batch = images.dim(0), sz = ds.image_size(), global = batch * ranks, first = batch * rank;
   float* out = images.data();
   for (int64_t j = 0; j < batch; ++j) {
-    const int64_t idx = order.index(tick * batch + j);
+    const int64_t idx = order.index(tick * global + first + j);
     std::memcpy(out + j * sz, ds.pixels.data() + idx * sz, size_t(sz) * sizeof(float));
     if (labels) (*labels)[j] = ds.labels[size_t(idx)];
   }
@@ -110,7 +113,7 @@ inline void fill_batch(const Dataset& ds, EpochOrder& order, int64_t tick, Tenso
 class LabeledLoader : public runtime::Node {
  public:
   void forward(Context& ctx) override {
-    fill_batch(ds_, order_, ctx.tick(), ctx.output("images"), &ctx.output("labels"));
+    fill_batch(ds_, order_, ctx.tick(), ctx.output("images"), &ctx.output("labels"), ctx.rank(), ctx.ranks());
   }
 
  protected:
@@ -129,7 +132,8 @@ inline int64_t dataset_bytes(int64_t count, int64_t pixels) {
 /// Adds the attributes every loader shares: batch, shuffle, limit, offset.
 inline runtime::Schema& batching_attrs(runtime::Schema& s) {
   return s
-      .attr_int("batch", 64, 1, {}, "images per tick")
+      .attr_int("batch", 64, 1, {}, "images per tick (the global batch under data parallelism)")
+      .batch_attr("batch")
       .attr_bool("shuffle", true,
                  "draw each epoch in a fresh random order (seeded by the pipeline seed and node id); "
                  "false: dataset order")

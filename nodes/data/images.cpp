@@ -236,7 +236,9 @@ struct Images final : Node {
     order_ = data::EpochOrder(ds_.count, ctx.attr_bool("shuffle"), ctx.random_key());
   }
 
-  void forward(Context& ctx) override { data::fill_batch(ds_, order_, ctx.tick(), ctx.output("images"), nullptr); }
+  void forward(Context& ctx) override {
+    data::fill_batch(ds_, order_, ctx.tick(), ctx.output("images"), nullptr, ctx.rank(), ctx.ranks());
+  }
 
  private:
   data::Dataset ds_;

@@ -31,9 +31,11 @@ struct RandomShift final : Node {
     Tensor& y = ctx.output("y");
     const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), m = ctx.attr_int("max");
     const float fill = float(ctx.attr_float("fill"));
+    const int64_t first = ctx.sample_offset(N);  // the global index of sample 0 (data parallelism)
     for (int64_t n = 0; n < N; ++n) {
-      const int64_t dy = int64_t(random::below(uint64_t(2 * m + 1), key_, uint64_t(ctx.tick()), uint64_t(2 * n))) - m;
-      const int64_t dx = int64_t(random::below(uint64_t(2 * m + 1), key_, uint64_t(ctx.tick()), uint64_t(2 * n + 1))) - m;
+      const uint64_t g = uint64_t(first + n);
+      const int64_t dy = int64_t(random::below(uint64_t(2 * m + 1), key_, uint64_t(ctx.tick()), 2 * g)) - m;
+      const int64_t dx = int64_t(random::below(uint64_t(2 * m + 1), key_, uint64_t(ctx.tick()), 2 * g + 1)) - m;
       for (int64_t c = 0; c < C; ++c) {
         const float* src = x.data() + (n * C + c) * H * W;
         float* dst = y.data() + (n * C + c) * H * W;

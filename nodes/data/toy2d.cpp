@@ -14,7 +14,8 @@ using namespace noiseflow::runtime;
 struct Toy2d final : Node {
   static Schema schema() {
     return Schema("data.toy2d", "2-D points from a mixture of Gaussians centred evenly on a circle, fresh every tick")
-        .attr_int("batch", 256, 1, {}, "points per tick")
+        .attr_int("batch", 256, 1, {}, "points per tick (the global batch under data parallelism)")
+        .batch_attr("batch")
         .attr_int("modes", 8, 1, 1024, "number of mixture components")
         .attr_float("radius", 0.8, 0.0, {}, "radius of the circle of centres")
         .attr_float("std", 0.05, 0.0, {}, "standard deviation of each component")
@@ -33,10 +34,12 @@ struct Toy2d final : Node {
     const double r = ctx.attr_float("radius");
     const float sd = float(ctx.attr_float("std"));
     // Noise for both coordinates, then the component of each point.
-    random::fill_normal(p.data(), p.numel(), ctx.random_key(), uint64_t(ctx.tick()), 0.f, sd);
+    // Draws keyed by the global sample index (a data-parallel rank holds samples [first, first + n)).
+    const int64_t first = ctx.sample_offset(n);
+    random::fill_normal(p.data(), p.numel(), ctx.random_key(), uint64_t(ctx.tick()), 0.f, sd, 2 * first);
     const uint64_t key = random::mix(ctx.random_key(), 0x6d6f646573ull);
     for (int64_t i = 0; i < n; ++i) {
-      const uint64_t m = random::below(uint64_t(modes), key, uint64_t(ctx.tick()), uint64_t(i));
+      const uint64_t m = random::below(uint64_t(modes), key, uint64_t(ctx.tick()), uint64_t(first + i));
       const double a = 2.0 * M_PI * double(m) / double(modes);
       p[2 * i] += float(r * std::cos(a));
       p[2 * i + 1] += float(r * std::sin(a));

@@ -54,9 +54,10 @@ struct LabelDropout final : Node {
   void forward(Context& ctx) override {
     const Tensor& l = ctx.input("labels");
     Tensor& y = ctx.output("y");
+    const int64_t first = ctx.sample_offset(l.dim(0));  // the global index of sample 0 (data parallelism)
     for (int64_t n = 0; n < l.dim(0); ++n) {
-      // one uniform per (tick, sample): the same draw whatever the batch is split into
-      const float u = random::to_unit(random::philox(key_, uint64_t(ctx.tick()), uint64_t(n))[0]);
+      // one uniform per (tick, global sample): the same draw whatever the batch is split into
+      const float u = random::to_unit(random::philox(key_, uint64_t(ctx.tick()), uint64_t(first + n))[0]);
       y[n] = u < p_ ? null_ : l[n];
     }
   }

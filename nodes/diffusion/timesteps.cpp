@@ -1,7 +1,8 @@
 // nodes/diffusion/timesteps.cpp — one diffusion timestep per sample.
 //
 // Training draws t ~ U{0, ..., T-1} per sample and per tick:
-// t[i] = below(T, key, tick, i), a pure function of (seed, node id, tick, i).
+// t[i] = below(T, key, tick, i), a pure function of (seed, node id, tick, i), i the sample's index in
+// the global batch (a data-parallel rank's samples start at Context::sample_offset).
 // sampling "lognormal" draws the noise level instead (Karras et al. 2022, EDM's training
 // distribution): log sigma ~ N(log_sigma_mean, log_sigma_std^2) with sigma = sqrt(1 - abar) /
 // sqrt(abar), and t is the integer timestep of the schedule nearest to it in log sigma (sigma
@@ -66,8 +67,9 @@ struct Timesteps final : Node {
     }
     const uint64_t T = uint64_t(ctx.input("schedule").dim(1));
     const uint64_t stream = uint64_t(ctx.tick());
+    const int64_t first = ctx.sample_offset(n);  // the global index of sample 0 (data parallelism)
     if (!lognormal_) {
-      for (int64_t i = 0; i < n; ++i) t[i] = float(random::below(T, key_, stream, uint64_t(i)));
+      for (int64_t i = 0; i < n; ++i) t[i] = float(random::below(T, key_, stream, uint64_t(first + i)));
       return;
     }
     const ScheduleTable s(ctx.input("schedule"));
@@ -76,7 +78,7 @@ struct Timesteps final : Node {
     }
     draws_.resize(size_t(n));
     random::fill_normal(draws_.data(), n, key_, stream, float(ctx.attr_float("log_sigma_mean")),
-                        float(ctx.attr_float("log_sigma_std")));
+                        float(ctx.attr_float("log_sigma_std")), first);
     for (int64_t i = 0; i < n; ++i) {
       const double ls = draws_[size_t(i)];
       auto it = std::lower_bound(log_sigma_.begin(), log_sigma_.end(), ls);

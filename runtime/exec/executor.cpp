@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <tbb/task_arena.h>
 
+#include "runtime/exec/allreduce.hpp"
 #include "runtime/exec/bind.hpp"
 #include "runtime/exec/flow.hpp"
 #include "runtime/exec/task.hpp"
@@ -34,12 +35,16 @@ struct Executor::Impl {
   tbb::task_arena arena;
   std::unique_ptr<exec::TaskRunner> runner;
   std::unique_ptr<exec::FlowGraph> flow;
+  std::unique_ptr<exec::GradientAllreduce> allreduce;
   explicit Impl(int flow_threads) : arena(flow_threads) {}
 };
 
 Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<RunState> state)
     : graph_(g), opt_(opt), state_(state ? std::move(state) : std::make_shared<RunState>()),
-      plan_(plan::make_plan(graph_, {.reference = opt_.reference})) {
+      plan_(plan::make_plan(graph_, {.reference = opt_.reference, .ranks = opt_.comm ? opt_.comm->size() : 1})) {
+  if (graph_.ranks != ranks())
+    throw std::logic_error("Executor: the graph was loaded for " + std::to_string(graph_.ranks) +
+                           " ranks (graph::LoadOptions::ranks) but the communicator has " + std::to_string(ranks()));
   check_plan_memory(graph_, plan_, opt_.memory_limit);
   const int threads = effective_threads(opt_.threads);
   OmpThreads omp(threads);  // primitives are created with the thread count that runs them
@@ -50,6 +55,8 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
   for (auto& in : impl_->bound.instances) {
     in.ctx.run_state_ = state_.get();
     in.ctx.executor_ = this;
+    in.ctx.rank_ = rank();
+    in.ctx.ranks_ = ranks();
   }
   exec::plan_nodes(graph_, impl_->bound.instances);
   // Checkpoint names must be unique: two EMAs with one prefix would write over each other's copies.
@@ -66,15 +73,24 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
                            "'s; a checkpoint needs unique names (give one of them another prefix)");
     }
   }
-  impl_->runner = std::make_unique<exec::TaskRunner>(graph_, impl_->bound.instances, threads, opt_.profile);
-  impl_->arena.execute([&] { impl_->flow = std::make_unique<exec::FlowGraph>(graph_, plan_, *impl_->runner); });
+  impl_->runner = std::make_unique<exec::TaskRunner>(graph_, impl_->bound.instances, threads, opt_.profile, rank());
+  std::function<void(int64_t)> allreduce;
+  if (plan_.allreduce.active()) {
+    impl_->allreduce = std::make_unique<exec::GradientAllreduce>(plan_, impl_->bound.instances, *opt_.comm);
+    allreduce = [a = impl_->allreduce.get()](int64_t tick) { a->run(tick); };
+  }
+  impl_->arena.execute(
+      [&] { impl_->flow = std::make_unique<exec::FlowGraph>(graph_, plan_, *impl_->runner, std::move(allreduce)); });
 }
 
 Executor::~Executor() {
   if (impl_ && impl_->flow) impl_->arena.execute([&] { impl_->flow.reset(); });
 }
 
-void Executor::cancel() { impl_->runner->cancel(); }
+void Executor::cancel() {
+  if (ranks() > 1) cancel_asked_ = true;
+  else impl_->runner->cancel();
+}
 
 void Executor::run_tick(int64_t tick) {
   for (auto& in : impl_->bound.instances) in.ctx.tick_ = tick;
@@ -92,7 +108,24 @@ void Executor::run_tick(int64_t tick) {
   }
 }
 
+void Executor::sync_replicas() {
+  if (synced_) return;
+  synced_ = true;
+  if (ranks() <= 1) return;
+  Communicator& c = *opt_.comm;
+  for (Param& p : impl_->bound.params) c.broadcast(p.value.data(), p.value.numel() * int64_t(sizeof(float)), 0);
+  for (auto& in : impl_->bound.instances)
+    for (auto& [name, t] : in.node->state_tensors(in.ctx)) c.broadcast(t.data(), t.numel() * int64_t(sizeof(float)), 0);
+  c.broadcast(&next_tick_, sizeof next_tick_, 0);
+}
+
+std::pair<double, int64_t> Executor::allreduce_time() const {
+  if (!impl_->allreduce) return {0.0, 0};
+  return {impl_->allreduce->seconds(), impl_->allreduce->calls()};
+}
+
 void Executor::step() {
+  sync_replicas();
   OmpThreads omp(effective_threads(opt_.threads));
   run_tick(next_tick_);
   ++next_tick_;
@@ -104,20 +137,26 @@ void Executor::end_after(int64_t tick) {
 }
 
 void Executor::run(const std::function<void(const TickInfo&)>& on_tick) {
+  sync_replicas();
   const auto t0 = std::chrono::steady_clock::now();
   OmpThreads omp(effective_threads(opt_.threads));
   const double budget = graph_.minutes * 60.0;
   int64_t done = 0;
   while (next_tick_ < graph_.ticks) {
-    if (impl_->runner->take_cancel()) throw Cancelled();  // honoured: a later run() may continue
+    // Rank 0 decides, for every rank, whether to cancel and whether the budget ends the run here.
+    char decide[2] = {0, 0};  // cancel, last tick
+    decide[0] = ranks() > 1 ? char(cancel_asked_.exchange(false)) : char(impl_->runner->take_cancel());
     if (budget > 0 && done > 0 && next_tick_ + 1 < graph_.ticks) {
       // The mean tick so far predicts this one and the next; when the next would end past the budget,
       // this tick is the last: the at_end sinks (the checkpoint) run in it, inside the budget.
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (s + 2.0 * s / double(done) > budget) {
-        budget_stop_ = {next_tick_ + 1, graph_.ticks};
-        end_after(next_tick_);
-      }
+      decide[1] = s + 2.0 * s / double(done) > budget;
+    }
+    if (ranks() > 1) opt_.comm->broadcast(decide, sizeof decide, 0);
+    if (decide[0]) throw Cancelled();  // honoured: a later run() may continue
+    if (decide[1]) {
+      budget_stop_ = {next_tick_ + 1, graph_.ticks};
+      end_after(next_tick_);
     }
     run_tick(next_tick_);
     ++done;
@@ -156,6 +195,7 @@ std::vector<NodeProfile> Executor::profile() const {
 
 void Executor::reset_profile() {
   for (auto& in : impl_->bound.instances) in.fwd_s = in.bwd_s = 0, in.fwd_n = in.bwd_n = 0;
+  if (impl_->allreduce) impl_->allreduce->reset_time();
 }
 
 Param* Executor::find_param(const std::string& name) {

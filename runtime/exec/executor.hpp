@@ -8,6 +8,7 @@
 // process-wide TBB limit; the caller's OpenMP thread count is restored after every call.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "graph/pipeline.hpp"
+#include "runtime/distributed.hpp"
 #include "runtime/exec/instance.hpp"
 #include "runtime/plan/plan.hpp"
 #include "runtime/run_state.hpp"
@@ -36,6 +38,9 @@ struct ExecutorOptions {
   /// Refuse, before allocating, a plan whose peak memory (plan::MemoryReport::peak) exceeds this many
   /// bytes. 0: what the process can use (runtime/memory.hpp available_memory); negative: no check.
   int64_t memory_limit = 0;
+  /// Data parallelism: the ranks this executor trains with (runtime/distributed.hpp); null or one rank:
+  /// a single process. The graph must be loaded for as many ranks (graph::LoadOptions::ranks).
+  std::shared_ptr<Communicator> comm;
 };
 
 /// Accumulated time of one node (ExecutorOptions::profile).
@@ -65,7 +70,9 @@ class Executor {
   void run(const std::function<void(const TickInfo&)>& on_tick = {});
   /// Runs exactly one tick (its index is the next tick).
   void step();
-  /// Asks a running run() to stop after the current tick (thread-safe).
+  /// Asks a running run() to stop after the current tick (thread-safe). Under data parallelism rank 0's
+  /// request stops every rank at the same tick boundary; the other ranks' requests are ignored (mpirun
+  /// forwards a signal to every rank).
   void cancel();
   /// When run.minutes ended the last run() early: {ticks done, ticks the pipeline asked for}.
   std::optional<std::pair<int64_t, int64_t>> budget_stop() const { return budget_stop_; }
@@ -91,9 +98,17 @@ class Executor {
   const PlanStats& plan_stats() const { return plan_.stats; }
   /// Whether the graph has an optimizer (a training pipeline).
   bool training() const { return plan_.training(); }
+  /// Data parallelism: this process's rank and the rank count (0 and 1 alone).
+  int rank() const { return opt_.comm ? opt_.comm->rank() : 0; }
+  int ranks() const { return opt_.comm ? opt_.comm->size() : 1; }
+  /// Data parallelism: seconds spent in the gradient allreduce since the last reset, and its calls.
+  std::pair<double, int64_t> allreduce_time() const;
 
  private:
   void run_tick(int64_t tick);
+  /// Data parallelism, before the first tick this executor runs: every rank takes rank 0's parameters,
+  /// node state (optimizer moments, EMA) and next tick, so all start from the same model.
+  void sync_replicas();
   /// Makes `tick` the run's last (run.minutes).
   void end_after(int64_t tick);
   struct Impl;
@@ -104,6 +119,9 @@ class Executor {
   plan::ExecutionPlan plan_;
   std::unique_ptr<Impl> impl_;
   int64_t next_tick_ = 0;
+  bool synced_ = false;
+  /// Data parallelism: cancel() waits for the end of the tick (rank 0 decides for all, see run()).
+  std::atomic<bool> cancel_asked_{false};
   std::optional<std::pair<int64_t, int64_t>> budget_stop_;
 };
 

@@ -6,7 +6,9 @@ namespace noiseflow::runtime::exec {
 
 namespace flow = tbb::flow;
 
-FlowGraph::FlowGraph(const graph::Graph& g, const plan::ExecutionPlan& plan, TaskRunner& runner) {
+FlowGraph::FlowGraph(const graph::Graph& g, const plan::ExecutionPlan& plan, TaskRunner& runner,
+                     std::function<void(int64_t)> allreduce)
+    : allreduce_body_(std::move(allreduce)) {
   const size_t n = g.nodes.size();
   fwd_.resize(n);
   bwd_.resize(n);
@@ -18,6 +20,13 @@ FlowGraph::FlowGraph(const graph::Graph& g, const plan::ExecutionPlan& plan, Tas
   };
   for (size_t i = 0; i < n; ++i) fwd_[i] = std::make_unique<Task>(g_, body(int(i), false));
   for (int i : plan.autodiff.backward_order) bwd_[size_t(i)] = std::make_unique<Task>(g_, body(i, true));
+  if (plan.allreduce.active() && allreduce_body_) {
+    const int opt = plan.autodiff.optimizer;
+    allreduce_ = std::make_unique<Task>(g_, [this, &runner, opt](const flow::continue_msg&) {
+      runner.run_allreduce(allreduce_body_, opt);
+      return flow::continue_msg();
+    });
+  }
   add_edges(g, plan);
 }
 
@@ -57,8 +66,11 @@ void FlowGraph::add_edges(const graph::Graph& g, const plan::ExecutionPlan& plan
     prev = cur;
   }
   // The optimizer steps after every backward task, and everything it feeds after it.
+  // With data parallelism the allreduce sits between them.
   if (ad.optimizer >= 0) {
-    for (int b : ad.backward_order) edge(bwd_[size_t(b)].get(), fwd_[size_t(ad.optimizer)].get());
+    Task* before_opt = allreduce_ ? allreduce_.get() : fwd_[size_t(ad.optimizer)].get();
+    for (int b : ad.backward_order) edge(bwd_[size_t(b)].get(), before_opt);
+    if (allreduce_) edge(allreduce_.get(), fwd_[size_t(ad.optimizer)].get());
     has_pred[size_t(ad.optimizer)] = true;
   }
   for (size_t i = 0; i < n; ++i)

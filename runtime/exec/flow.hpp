@@ -4,9 +4,11 @@
 //
 // Edges: producer before consumer (back edges of state nodes excepted); a node's backward after its
 // forward and after its consumers' backward; the optimizer after every backward; and, where the plan shares
-// buffers, each forward (or backward) after the one before it in the schedule.
+// buffers, each forward (or backward) after the one before it in the schedule. With data parallelism
+// (plan.allreduce), one more task between the last backward and the optimizer averages the gradients.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -20,7 +22,9 @@ namespace noiseflow::runtime::exec {
 class FlowGraph {
  public:
   /// Builds the graph; construct it inside the task_arena that will run it.
-  FlowGraph(const graph::Graph& g, const plan::ExecutionPlan& plan, TaskRunner& runner);
+  /// `allreduce`: the body of the planned gradient allreduce (plan.allreduce.active() only).
+  FlowGraph(const graph::Graph& g, const plan::ExecutionPlan& plan, TaskRunner& runner,
+            std::function<void(int64_t tick)> allreduce = {});
   /// Runs every task of one tick and waits for them (inside the arena).
   void run_tick();
   /// After a failed tick: resets the graph so it can run again.
@@ -34,6 +38,8 @@ class FlowGraph {
   tbb::flow::graph g_;
   tbb::flow::broadcast_node<tbb::flow::continue_msg> start_{g_};
   std::vector<std::unique_ptr<Task>> fwd_, bwd_;
+  std::unique_ptr<Task> allreduce_;  ///< data parallelism: between the backward and the optimizer
+  std::function<void(int64_t)> allreduce_body_;
   std::vector<std::pair<Task*, Task*>> edges_;
 };
 

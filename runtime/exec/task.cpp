@@ -7,8 +7,8 @@
 
 namespace noiseflow::runtime::exec {
 
-TaskRunner::TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile)
-    : g_(g), instances_(instances), threads_(threads), profile_(profile) {
+TaskRunner::TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile, int rank)
+    : g_(g), instances_(instances), threads_(threads), profile_(profile), rank_(rank) {
   const size_t n = g.nodes.size();
   always_.assign(n, false);
   gates_.assign(n, {});
@@ -62,6 +62,7 @@ bool TaskRunner::sink_due(int i, int64_t tick) const {
 }
 
 bool TaskRunner::due(int i, int64_t tick) const {
+  if (rank_ != 0 && (g_.nodes[size_t(i)].schema->is_sink() || !gates_[size_t(i)].empty())) return false;
   if (always_[size_t(i)]) return true;
   for (int s : gates_[size_t(i)])
     if (sink_due(s, tick)) return true;
@@ -121,6 +122,19 @@ void TaskRunner::run(int i, bool backward_task) {
                                              backward_task ? "backward" : "forward", "node_failed",
                                              "a non-standard exception"},
                                             backward_task ? "backward" : "forward")));
+  }
+}
+
+void TaskRunner::run_allreduce(const std::function<void(int64_t)>& body, int optimizer) {
+  {
+    std::lock_guard lock(error_m_);
+    if (error_) return;
+  }
+  const graph::GraphNode& gn = g_.nodes[size_t(optimizer)];
+  try {
+    body(instances_[size_t(optimizer)].ctx.tick_);
+  } catch (const std::exception& e) {
+    record(std::make_exception_ptr(as_run_error(e, gn, "allreduce")));
   }
 }
 

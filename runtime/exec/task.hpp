@@ -4,11 +4,13 @@
 // the compute lane for heavy nodes (one at a time, all OpenMP threads; light nodes get one thread),
 // refreshes planned layout conversions and fan-in sums around the node's own code, optionally times it,
 // and turns anything thrown into a RunError naming the node and the phase. The first error of a tick is
-// kept; later tasks of that tick do nothing.
+// kept; later tasks of that tick do nothing. Under data parallelism, ranks other than 0 skip the sinks
+// (checkpoints, images, metrics: rank 0 writes them) and the nodes that only feed them.
 #pragma once
 
 #include <atomic>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -18,10 +20,15 @@ namespace noiseflow::runtime::exec {
 
 class TaskRunner {
  public:
-  TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile);
+  /// `rank`: data parallelism's rank of this process; sinks (and what only feeds them) run on rank 0 only.
+  TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile, int rank = 0);
 
   /// Runs the forward (backward = false) or backward task of node `i`; never throws.
   void run(int i, bool backward);
+  /// Runs `body`, the gradient allreduce before optimizer node `optimizer` (data parallelism), like a task:
+  /// skipped after an error of the tick, an exception becomes a RunError naming the optimizer (phase
+  /// allreduce); never throws.
+  void run_allreduce(const std::function<void(int64_t tick)>& body, int optimizer);
   /// The error of the tick, if any, cleared.
   std::exception_ptr take_error();
   /// Whether node `i` runs at `tick`: sinks every N ticks and/or at the end; a node whose consumers
@@ -45,6 +52,7 @@ class TaskRunner {
   std::vector<std::vector<int>> gates_;  // otherwise: the gated sinks it serves
   int threads_;
   bool profile_;
+  int rank_ = 0;
   std::mutex lane_;  // the compute lane for heavy nodes
   std::atomic<bool> cancel_{false};
   std::mutex error_m_;

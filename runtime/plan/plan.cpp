@@ -1,5 +1,9 @@
 #include "runtime/plan/plan.hpp"
 
+#include <algorithm>
+
+#include "runtime/errors.hpp"
+
 #include "runtime/plan/autodiff.hpp"
 #include "runtime/plan/buffers.hpp"
 #include "runtime/plan/layouts.hpp"
@@ -7,6 +11,24 @@
 #include "runtime/plan/stats.hpp"
 
 namespace noiseflow::runtime::plan {
+
+namespace {
+AllreducePlan plan_allreduce(const graph::Graph& g, const AutodiffPlan& ad, int ranks) {
+  AllreducePlan a;
+  a.ranks = std::max(1, ranks);
+  if (!a.active()) return a;
+  if (ad.optimizer < 0)
+    throw RunError({g.file, "", "", "data_parallel_needs_optimizer",
+                    "data parallelism over " + std::to_string(a.ranks) +
+                        " ranks splits a training batch; this pipeline has no optimizer (run it as one process)"},
+                   "plan");
+  a.nodes = ad.trainable_nodes;
+  for (int i : a.nodes)
+    for (const graph::ParamDecl& p : g.nodes[size_t(i)].params) a.floats += graph::numel(p.shape);
+  a.floats += 1;  // the loss
+  return a;
+}
+}  // namespace
 
 int ExecutionPlan::position(Task t) const {
   for (size_t k = 0; k < schedule.size(); ++k)
@@ -25,10 +47,13 @@ ExecutionPlan make_plan(const graph::Graph& g, const PlanOptions& options) {
   }
   plan.conversions = std::move(lp.conversions);
   plan.autodiff = plan_autodiff(g, lp.layouts);
+  plan.allreduce = plan_allreduce(g, plan.autodiff, options.ranks);
   plan.schedule = plan_schedule(g, plan.autodiff);
   plan_buffers(g, plan);
   plan.stats = plan_stats(plan);
   plan.memory = memory_report(g, plan);
+  if (plan.allreduce.active())
+    plan.memory.communication = (plan.allreduce.floats + plan.allreduce.floats / plan.allreduce.ranks + 2) * 4;
   return plan;
 }
 

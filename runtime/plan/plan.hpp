@@ -99,6 +99,18 @@ struct AutodiffPlan {
   bool operator==(const AutodiffPlan&) const = default;
 };
 
+/// Data parallelism over several ranks (PlanOptions::ranks > 1): one task after every backward task and
+/// before the optimizer averages, across the ranks, every trainable parameter's gradient and the loss in
+/// one fused buffer (runtime/distributed.hpp, a ring in fixed order), so the optimizer steps on the
+/// gradient of the global batch's mean loss on every rank alike.
+struct AllreducePlan {
+  int ranks = 1;
+  std::vector<int> nodes;  ///< trainable nodes whose parameter gradients are averaged (AutodiffPlan order)
+  int64_t floats = 0;      ///< the fused buffer: every parameter gradient element, then the loss
+  bool active() const { return ranks > 1; }
+  bool operator==(const AllreducePlan&) const = default;
+};
+
 /// A buffer shared by lifetime.
 struct Slot {
   enum class Pool { activations, gradients } pool = Pool::activations;
@@ -128,8 +140,10 @@ struct MemoryReport {
   int64_t optimizer_state = 0;  ///< optimizer moments, EMA weights (Schema::memory)
   int64_t node_memory = 0;      ///< what nodes hold beyond their tensors: data sets, tables (Schema::memory)
   int64_t scratch = 0;          ///< the largest per-call working memory of a node (scratchpads, staging)
+  int64_t communication = 0;    ///< data parallelism: the fused gradient buffer and the ring's receive chunk
   int64_t peak() const {
-    return activations + gradients + parameters + parameter_gradients + optimizer_state + node_memory + scratch;
+    return activations + gradients + parameters + parameter_gradients + optimizer_state + node_memory + scratch +
+           communication;
   }
   bool operator==(const MemoryReport&) const = default;
 };
@@ -138,6 +152,8 @@ struct PlanOptions {
   /// The straightforward path: plain tensors only, one buffer per gradient, no shared activations, backward
   /// tasks free to run in any valid order.
   bool reference = false;
+  /// Data-parallel ranks (the graph loaded with graph::LoadOptions::ranks): > 1 plans the gradient allreduce.
+  int ranks = 1;
 };
 
 /// The plan of one pipeline.
@@ -146,6 +162,7 @@ struct ExecutionPlan {
   std::vector<std::vector<TensorPlan>> tensors;  ///< [node][output]
   std::vector<Conversion> conversions;
   AutodiffPlan autodiff;
+  AllreducePlan allreduce;     ///< data parallelism: between the backward tasks and the optimizer
   std::vector<Task> schedule;  ///< a valid order of every task of a tick; lifetimes are positions in it
   bool serial_forward = false;   ///< forward tasks chained in schedule order (activations share slots)
   bool serial_backward = false;  ///< backward tasks chained in schedule order (gradients share slots)
@@ -163,7 +180,8 @@ struct ExecutionPlan {
 };
 
 /// Plans a validated graph. Throws RunError (phase "plan") for graphs that cannot be differentiated:
-/// two optimizers, nothing to optimise, a non-differentiable input between parameters and the loss.
+/// two optimizers, nothing to optimise, a non-differentiable input between parameters and the loss; and
+/// for data parallelism (ranks > 1) without an optimizer.
 ExecutionPlan make_plan(const graph::Graph& g, const PlanOptions& options = {});
 
 }  // namespace noiseflow::runtime::plan

@@ -32,11 +32,13 @@ graph::Json storage_json(const Storage& s) {
 }
 
 graph::Json memory_json(const MemoryReport& m) {
-  return {{"activations", m.activations},         {"gradients", m.gradients},
-          {"parameters", m.parameters},           {"parameter_gradients", m.parameter_gradients},
-          {"optimizer_state", m.optimizer_state}, {"node_memory", m.node_memory},
-          {"scratch", m.scratch},
-          {"peak", m.peak()}};
+  graph::Json j{{"activations", m.activations},         {"gradients", m.gradients},
+                {"parameters", m.parameters},           {"parameter_gradients", m.parameter_gradients},
+                {"optimizer_state", m.optimizer_state}, {"node_memory", m.node_memory},
+                {"scratch", m.scratch},
+                {"peak", m.peak()}};
+  if (m.communication) j["communication"] = m.communication;
+  return j;
 }
 
 std::string memory_text(const MemoryReport& m) {
@@ -48,6 +50,9 @@ std::string memory_text(const MemoryReport& m) {
   s += fmt("  optimizer state      %12s\n", mb(m.optimizer_state).c_str());
   s += fmt("  node memory          %12s   (data sets, tables)\n", mb(m.node_memory).c_str());
   s += fmt("  scratch              %12s   (the largest per-call scratchpad and staging)\n", mb(m.scratch).c_str());
+  if (m.communication)
+    s += fmt("  communication        %12s   (the fused gradient buffer of data parallelism)\n",
+             mb(m.communication).c_str());
   s += fmt("  peak                 %12s\n", mb(m.peak()).c_str());
   return s;
 }
@@ -61,6 +66,11 @@ std::string plan_text(const graph::Graph& g, const ExecutionPlan& plan) {
            plan.serial_backward ? ", backward chained" : "");
   for (size_t k = 0; k < plan.schedule.size(); ++k)
     s += fmt("  %4zu  %s\n", k, task_name(g, plan.schedule[k]).c_str());
+  if (plan.allreduce.active())
+    s += fmt("  gradient allreduce over %d ranks before %s: %lld floats (%s) of %zu nodes' parameter gradients "
+             "and the loss, one fused buffer, a ring in fixed rank order\n",
+             plan.allreduce.ranks, g.nodes[size_t(plan.autodiff.optimizer)].id.c_str(),
+             (long long)plan.allreduce.floats, mb(plan.allreduce.floats * 4).c_str(), plan.allreduce.nodes.size());
   s += "\ntensors (node output, shape, layout, buffer, bytes, lifetime in task positions):\n";
   for (const auto& outs : plan.tensors)
     for (const TensorPlan& t : outs)
@@ -129,6 +139,9 @@ graph::Json plan_json(const graph::Graph& g, const ExecutionPlan& plan) {
                 {"gradient_bytes", st.gradient_bytes},
                 {"gradient_bytes_unshared", st.gradient_bytes_unshared}};
   j["memory"] = memory_json(plan.memory);
+  if (plan.allreduce.active())
+    j["allreduce"] = {{"ranks", plan.allreduce.ranks}, {"floats", plan.allreduce.floats},
+                      {"before", g.nodes[size_t(plan.autodiff.optimizer)].id}};
   return j;
 }
 

@@ -52,6 +52,9 @@ struct Options {
   bool resume = false;  ///< continue from the checkpoint the pipeline's io.checkpoint node writes
   /// The straightforward path (direct convolutions, one buffer per gradient), to check the optimised one.
   bool reference = false;
+  /// Data-parallel training (runtime/distributed.hpp; the CLI passes runtime::world()): each rank trains on
+  /// its slice of the pipeline's batch, which stays the global batch. Null: one process.
+  std::shared_ptr<runtime::Communicator> comm;
 };
 
 /// A pipeline file, validated, planned and run.
