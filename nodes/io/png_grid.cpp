@@ -52,7 +52,7 @@ void PngGrid::plan(Context& ctx, int64_t n, int64_t c, int64_t h, int64_t w, int
   out_w_ = left_ + (cols_ * (w_ + pad_) + pad_) * scale_;
   // A title wider than the grid widens the picture; the grid is centred below it.
   const int64_t title_w = font::text_width(std::string(size_t(text.title_chars), 'x'), text_scale_) + 4 * text_scale_;
-  if (title_w > out_w_) left_ += (title_w - out_w_) / 2, out_w_ = title_w;
+  if (text.title_chars > 0 && title_w > out_w_) left_ += (title_w - out_w_) / 2, out_w_ = title_w;
   out_h_ = top_ + (rows_ * (h_ + pad_) + pad_) * scale_;
   if (out_w_ > 1 << 16 || out_h_ > 1 << 16)
     ctx.fail("scale", "the grid would be " + std::to_string(out_w_) + "x" + std::to_string(out_h_) +
