@@ -1,5 +1,6 @@
 #include "nodes/io/loss_plot.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -11,14 +12,22 @@
 
 namespace noiseflow::nodes::io {
 
-std::vector<double> debiased_ema(const std::vector<double>& v, double beta) {
-  std::vector<double> out(v.size(), NAN);
-  double m = 0, weight = 0;  // weight = 1 - beta^k after k finite values
-  for (size_t i = 0; i < v.size(); ++i) {
+int64_t smoothing_window(int64_t n) { return std::clamp<int64_t>((n / 40) | 1, 1, 101); }
+
+std::vector<double> centred_mean(const std::vector<double>& v, int64_t window) {
+  // Prefix sums of the finite values and of their count.
+  const size_t n = v.size();
+  std::vector<double> sum(n + 1, 0.0), count(n + 1, 0.0), out(n, NAN);
+  for (size_t i = 0; i < n; ++i) {
+    const bool ok = std::isfinite(v[i]);
+    sum[i + 1] = sum[i] + (ok ? v[i] : 0.0);
+    count[i + 1] = count[i] + (ok ? 1.0 : 0.0);
+  }
+  const int64_t half = std::max<int64_t>(window, 1) / 2;
+  for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(v[i])) continue;
-    m = beta * m + (1 - beta) * v[i];
-    weight = beta * weight + (1 - beta);
-    out[i] = m / weight;
+    const size_t lo = size_t(std::max<int64_t>(0, int64_t(i) - half)), hi = std::min(n, i + size_t(half) + 1);
+    out[i] = (sum[hi] - sum[lo]) / (count[hi] - count[lo]);
   }
   return out;
 }
@@ -61,15 +70,15 @@ int64_t write_loss_plot(const std::string& csv, const std::string& png, const st
   int64_t shown = 0;
   for (double v : loss) shown += std::isfinite(v) && v > 0;
   if (shown == 0) return 0;
-  char smoothed_label[64];
-  std::snprintf(smoothed_label, sizeof smoothed_label, "EMA %g (debiased)", kLossSmoothing);
+  const int64_t window = smoothing_window(int64_t(loss.size()));
+  const std::string smoothed_label = window > 1 ? "mean of " + std::to_string(window) + " steps, centred" : "loss";
   LineChart chart;
   chart.title = title;
   chart.x_title = "step";
   chart.y_title = "loss (log scale)";
   chart.x_from_zero = true;
   chart.series.push_back({steps, loss, {170, 200, 235}, 1, "loss per step"});
-  chart.series.push_back({steps, debiased_ema(loss, kLossSmoothing), {20, 70, 160}, 3, smoothed_label});
+  chart.series.push_back({steps, centred_mean(loss, window), {20, 70, 160}, 3, smoothed_label});
   draw_chart(chart).write_png(png);
   return shown;
 }

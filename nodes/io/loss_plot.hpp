@@ -1,7 +1,8 @@
 // nodes/io/loss_plot.hpp — a run's loss curve as a PNG, drawn from its log.csv:
 //
 //   log.csv (tick,loss,...)  ->  loss.png: the raw loss per step, thin and light, its smoothed curve
-//                                over it (debiased EMA 0.98), log-scale y, x = step (tick + 1)
+//                                over it (a centred moving average of about n / 40 steps), log-scale y,
+//                                x = step (tick + 1)
 //
 // The CLI calls it at every checkpoint and at the end of a run (tools/noiseflow.cpp); it reads the whole
 // log back, so a resumed run's curve starts at step 1.
@@ -13,13 +14,13 @@
 
 namespace noiseflow::nodes::io {
 
-/// The EMA weight of the smoothed curve.
-inline constexpr double kLossSmoothing = 0.98;
+/// The smoothing window for a log of `n` rows: about n / 40 steps, odd, from 1 to 101.
+int64_t smoothing_window(int64_t n);
 
-/// `v` smoothed by an exponential moving average of weight `beta`, divided by 1 - beta^k (the
-/// debiasing of Adam's moments) so the first values are not pulled towards 0. Non-finite values are skipped
-/// and NaN in the output (the curve has a gap there).
-std::vector<double> debiased_ema(const std::vector<double>& v, double beta);
+/// `v` smoothed by a centred moving average: each value the mean of the finite values among the `window`
+/// (odd) values around it, fewer at the ends, so the curve does not lag behind the raw loss. Non-finite
+/// values stay NaN in the output (the curve has a gap there).
+std::vector<double> centred_mean(const std::vector<double>& v, int64_t window);
 
 /// Reads (step, loss) from a log.csv whose header names the columns "tick" and "loss": step = tick + 1.
 /// Rows that do not parse are skipped. Throws std::runtime_error when the file cannot be read or the

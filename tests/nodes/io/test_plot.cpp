@@ -143,15 +143,19 @@ TEST_CASE("line chart: a known series sits on its tick's grid line, labels aroun
   CHECK_THROWS_WITH_AS(draw_chart(empty), "the chart \"nothing\" has no point to show", std::invalid_argument);
 }
 
-TEST_CASE("debiased EMA: a constant stays constant, the start is not pulled towards 0") {
-  CHECK(debiased_ema({2, 2, 2}, 0.98) == std::vector<double>{2, 2, 2});
-  const auto e = debiased_ema({1, 3}, 0.5);
-  CHECK(e[0] == 1);
-  CHECK(e[1] == doctest::Approx(1.75 / 0.75));
-  const auto n = debiased_ema({NAN, 4, NAN}, 0.9);
+TEST_CASE("loss smoothing: a centred moving average of about n / 40 steps that skips gaps") {
+  CHECK(smoothing_window(10) == 1);
+  CHECK(smoothing_window(400) == 11);
+  CHECK(smoothing_window(3838) == 95);
+  CHECK(smoothing_window(100000) == 101);
+  CHECK(centred_mean({2, 2, 2}, 3) == std::vector<double>{2, 2, 2});
+  CHECK(centred_mean({1, 2, 3, 4, 5}, 3) == std::vector<double>{1.5, 2, 3, 4, 4.5});
+  CHECK(centred_mean({1, 2, 3, 4, 5}, 1) == std::vector<double>{1, 2, 3, 4, 5});
+  const auto n = centred_mean({NAN, 4, 6, NAN}, 3);
   CHECK(std::isnan(n[0]));
-  CHECK(n[1] == 4);
-  CHECK(std::isnan(n[2]));
+  CHECK(n[1] == 5);
+  CHECK(n[2] == 5);
+  CHECK(std::isnan(n[3]));
 }
 
 TEST_CASE("loss plot: log.csv -> loss.png, every row drawn, written atomically; bad logs name the file") {
@@ -175,7 +179,7 @@ TEST_CASE("loss plot: log.csv -> loss.png, every row drawn, written atomically; 
   CHECK(w == 900);
   CHECK(h == 560);
   CHECK(c == 3);
-  // The smoothed curve of a constant loss is one flat line of the EMA colour (20, 70, 160), 3 pixels
+  // The smoothed curve of a constant loss is one flat line of its colour (20, 70, 160), 3 pixels
   // thick, from step 1 to step 200 (broken at the NaN row); plus the legend's sample line.
   int dark_blue = 0;
   for (int i = 0; i < w * h; ++i) dark_blue += px[3 * i] == 20 && px[3 * i + 1] == 70 && px[3 * i + 2] == 160;
