@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include "graph/unet.hpp"
+#include "nodes/io/loss_plot.hpp"
 #include "noiseflow/noiseflow.hpp"
 #include "runtime/atomic_write.hpp"
 #include "tools/nodes_markdown.hpp"
@@ -79,11 +80,12 @@ bool has_rows(const std::string& csv) {
   return std::getline(in, line) && std::getline(in, line) && !line.empty();
 }
 
-// runs/NAME/: the resolved pipeline and a CSV of the logged scalars per tick.
+// runs/NAME/: the resolved pipeline, a CSV of the logged scalars per tick and, for a run that logs a
+// loss, loss.png drawn from that CSV.
 class RunFolder {
  public:
   RunFolder(const noiseflow::graph::Graph& g, int64_t first_tick, const std::string& dir)
-      : dir_(dir.empty() ? "runs/" + g.name : dir) {
+      : dir_(dir.empty() ? "runs/" + g.name : dir), name_(g.name) {
     std::filesystem::create_directories(dir_);
     const auto fail = [](const std::string& m) -> void { throw std::runtime_error("run folder: " + m); };
     std::string csv = dir_ + "/log.csv";
@@ -133,10 +135,23 @@ class RunFolder {
     out_ << '\n';
     out_.flush();  // a row per write: a killed run loses no row its checkpoint covers
   }
+  /// Redraws loss.png from log.csv (every row, those before a resume too), if any row has a loss. A plot
+  /// that cannot be written is a warning: the run goes on.
+  void plot() {
+    if (written_ < 0) return;
+    try {
+      if (noiseflow::nodes::io::write_loss_plot(dir_ + "/log.csv", dir_ + "/loss.png", name_ + ": training loss") > 0)
+        plotted_ = true;
+    } catch (const std::exception& e) {
+      std::cerr << "\nnoiseflow: warning: no loss plot: " << e.what() << "\n";
+    }
+  }
   const std::string& dir() const { return dir_; }
+  bool plotted() const { return plotted_; }
 
  private:
-  std::string dir_;
+  std::string dir_, name_;
+  bool plotted_ = false;
   std::ofstream out_;
   int64_t written_ = -1;
 };
@@ -170,11 +185,15 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
     std::cerr << "noiseflow: resuming at tick " << p.executor().next_tick() << "\n";
   const int64_t first_tick = p.executor().next_tick();
   const auto started = std::chrono::steady_clock::now();
-  if (folder)
+  if (folder) {
     p.executor().state().before_checkpoint = [&](int64_t tick) {
       folder->row(tick, p.executor().state(),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      folder->plot();
     };
+    // Nodes that write into the run folder (eval.sample_grid's samples/) find it here.
+    p.executor().state().run_dir = folder->dir();
+  }
   p.run([&](const noiseflow::TickInfo& t) {
     if (folder) folder->row(t.tick, p.executor().state(), t.seconds);
     if (quiet) return;
@@ -195,6 +214,7 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   g_running = nullptr;
   if (tty && !quiet) std::cerr << "\n";
   if (rank != 0) return 0;
+  folder->plot();
   if (auto stop = p.executor().budget_stop())
     std::cerr << "noiseflow: the " << fmt_minutes(g.minutes) << " budget (run.minutes) ended the run after tick "
               << stop->first << " of " << stop->second << "; its at_end nodes ran (--resume continues)\n";
@@ -210,6 +230,7 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
                  total / ticks_run * 1e3);
   }
   for (auto& [kind, path] : p.artifacts()) std::cout << "wrote " << kind << ": " << path << "\n";
+  if (folder->plotted()) std::cout << "wrote loss curve: " << folder->dir() << "/loss.png\n";
   std::cout << "run folder: " << folder->dir() << "\n";
   return 0;
 }

@@ -5,11 +5,10 @@
 // The sub-pipeline is loaded and validated once, when the run is planned; each evaluation builds a
 // fresh executor for it (its state nodes start over).
 #include <filesystem>
-#include <map>
 #include <string>
 
 #include "graph/pipeline.hpp"
-#include "runtime/checkpoint.hpp"
+#include "nodes/eval/run_weights.hpp"
 #include "runtime/exec/executor.hpp"
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
@@ -73,24 +72,7 @@ struct SampleFd final : Node {
 
   void forward(Context& ctx) override {
     Executor sub(graph_);
-    // The run's weights by name: parameters, and the EMA copies among the node state tensors.
-    std::map<std::string, Tensor> source;
-    for (auto& [name, t] : checkpoint_tensors(*ctx.executor())) source.emplace(name, t);
-    const std::string scope = ctx.attr_string("scope"), prefix = ctx.attr_string("weights") == "raw" ? "" : ctx.attr_string("weights") + ".";
-    int64_t copied = 0;
-    for (auto& p : sub.params()) {
-      if (p.name.rfind(scope, 0) != 0) continue;
-      auto it = source.find(prefix + p.name);
-      if (it == source.end())
-        ctx.fail("scope", "the training run has no " + prefix + p.name + " for the sampling pipeline " +
-                              ctx.attr_string("pipeline") + " (does its net match train.json's?)");
-      if (it->second.shape() != p.value.shape())
-        ctx.fail("scope", p.name + " has shape " + graph::shape_str(it->second.shape()) + " in the run but " +
-                              graph::shape_str(p.value.shape()) + " in the sampling pipeline");
-      p.value.copy_from(it->second);
-      ++copied;
-    }
-    if (copied == 0) ctx.fail("scope", "no parameter of the sampling pipeline starts with \"" + scope + "\"");
+    eval::copy_run_weights(ctx, sub, ctx.attr_string("scope"), ctx.attr_string("weights"), ctx.attr_string("pipeline"));
     sub.run();
     const double fd = sub.output("fd.fd")[0];
     ctx.output("fd")[0] = float(fd);

@@ -32,18 +32,8 @@ std::string expand_path(const std::string& pattern, int64_t tick) {
   return out;
 }
 
-namespace {
-
-// 3x5 glyphs, one row of 3 bits per byte (bit 2 = left): '0'..'9', then '-'.
-constexpr unsigned char kGlyphs[11][5] = {
-    {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1}, {7, 4, 7, 1, 7},
-    {7, 4, 7, 5, 7}, {7, 1, 2, 2, 2}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}, {0, 0, 7, 0, 0}};
-constexpr int kGlyphScale = 3, kGlyphAdvance = 4 * kGlyphScale;
-
-}  // namespace
-
 void PngGrid::plan(Context& ctx, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cols, int64_t padding,
-                   float pad_value, int64_t scale, int64_t label_chars) {
+                   float pad_value, int64_t scale, GridText text) {
   if (cols < 0) ctx.fail("cols", "must be >= 0, got " + std::to_string(cols));
   if (padding < 0) ctx.fail("padding", "must be >= 0, got " + std::to_string(padding));
   if (scale < 1) ctx.fail("scale", "must be >= 1, got " + std::to_string(scale));
@@ -52,78 +42,75 @@ void PngGrid::plan(Context& ctx, int64_t n, int64_t c, int64_t h, int64_t w, int
   scale_ = scale;
   cols_ = cols > 0 ? std::min(cols, n_) : int64_t(std::ceil(std::sqrt(double(n_))));
   rows_ = (n_ + cols_ - 1) / cols_;
-  label_w_ = label_chars > 0 ? label_chars * kGlyphAdvance + 2 * kGlyphScale : 0;
-  grid_w_ = label_w_ + cols_ * (w_ + pad_) + pad_;
-  grid_h_ = rows_ * (h_ + pad_) + pad_;
-  if (grid_w_ * scale_ > 1 << 16 || grid_h_ * scale_ > 1 << 16)
-    ctx.fail("scale", "the grid would be " + std::to_string(grid_w_ * scale_) + "x" + std::to_string(grid_h_ * scale_) +
+  // Row labels and the title at twice the font's size; column labels too when the widest fits its column
+  // with a gap of two pixels either side, else at the font's size (write() decides).
+  text_scale_ = 2;
+  col_text_scale_ = 2;
+  left_ = text.row_label_chars > 0 ? text.row_label_chars * font::kAdvance * text_scale_ + 2 * text_scale_ : 0;
+  title_h_ = text.title_chars > 0 ? (font::kLineHeight + 2) * text_scale_ : 0;
+  top_ = title_h_ + (text.col_label_chars > 0 ? font::kLineHeight * col_text_scale_ + 2 : 0);
+  out_w_ = left_ + (cols_ * (w_ + pad_) + pad_) * scale_;
+  // A title wider than the grid widens the picture; the grid is centred below it.
+  const int64_t title_w = font::text_width(std::string(size_t(text.title_chars), 'x'), text_scale_) + 4 * text_scale_;
+  if (text.title_chars > 0 && title_w > out_w_) left_ += (title_w - out_w_) / 2, out_w_ = title_w;
+  out_h_ = top_ + (rows_ * (h_ + pad_) + pad_) * scale_;
+  if (out_w_ > 1 << 16 || out_h_ > 1 << 16)
+    ctx.fail("scale", "the grid would be " + std::to_string(out_w_) + "x" + std::to_string(out_h_) +
                           " pixels; keep it within 65536x65536");
   pad_byte_ = to_byte(pad_value);
-  grid_.resize(size_t(grid_w_ * grid_h_ * c_));
-  scaled_.resize(scale_ > 1 ? size_t(grid_w_ * scale_ * grid_h_ * scale_ * c_) : 0);
+  canvas_ = Canvas(int(out_w_), int(out_h_), int(c_), {pad_byte_, pad_byte_, pad_byte_});
 }
 
 void PngGrid::write(Context& ctx, const float* images, const std::string& path_str,
-                    const std::vector<std::string>& row_labels) {
+                    const std::vector<std::string>& row_labels, const std::vector<std::string>& col_labels,
+                    const std::string& title) {
   const fs::path path = path_str;
+  const Rgb background{pad_byte_, pad_byte_, pad_byte_};
+  canvas_.fill_rect(0, 0, int(out_w_), int(out_h_), background);
 
-    // Compose the grid (interleaved HWC bytes).
-    std::fill(grid_.begin(), grid_.end(), pad_byte_);
-    const float* x = images;
-    const int64_t hw = h_ * w_;
-    for (int64_t k = 0; k < n_; ++k) {
-      const int64_t top = pad_ + (k / cols_) * (h_ + pad_), left = label_w_ + pad_ + (k % cols_) * (w_ + pad_);
-      for (int64_t ch = 0; ch < c_; ++ch) {
-        const float* src = x + (k * c_ + ch) * hw;
-        for (int64_t y = 0; y < h_; ++y) {
-          unsigned char* row = grid_.data() + ((top + y) * grid_w_ + left) * c_ + ch;
-          for (int64_t i = 0; i < w_; ++i) row[i * c_] = to_byte(src[y * w_ + i]);
-        }
+  // The images, each pixel a scale x scale block (interleaved channels).
+  unsigned char* px = canvas_.data();
+  const int64_t hw = h_ * w_;
+  for (int64_t k = 0; k < n_; ++k) {
+    const int64_t top = cell_y(k), left = cell_x(k);
+    for (int64_t ch = 0; ch < c_; ++ch) {
+      const float* src = images + (k * c_ + ch) * hw;
+      for (int64_t y = 0; y < h_ * scale_; ++y) {
+        unsigned char* row = px + ((top + y) * out_w_ + left) * c_ + ch;
+        const float* src_row = src + (y / scale_) * w_;
+        for (int64_t i = 0; i < w_ * scale_; ++i) row[i * c_] = to_byte(src_row[i / scale_]);
       }
     }
-
-    // Row labels, right-aligned in the margin and centred on their row.
-    for (size_t r = 0; label_w_ > 0 && r < row_labels.size() && int64_t(r) < rows_; ++r) {
-      const std::string& text = row_labels[r];
-      const int64_t top = pad_ + int64_t(r) * (h_ + pad_) + (h_ - 5 * kGlyphScale) / 2;
-      int64_t left = label_w_ - kGlyphScale - int64_t(text.size()) * kGlyphAdvance + kGlyphScale;
-      for (char ch : text) {
-        const int g = ch == '-' ? 10 : (ch >= '0' && ch <= '9') ? ch - '0' : -1;
-        for (int gy = 0; g >= 0 && gy < 5 * kGlyphScale; ++gy)
-          for (int gx = 0; gx < 3 * kGlyphScale; ++gx)
-            if (kGlyphs[g][gy / kGlyphScale] >> (2 - gx / kGlyphScale) & 1) {
-              const int64_t y = top + gy, x = left + gx;
-              if (y < 0 || y >= grid_h_ || x < 0 || x >= grid_w_) continue;
-              for (int64_t ch2 = 0; ch2 < c_; ++ch2) grid_[size_t((y * grid_w_ + x) * c_ + ch2)] = 255;
-            }
-        left += kGlyphAdvance;
-      }
-    }
-
-    // Upscale (nearest neighbour).
-    const unsigned char* out = grid_.data();
-    int64_t out_w = grid_w_, out_h = grid_h_;
-    if (scale_ > 1) {
-      out_w *= scale_, out_h *= scale_;
-      for (int64_t y = 0; y < out_h; ++y)
-        for (int64_t i = 0; i < out_w; ++i)
-          std::memcpy(&scaled_[size_t((y * out_w + i) * c_)], &grid_[size_t(((y / scale_) * grid_w_ + i / scale_) * c_)],
-                      size_t(c_));
-      out = scaled_.data();
-    }
-
-    // Write PATH.tmp, then rename it over PATH.
-    make_parent_folder(ctx, path);
-    const std::string tmp = path.string() + ".tmp";
-    errno = 0;
-    if (!stbi_write_png(tmp.c_str(), int(out_w), int(out_h), int(c_), out, int(out_w * c_))) {
-      const int err = errno;
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      ctx.fail("path", "cannot write PNG '" + tmp + "'" + (err ? std::string(": ") + std::strerror(err) : std::string()));
-    }
-    commit_temp_file(ctx, tmp, path);
-    if (ctx.run_state()) ctx.run_state()->artifact("image", path.string());
   }
+
+  // Text: white on a dark padding colour, black on a light one.
+  const Rgb ink = pad_byte_ < 128 ? Rgb{255, 255, 255} : Rgb{0, 0, 0};
+  const int ts = text_scale_, cap = 7;  // cap height of the font, in font pixels
+  for (size_t r = 0; left_ > 0 && r < row_labels.size() && int64_t(r) < rows_; ++r) {
+    const int64_t cy = cell_y(int64_t(r) * cols_) + h_ * scale_ / 2;
+    canvas_.text(int(left_ - 2 * ts - font::text_width(row_labels[r], ts)), int(cy - cap * ts / 2), row_labels[r], ink, ts);
+  }
+  const int64_t col_top = title_h_;
+  int widest = 0;
+  for (auto& l : col_labels) widest = std::max(widest, font::text_width(l, 2));
+  col_text_scale_ = widest + 4 <= (w_ + pad_) * scale_ ? 2 : 1;
+  for (size_t col = 0; top_ > title_h_ && col < col_labels.size() && int64_t(col) < cols_; ++col)
+    canvas_.text_centred(int(cell_x(int64_t(col)) + w_ * scale_ / 2), int(col_top + 1), col_labels[col], ink,
+                         col_text_scale_);
+  if (title_h_ > 0 && !title.empty()) canvas_.text_centred(int(out_w_ / 2), 2 * ts, title, ink, ts);
+
+  // Write PATH.tmp, then rename it over PATH.
+  make_parent_folder(ctx, path);
+  const std::string tmp = path.string() + ".tmp";
+  errno = 0;
+  if (!stbi_write_png(tmp.c_str(), int(out_w_), int(out_h_), int(c_), canvas_.data(), int(out_w_ * c_))) {
+    const int err = errno;
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    ctx.fail("path", "cannot write PNG '" + tmp + "'" + (err ? std::string(": ") + std::strerror(err) : std::string()));
+  }
+  commit_temp_file(ctx, tmp, path);
+  if (ctx.run_state()) ctx.run_state()->artifact("image", path.string());
+}
 
 }  // namespace noiseflow::nodes::io

@@ -13,6 +13,9 @@
 #include <sstream>
 #include <string>
 
+#include <stb/stb_image.h>
+
+#include "nodes/io/loss_plot.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/node.hpp"
 #include "tests/test_util.hpp"
@@ -36,7 +39,8 @@ TEST_CASE("noiseflow check prints every edge with its shape") {
   CHECK(r.out.find("  eps.y -> xt.noise  [48, 1, 28, 28]\n") != std::string::npos);
   CHECK(r.out.find("  x0.y -> t.like  [48, 1, 28, 28]\n") != std::string::npos);
   CHECK(r.out.find("  xt.xt -> write.images  [48, 1, 28, 28]\n") != std::string::npos);
-  CHECK(r.out.find("pipelines/forward_process.json: ok: 7 nodes, 9 edges, 1 ticks\n") != std::string::npos);
+  CHECK(r.out.find("  t.t -> write.col_labels  [48]\n") != std::string::npos);
+  CHECK(r.out.find("pipelines/forward_process.json: ok: 7 nodes, 10 edges, 1 ticks\n") != std::string::npos);
   CHECK(r.out.find("trainable parameters: 0\n") != std::string::npos);
 
   // --set reaches the shapes.
@@ -57,9 +61,9 @@ TEST_CASE("noiseflow nodes lists every registered op") {
   auto r = run_cli("nodes");
   CHECK(r.status == 0);
   auto& reg = noiseflow::runtime::Registry::global();
-  // The exact number of node types in nodes/ (57 + the five of classifier-free guidance): a registration
-  // dropped by the linker, or a node added or removed without updating this line, fails here.
-  REQUIRE(reg.size() == 62);
+  // The exact number of node types in nodes/ (57 + the five of classifier-free guidance + eval.sample_grid):
+  // a registration dropped by the linker, or a node added or removed without updating this line, fails here.
+  REQUIRE(reg.size() == 63);
   for (auto& op : reg.ops()) {
     INFO(op);
     CHECK((r.out.rfind(op + " — ", 0) == 0 || r.out.find("\n" + op + " — ") != std::string::npos));
@@ -233,6 +237,43 @@ TEST_CASE("train.json with fd=true logs the sample quality in log.csv's fd colum
   CHECK(missing.status == 1);
   CHECK(missing.err.find("node \"fd\"") != std::string::npos);
   CHECK(missing.err.find("train the classifier first") != std::string::npos);
+}
+
+TEST_CASE("train.json draws loss.png from the whole log.csv at each checkpoint and writes a sample grid every preview_every ticks") {
+  TempDir dir;
+  const std::string folder = (dir.path / "run").string();
+  const std::string args = "run pipelines/train.json -q --set batch=2 --set preview_every=2 --set preview_n=4"
+                           " --set checkpoint_every=2 --set checkpoint=" + (dir.path / "c.safetensors").string() +
+                           " --run-folder " + folder;
+  auto r = run_cli(args + " --ticks 4");
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("wrote loss curve: " + folder + "/loss.png\n") != std::string::npos);
+  for (const char* step : {"000002", "000004"}) {
+    // 2 x 2 digits of 28 x 28, 1 pixel apart, twice the size: (2 x 29 + 1) x 2 = 118, widened to the
+    // title's 150; a title line of 24 pixels above.
+    int w = 0, h = 0, c = 0;
+    REQUIRE(stbi_info((folder + "/samples/step_" + step + ".png").c_str(), &w, &h, &c) == 1);
+    CHECK(w == 150);
+    CHECK(h == 24 + 118);
+    CHECK(c == 1);
+  }
+  CHECK_FALSE(fs::exists(folder + "/samples/step_000001.png"));
+  // A resumed run's curve has every row, those before the resume too: loss.png is log.csv drawn whole.
+  auto resumed = run_cli(args + " --ticks 6 --resume");
+  INFO(resumed.err);
+  REQUIRE(resumed.status == 0);
+  std::vector<double> steps, loss;
+  noiseflow::nodes::io::read_loss_log(folder + "/log.csv", steps, loss);
+  CHECK(steps == std::vector<double>{1, 2, 3, 4, 5, 6});
+  REQUIRE(noiseflow::nodes::io::write_loss_plot(folder + "/log.csv", (dir.path / "again.png").string(),
+                                                "mnist: training loss") == 6);
+  CHECK(noiseflow::test::read_bytes(folder + "/loss.png") == noiseflow::test::read_bytes((dir.path / "again.png").string()));
+  int w = 0, h = 0, c = 0;
+  REQUIRE(stbi_info((folder + "/loss.png").c_str(), &w, &h, &c) == 1);
+  CHECK(w == 900);
+  CHECK(h == 560);
+  CHECK(fs::exists(folder + "/samples/step_000006.png"));
 }
 
 TEST_CASE("noiseflow bench reports the plan: blocked tensors and shared gradients, none with --reference") {

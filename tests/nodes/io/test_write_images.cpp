@@ -1,7 +1,8 @@
-// tests/nodes/io/test_write_images.cpp — io.write_images grids read back with stb_image.
+// tests/nodes/io/test_write_images.cpp — io.write_images and io.trajectory grids read back with stb_image.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -10,6 +11,7 @@
 
 #include <stb/stb_image.h>
 
+#include "nodes/io/plot.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/run_state.hpp"
 #include "tests/test_util.hpp"
@@ -34,6 +36,13 @@ Png read_png(const std::string& path) {
   p.px.assign(data, data + p.w * p.h * p.c);
   stbi_image_free(data);
   return p;
+}
+
+/// Lit pixels of a character of the 5x7 font.
+int lit_cells(char c) {
+  int n = 0;
+  for (uint8_t row : noiseflow::nodes::io::font::glyph(c)) n += std::popcount(row);
+  return n;
 }
 
 int byte_of(float v) { return int(std::lround((std::clamp(v, -1.f, 1.f) + 1.f) * 127.5f)); }
@@ -155,25 +164,91 @@ TEST_CASE("io.write_images labels each row in a left margin with its first image
   NodeHarness h("io.write_images", {{"path", path}, {"padding", 2}, {"cols", 2}}, {{"images", x}, {"labels", labels}});
   h.forward(0);
   const Png p = read_png(path);
-  // The margin: 3 characters of (3 + 1) x 3 pixels, plus 2 x 3: 42 pixels before the grid of 2 x 22 + 2.
-  REQUIRE(p.w == 42 + 46);
+  // The margin: 3 characters of the 5x7 font at twice its size (6 x 2 pixels each), plus 2 x 2: 40 pixels
+  // before the grid of 2 x 22 + 2.
+  REQUIRE(p.w == 40 + 46);
   REQUIRE(p.h == 46);
-  // Glyphs 9 x 15 pixels, right-aligned at x = 39 - 9 .. 38, centred on each 20-pixel row: y 2 + 2 .. 2 + 17.
+  // Glyphs 10 x 14 pixels (rows 0-6 of the font), right-aligned at x = 40 - 4 - 10 = 26 .. 35, centred on
+  // each 20-pixel row (y 2 + 10 - 7 = 5 and 24 + 10 - 7 = 27).
   auto lit = [&](int x0, int y0) {
     int n = 0;
-    for (int y = y0; y < y0 + 15; ++y)
-      for (int xx = x0; xx < x0 + 9; ++xx) n += p.at(xx, y) == 255;
+    for (int y = y0; y < y0 + 14; ++y)
+      for (int xx = x0; xx < x0 + 10; ++xx) n += p.at(xx, y) == 255;
     return n;
   };
-  // Lit cells of the 3x5 glyphs, 3x3 pixels each: "7" = 111,001,010,010,010: 7 cells; "1" = 010,110,010,010,111: 8.
-  CHECK(lit(30, 4) == 7 * 9);
-  CHECK(lit(30, 26) == 8 * 9);
+  // Each lit font pixel is 2 x 2: "7" = #####,....#,...#.,..#..,.#...,.#...,.#...: 11; "1": 10.
+  CHECK(lit_cells('7') == 11);
+  CHECK(lit_cells('1') == 10);
+  CHECK(lit(26, 5) == 11 * 4);
+  CHECK(lit(26, 27) == 10 * 4);
   // Nothing is drawn over the images or elsewhere in the margin.
   int other = 0;
   for (int y = 0; y < p.h; ++y)
     for (int xx = 0; xx < p.w; ++xx)
-      if (p.at(xx, y) == 255 && !(xx >= 30 && xx < 39 && ((y >= 4 && y < 19) || (y >= 26 && y < 41)))) ++other;
+      if (p.at(xx, y) == 255 && !(xx >= 26 && xx < 36 && ((y >= 5 && y < 19) || (y >= 27 && y < 41)))) ++other;
   CHECK(other == 0);
   CHECK(noiseflow::test::shape_error_field("io.write_images", {{"path", path}}, {{"images", x}, {"labels", Tensor({3})}}) ==
         "labels");
+}
+
+TEST_CASE("io.write_images labels each column above it with its first image's value after col_prefix") {
+  TempDir tmp;
+  const std::string path = tmp / "strip.png";
+  // A forward-process strip: 2 digits x 3 timesteps (interleaved), t = 0, 5, 9 per column.
+  Tensor x({6, 1, 20, 20});
+  x.fill(-1.f);
+  const Tensor t({6}, {0.f, 5.f, 9.f, 0.f, 5.f, 9.f});
+  NodeHarness h("io.write_images", {{"path", path}, {"padding", 2}, {"cols", 3}, {"scale", 2}, {"col_prefix", "t="}},
+                {{"images", x}, {"col_labels", t}});
+  h.forward(0);
+  const Png p = read_png(path);
+  // A line of 10 x 2 + 2 pixels on top of the grid of (3 x 22 + 2) x 2 by (2 x 22 + 2) x 2.
+  REQUIRE(p.w == 136);
+  REQUIRE(p.h == 22 + 92);
+  // Each label at twice the font's size ("t=0" is 34 pixels wide, its column 44), centred on its column.
+  const std::string want[3] = {"t=0", "t=5", "t=9"};
+  for (int c = 0; c < 3; ++c) {
+    CAPTURE(c);
+    const int left = (2 + c * 22) * 2, centre = left + 20;
+    int n = 0, outside = 0;
+    for (int y = 0; y < 22; ++y)
+      for (int xx = left - 2; xx < left + 42; ++xx) {
+        const bool on = p.at(xx, y) == 255;
+        n += on;
+        outside += on && (xx < centre - 17 || xx >= centre + 17 || y < 1 || y >= 15);
+      }
+    CHECK(n == 4 * (lit_cells('t') + lit_cells('=') + lit_cells(want[c][2])));
+    CHECK(outside == 0);
+  }
+  CHECK(noiseflow::test::shape_error_field("io.write_images", {{"path", path}}, {{"images", x}, {"col_labels", Tensor({2})}}) ==
+        "col_labels");
+}
+
+TEST_CASE("io.trajectory labels each column with the t its images are at, the last x0") {
+  TempDir tmp;
+  const std::string path = tmp / "traj.png";
+  Tensor x({1, 1, 20, 20}), t({1});
+  x.fill(-1.f);
+  // Three ticks at t = 999, 500, 0, a snapshot after each and x_T first: 4 columns.
+  NodeHarness h("io.trajectory", {{"path", path}, {"rows", 1}, {"interval", 1}, {"scale", 2}},
+                {{"images", x}, {"initial", x}, {"t", t}}, 1, 3);
+  const float ts[3] = {999.f, 500.f, 0.f};
+  for (int k = 0; k < 3; ++k) {
+    h.set_input("t", Tensor({1}, {ts[k]}));
+    h.forward(k);
+  }
+  const Png p = read_png(path);
+  REQUIRE(p.w == (4 * 22 + 2) * 2);
+  // "t=999" at twice the size (58 pixels) would not fit a 44-pixel column: the font's own size, 29 pixels.
+  const std::string want[4] = {"t=999", "t=500", "t=0", "x0"};
+  const int top = p.h - (22 + 2) * 2;
+  CHECK(top == 22);
+  for (int c = 0; c < 4; ++c) {
+    CAPTURE(want[c]);
+    int n = 0, expected = 0;
+    for (int y = 0; y < top; ++y)
+      for (int xx = (2 + c * 22) * 2 - 2; xx < (2 + c * 22) * 2 + 42; ++xx) n += p.at(xx, y) == 255;
+    for (char ch : want[c]) expected += lit_cells(ch);
+    CHECK(n == expected);
+  }
 }
