@@ -113,6 +113,7 @@ TEST_CASE("train_images.json and sample_images.json on a folder of RGB shapes wi
   const std::string common = " --set net=" + net + " --set checkpoint=" + ckpt;
   auto train = run_cli("run pipelines/train_images.json -q --set dir=" + data.string() + common +
                        " --set steps=60 --set batch=8 --set warmup=0 --set lr=0.002 --set checkpoint_every=30"
+                       " --set preview_every=30 --set preview_n=4"
                        " --run-folder " + (dir.path / "run").string());
   INFO(train.err);
   REQUIRE(train.status == 0);
@@ -121,6 +122,14 @@ TEST_CASE("train_images.json and sample_images.json on a folder of RGB shapes wi
   for (double l : loss) CHECK(std::isfinite(l));
   // The loss falls: the last 15 steps' mean well below the first 15's.
   CHECK(mean(loss, 45, 60) < 0.6 * mean(loss, 0, 15));
+  // Pictures while it ran: the loss curve and a grid of 4 RGB samples from the EMA weights at steps 30 and 60.
+  int pw = 0, ph = 0, pc = 0;
+  CHECK(stbi_info((dir.path / "run/loss.png").string().c_str(), &pw, &ph, &pc) == 1);
+  for (const char* step : {"step_000030.png", "step_000060.png"}) {
+    CAPTURE(step);
+    REQUIRE(stbi_info((dir.path / "run/samples" / step).string().c_str(), &pw, &ph, &pc) == 1);
+    CHECK(pc == 3);
+  }
   const auto meta = noiseflow::runtime::read_safetensors(ckpt).metadata;
   CHECK(meta.at("step") == "60");
 
