@@ -14,6 +14,7 @@
 
 #include "runtime/checkpoint.hpp"
 #include "tests/test_util.hpp"
+#include "tests/tools/run_cli.hpp"
 
 #ifdef NOISEFLOW_EXAMPLE_PLUGIN
 
@@ -21,26 +22,12 @@ namespace {
 
 using noiseflow::test::TempDir;
 
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
+using noiseflow::test::Result;
 
 // Runs `noiseflow --plugin EXAMPLE ARGS` from the repository root; stdout and stderr apart.
-Result run_with_plugin(const std::string& args, const TempDir& dir) {
-  const std::string err_file = dir.file("stderr");
-  const std::string cmd = "cd '" NOISEFLOW_SOURCE_DIR "' && OMP_WAIT_POLICY=passive '" NOISEFLOW_BINARY_DIR
-                          "/tools/noiseflow' --plugin '" NOISEFLOW_EXAMPLE_PLUGIN "' " + args + " 2>'" + err_file + "'";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = noiseflow::test::read_bytes(err_file);
-  return r;
+Result run_with_plugin(const std::string& args, const TempDir&) {
+  return noiseflow::test::run_shell("'" NOISEFLOW_BINARY_DIR "/tools/noiseflow' --plugin '" NOISEFLOW_EXAMPLE_PLUGIN "' " +
+                                    args);
 }
 
 // g(u) of the sigmoid schedule: alpha_bar at u = (t + 1) / T before any clipping.

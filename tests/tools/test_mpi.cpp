@@ -25,10 +25,14 @@
 #include "runtime/checkpoint.hpp"
 #include "runtime/distributed.hpp"
 #include "tests/test_util.hpp"
+#include "tests/tools/run_cli.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
+
+using noiseflow::test::Result;
+
 
 using noiseflow::test::TempDir;
 using Clock = std::chrono::steady_clock;
@@ -75,41 +79,13 @@ std::string mpirun(int np, Btl btl) {
   return cmd;
 }
 
-struct Result {
-  int status = -1;
-  std::string out, err;
-  double seconds = 0;
-};
-
-// Runs a shell command line from the repository root (stdout and stderr kept apart).
-Result run_shell(const std::string& line) {
-  TempDir dir;
-  const std::string err_file = dir / "stderr";
-  const std::string cmd = "cd '" NOISEFLOW_SOURCE_DIR "' && OMP_WAIT_POLICY=passive " + line + " 2>'" + err_file + "'";
-  Result r;
-  const auto t0 = Clock::now();
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::ifstream e(err_file);
-  std::stringstream ss;
-  ss << e.rdbuf();
-  r.err = ss.str();
-  return r;
-}
-
 // `noiseflow run PIPELINE ARGS` as one process (np 0) or on np ranks.
 Result train(int np, const std::string& args, Btl btl = Btl::shm) {
   REQUIRE_MESSAGE(fs::exists(kExe), "build the noiseflow target first: ", kExe);
   // 2 cores: one OpenMP thread per rank when there are several, both for the one process.
   const std::string threads = np == 0 ? " --threads 2" : " --threads 1";
   const std::string line = (np == 0 ? std::string() : mpirun(np, btl)) + "'" + kExe + "' run " + args + threads;
-  Result r = run_shell(line);
+  Result r = noiseflow::test::run_shell(line);
   MESSAGE((np == 0 ? std::string("1 process") : std::to_string(np) + " ranks"), ": ", r.seconds, " s");
   return r;
 }
