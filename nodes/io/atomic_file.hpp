@@ -1,13 +1,11 @@
-// nodes/io/atomic_file.hpp — writing a file so readers never see half of it: write PATH.tmp, then rename it
-// over PATH (shared by the image writers and io.write_metrics).
+// nodes/io/atomic_file.hpp — writing a node's output file so readers never see half of it: runtime's atomic
+// writer with its failures reported on the node's `path` attribute (the image writers, io.write_metrics).
 #pragma once
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 
+#include "runtime/atomic_write.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes::io {
@@ -20,26 +18,11 @@ inline void make_parent_folder(runtime::Context& ctx, const std::filesystem::pat
   if (ec) ctx.fail("path", "cannot create folder '" + path.parent_path().string() + "': " + ec.message());
 }
 
-/// Renames the finished `tmp` over `path`; on failure removes `tmp` and fails naming the `path` attribute.
-inline void commit_temp_file(runtime::Context& ctx, const std::string& tmp, const std::filesystem::path& path) {
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (!ec) return;
-  std::error_code ignored;
-  std::filesystem::remove(tmp, ignored);
-  ctx.fail("path", "cannot rename '" + tmp + "' to '" + path.string() + "': " + ec.message());
-}
-
-/// Writes `text` to PATH.tmp and renames it over `path` (folders created); fails naming `path`.
-inline void write_file_atomically(runtime::Context& ctx, const std::filesystem::path& path, const std::string& text) {
+/// Writes `bytes` atomically to `path` (runtime/atomic_write: PATH.tmp, fsync, rename; folders created);
+/// fails naming the node's `path` attribute.
+inline void write_file_atomically(runtime::Context& ctx, const std::filesystem::path& path, const std::string& bytes) {
   make_parent_folder(ctx, path);
-  const std::string tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out) ctx.fail("path", "cannot write '" + tmp + "': " + std::strerror(errno));
-  }
-  commit_temp_file(ctx, tmp, path);
+  runtime::write_file_atomically(path.string(), {bytes}, [&](const std::string& m) { ctx.fail("path", m); });
 }
 
 }  // namespace noiseflow::nodes::io

@@ -1,13 +1,9 @@
 #include "nodes/io/png_grid.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-
-#include <stb/stb_image_write.h>
 
 #include "nodes/io/atomic_file.hpp"
 #include "runtime/run_state.hpp"
@@ -99,17 +95,13 @@ void PngGrid::write(Context& ctx, const float* images, const std::string& path_s
                          col_text_scale_);
   if (title_h_ > 0 && !title.empty()) canvas_.text_centred(int(out_w_ / 2), 2 * ts, title, ink, ts);
 
-  // Write PATH.tmp, then rename it over PATH.
-  make_parent_folder(ctx, path);
-  const std::string tmp = path.string() + ".tmp";
-  errno = 0;
-  if (!stbi_write_png(tmp.c_str(), int(out_w_), int(out_h_), int(c_), canvas_.data(), int(out_w_ * c_))) {
-    const int err = errno;
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    ctx.fail("path", "cannot write PNG '" + tmp + "'" + (err ? std::string(": ") + std::strerror(err) : std::string()));
+  std::string bytes;
+  try {
+    bytes = canvas_.png();
+  } catch (const std::exception& e) {
+    ctx.fail("path", std::string(e.what()) + " for '" + path.string() + "'");
   }
-  commit_temp_file(ctx, tmp, path);
+  write_file_atomically(ctx, path, bytes);
   if (ctx.run_state()) ctx.run_state()->artifact("image", path.string());
 }
 
