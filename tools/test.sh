@@ -19,6 +19,21 @@ for arg in "$@"; do
 done
 
 tools/setup.sh
+
+# The studio's browser test (tests/web/) drives Debian's chromium with playwright-core, which must download no
+# browser of its own.
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+  echo "test: installing Debian's chromium (the studio's browser test)"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -f tests/web/node_modules/playwright-core/package.json ]; then
+  echo "test: installing playwright-core into tests/web/"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix tests/web --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
 status=0
 (cd build && OMP_WAIT_POLICY=passive ctest --output-on-failure --timeout 600 -j"$(nproc)") || status=1
 
