@@ -26,6 +26,13 @@ void Expander::read_includes(FileFrame& f, const Substituter& subst) {
       continue;
     }
     const std::string file = (fs::path(f.path).parent_path() / v.get<std::string>()).lexically_normal().string();
+    if (options_.check_include) {
+      if (const std::string refused = options_.check_include(file); !refused.empty()) {
+        diag_.add(f.path, "", field, "path_refused", refused);
+        f.missing_includes.insert(alias);
+        continue;
+      }
+    }
     if (!fs::exists(file)) {
       diag_.add(f.path, "", field, "missing_file",
                 "included file " + quote(file) + " does not exist" +

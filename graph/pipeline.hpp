@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -87,6 +88,10 @@ struct LoadOptions {
   /// is the global batch, and each rank's graph is shaped for its slice, batch / ranks. A batch that does
   /// not divide by it is an error (code batch_not_divisible).
   int ranks = 1;
+  /// When set, every included file's path (the including file's folder joined with the include, normalised)
+  /// is shown to it before it is read: a non-empty answer refuses the include with that message (code
+  /// path_refused). `noiseflow serve` keeps includes inside its project folder with it.
+  std::function<std::string(const std::string& file)> check_include;
 };
 
 /// Loads, validates and shape-checks a pipeline file. Throws GraphError.

@@ -4,10 +4,14 @@
 
 namespace noiseflow::runtime {
 
-void RunState::artifact(const std::string& kind, const std::string& path) {
-  std::lock_guard lock(m_);
-  auto e = std::make_pair(kind, path);
-  if (std::find(artifacts_.begin(), artifacts_.end(), e) == artifacts_.end()) artifacts_.push_back(e);
+void RunState::artifact(const std::string& kind, const std::string& path, const std::string& node) {
+  {
+    std::lock_guard lock(m_);
+    auto e = std::make_pair(kind, path);
+    if (std::find(artifacts_.begin(), artifacts_.end(), e) != artifacts_.end()) return;
+    artifacts_.push_back(e);
+  }
+  if (on_artifact) on_artifact(kind, path, node);
 }
 
 std::vector<std::pair<std::string, std::string>> RunState::artifacts() const {

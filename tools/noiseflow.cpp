@@ -1,4 +1,4 @@
-// tools/noiseflow.cpp — the `noiseflow` command: run, check, dot, plan, bench, nodes, net unet, export onnx.
+// tools/noiseflow.cpp — the `noiseflow` command: run, check, dot, plan, bench, nodes, net unet, export onnx, serve.
 #include <unistd.h>
 
 #include <chrono>
@@ -24,6 +24,8 @@
 #include "noiseflow/noiseflow.hpp"
 #include "runtime/atomic_write.hpp"
 #include "tools/nodes_markdown.hpp"
+#include "tools/run_folder.hpp"
+#include "tools/studio/studio.hpp"
 
 namespace graph = noiseflow::graph;
 
@@ -73,89 +75,6 @@ void on_signal(int sig) {
   if (g_running) g_running->cancel();
 }
 
-// Whether a log.csv holds a row below its header.
-bool has_rows(const std::string& csv) {
-  std::ifstream in(csv);
-  std::string line;
-  return std::getline(in, line) && std::getline(in, line) && !line.empty();
-}
-
-// runs/NAME/: the resolved pipeline, a CSV of the logged scalars per tick and, for a run that logs a
-// loss, loss.png drawn from that CSV.
-class RunFolder {
- public:
-  RunFolder(const noiseflow::graph::Graph& g, int64_t first_tick, const std::string& dir)
-      : dir_(dir.empty() ? "runs/" + g.name : dir), name_(g.name) {
-    std::filesystem::create_directories(dir_);
-    const auto fail = [](const std::string& m) -> void { throw std::runtime_error("run folder: " + m); };
-    std::string csv = dir_ + "/log.csv";
-    // A new run (not a resume) never writes over a finished run's record: a log with rows and its
-    // pipeline.json move to log.N.csv and pipeline.N.json (the first free N) first.
-    if (first_tick == 0 && has_rows(csv)) {
-      int n = 1;
-      while (std::filesystem::exists(dir_ + "/log." + std::to_string(n) + ".csv")) ++n;
-      const std::string kept = dir_ + "/log." + std::to_string(n) + ".csv";
-      std::filesystem::rename(csv, kept);
-      if (std::filesystem::exists(dir_ + "/pipeline.json"))
-        std::filesystem::rename(dir_ + "/pipeline.json", dir_ + "/pipeline." + std::to_string(n) + ".json");
-      std::cerr << "noiseflow: the previous run's log is kept as " << kept << "\n";
-    }
-    // On resume keep the rows before the resumed tick, drop the rest. A run killed while it wrote its log
-    // may have left a last row without its end of line, or cut anywhere: only whole rows with a tick are
-    // kept. The new log replaces the old one atomically, then grows by appending.
-    std::string text = "tick,loss,lr,grad_norm,seconds,fd\n";
-    if (first_tick > 0) {
-      std::ifstream in(csv, std::ios::binary);
-      std::string line;
-      while (std::getline(in, line)) {
-        if (in.eof()) break;  // no end of line: a row cut short
-        char* end = nullptr;
-        const long long tick = std::strtoll(line.c_str(), &end, 10);
-        if (end == line.c_str() || *end != ',' || std::count(line.begin(), line.end(), ',') != 5) continue;
-        if (tick >= 0 && tick < first_tick) text += line + "\n";
-      }
-    }
-    const std::string resolved = g.resolved.dump(2) + "\n";
-    noiseflow::runtime::write_file_atomically(dir_ + "/pipeline.json", {resolved}, fail);
-    noiseflow::runtime::write_file_atomically(csv, {text}, fail);
-    out_.open(csv, std::ios::app);
-  }
-  /// Writes tick's row unless it is written already (io.checkpoint asks for it before the tick ends).
-  void row(int64_t tick, const noiseflow::runtime::RunState& st, double seconds) {
-    if (tick <= written_) return;
-    double loss = NAN, lr = NAN, gn = NAN;
-    st.latest("loss", loss), st.latest("lr", lr), st.latest("grad_norm", gn);
-    if (std::isnan(loss)) return;
-    written_ = tick;
-    out_ << tick << ',' << loss << ',' << lr << ',' << gn << ',' << seconds << ',';
-    // The sample quality where this tick measured it (eval.sample_fd), else empty.
-    double fd = NAN;
-    int64_t fd_tick = -1;
-    if (st.latest("fd", fd, &fd_tick) && fd_tick == tick) out_ << fd;
-    out_ << '\n';
-    out_.flush();  // a row per write: a killed run loses no row its checkpoint covers
-  }
-  /// Redraws loss.png from log.csv (every row, those before a resume too), if any row has a loss. A plot
-  /// that cannot be written is a warning: the run goes on.
-  void plot() {
-    if (written_ < 0) return;
-    try {
-      if (noiseflow::nodes::io::write_loss_plot(dir_ + "/log.csv", dir_ + "/loss.png", name_ + ": training loss") > 0)
-        plotted_ = true;
-    } catch (const std::exception& e) {
-      std::cerr << "\nnoiseflow: warning: no loss plot: " << e.what() << "\n";
-    }
-  }
-  const std::string& dir() const { return dir_; }
-  bool plotted() const { return plotted_; }
-
- private:
-  std::string dir_, name_;
-  bool plotted_ = false;
-  std::ofstream out_;
-  int64_t written_ = -1;
-};
-
 int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, int64_t log_every,
             const std::string& run_folder) {
   noiseflow::Pipeline p(file, o);
@@ -163,7 +82,7 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   // Data parallelism: rank 0 writes the run folder and prints progress; the others only compute.
   const int rank = o.comm ? o.comm->rank() : 0, ranks = o.comm ? o.comm->size() : 1;
   if (rank != 0) quiet = true;
-  std::optional<RunFolder> folder;
+  std::optional<noiseflow::tools::RunFolder> folder;
   if (rank == 0) folder.emplace(g, p.executor().next_tick(), run_folder);
   else p.executor();  // plan (and resume) on every rank
   bool tty = isatty(fileno(stderr));
@@ -522,6 +441,14 @@ int main(int argc, char** argv) {
                    "names without it are tried too");
   onnx->add_option("--set", sets, "override a param of the net or pipeline file: key=value (repeatable)");
 
+  noiseflow::studio::ServeOptions serve_opts;
+  auto* serve = app.add_subcommand("serve", "serve the studio page and its API (docs/API.md): edit and run pipelines in a browser");
+  serve->add_option("--port", serve_opts.port, "TCP port (0: any free one)")->capture_default_str();
+  serve->add_option("--host", serve_opts.host, "address to listen on (loopback unless told otherwise)")->capture_default_str();
+  serve->add_option("--root", serve_opts.root, "the project folder (pipelines/, runs/, data/)")->capture_default_str();
+  serve->add_option("--web", serve_opts.web, "the page's folder (default: ROOT/web, else the source tree's web/)");
+  serve->add_option("--threads", serve_opts.threads, "compute threads of runs (default: all cores)");
+
   CLI11_PARSE(app, argc, argv);
   // Data parallelism: under mpirun, `run` trains on every rank (runtime/distributed.hpp).
   std::shared_ptr<noiseflow::runtime::Communicator> comm;
@@ -550,6 +477,7 @@ int main(int argc, char** argv) {
       if (comm->size() > 1) opts.comm = comm;
       return cmd_run(file, opts, quiet, log_every, run_folder);
     }
+    if (*serve) return noiseflow::studio::serve(serve_opts);
     if (*check) return cmd_check(file, opts);
     if (*dot) {
       noiseflow::Pipeline p(file, opts);

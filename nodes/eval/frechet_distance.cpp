@@ -216,7 +216,7 @@ struct FrechetDistance final : Node {
     }
     const std::filesystem::path path = ctx.attr_string("path");
     io::write_file_atomically(ctx, path, j.dump(2) + "\n");
-    if (ctx.run_state()) ctx.run_state()->artifact("metrics", path.string());
+    if (ctx.run_state()) ctx.run_state()->artifact("metrics", path.string(), ctx.id());
   }
 };
 

@@ -29,7 +29,7 @@ struct Checkpoint final : Node {
     } catch (const CheckpointError& e) {
       ctx.fail("path", e.what());
     }
-    if (ctx.run_state()) ctx.run_state()->artifact("checkpoint", path);
+    if (ctx.run_state()) ctx.run_state()->artifact("checkpoint", path, ctx.id());
   }
 };
 

@@ -102,7 +102,7 @@ void PngGrid::write(Context& ctx, const float* images, const std::string& path_s
     ctx.fail("path", std::string(e.what()) + " for '" + path.string() + "'");
   }
   write_file_atomically(ctx, path, bytes);
-  if (ctx.run_state()) ctx.run_state()->artifact("image", path.string());
+  if (ctx.run_state()) ctx.run_state()->artifact("image", path.string(), ctx.id());
 }
 
 }  // namespace noiseflow::nodes::io

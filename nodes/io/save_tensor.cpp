@@ -37,7 +37,7 @@ struct SaveTensor final : Node {
     } catch (const CheckpointError& e) {
       ctx.fail("path", e.what());
     }
-    if (ctx.run_state()) ctx.run_state()->artifact("tensor", path.string());
+    if (ctx.run_state()) ctx.run_state()->artifact("tensor", path.string(), ctx.id());
   }
 };
 

@@ -65,7 +65,7 @@ struct WriteMetrics final : Node {
     }
     const fs::path path = ctx.attr_string("path");
     io::write_file_atomically(ctx, path, j.dump(2) + "\n");
-    if (ctx.run_state()) ctx.run_state()->artifact("metrics", path.string());
+    if (ctx.run_state()) ctx.run_state()->artifact("metrics", path.string(), ctx.id());
   }
 
  private:

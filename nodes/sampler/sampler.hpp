@@ -28,6 +28,7 @@
 #include "nodes/diffusion/schedule_table.hpp"
 #include "runtime/node.hpp"
 #include "runtime/random.hpp"
+#include "runtime/run_state.hpp"
 #include "runtime/tensor.hpp"
 
 namespace noiseflow::nodes::sampler {
@@ -259,6 +260,7 @@ class StepNode : public runtime::Node {
     if (noise_) runtime::random::fill_normal(z_.data(), io.numel, key_, uint64_t(ctx.tick()));
     io.z = z_.data();
     step(ctx, io);
+    if (runtime::RunState* rs = ctx.run_state(); rs && rs->on_x0) show_x0(ctx, *rs, at);
   }
 
  protected:
@@ -266,6 +268,18 @@ class StepNode : public runtime::Node {
   virtual void plan_sampler(runtime::Context& ctx) = 0;
   /// Writes io.x_next (and the history slots it keeps).
   virtual void step(runtime::Context& ctx, StepIo& io) = 0;
+
+  /// Hands a watcher of the run (RunState::on_x0) this evaluation's x0 prediction, in plain layout.
+  void show_x0(runtime::Context& ctx, runtime::RunState& rs, const Point& at) {
+    const runtime::Tensor& xi = ctx.input("x");
+    const runtime::Tensor& pi = ctx.input("pred");
+    const runtime::Tensor x = xi.blocked() ? xi.to_plain() : xi, p = pi.blocked() ? pi.to_plain() : pi;
+    runtime::Tensor x0(x.shape());
+    const Denoised d(prediction_, clip_, at);
+    float eps;
+    for (int64_t i = 0; i < x.numel(); ++i) d(x.data()[i], p.data()[i], x0.data()[i], eps);
+    rs.on_x0(ctx.id(), ctx.tick(), x0);
+  }
 
   /// x0_hat, eps_hat at grid point k.
   Denoised denoiser(const StepIo& io, int64_t k) const { return Denoised(prediction_, clip_, io.point(k)); }

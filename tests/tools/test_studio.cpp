@@ -1,0 +1,536 @@
+// tests/tools/test_studio.cpp — `noiseflow serve` over loopback (docs/API.md): node schemas, checking,
+// submitting good and bad pipelines, progress and preview messages on the WebSocket, interrupt, the queue,
+// a client that goes away mid-run, path escapes and size caps. The server runs as a separate process on a
+// free port with a temporary project folder (a copy of pipelines/), as a user starts it.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>  // before Boost.Asio 1.74: its awaitable.hpp uses std::exchange
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <nlohmann/json.hpp>
+#include <stb_image.h>
+
+#include "tests/test_util.hpp"
+#include "tests/tools/run_cli.hpp"
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+namespace fs = std::filesystem;
+using tcp = net::ip::tcp;
+using Json = nlohmann::json;
+using noiseflow::test::TempDir;
+
+// `noiseflow serve --port 0 --root DIR` as a child process; stopped with SIGTERM by the destructor.
+struct Server {
+  pid_t pid = -1;
+  uint16_t port = 0;
+  std::string err_file;
+
+  Server(const TempDir& root, const std::string& err) : err_file(err) {
+    const std::string exe = NOISEFLOW_BINARY_DIR "/tools/noiseflow";
+    REQUIRE_MESSAGE(fs::exists(exe), "build the noiseflow target first: ", exe);
+    int out[2];
+    REQUIRE(::pipe(out) == 0);
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::dup2(out[1], 1);
+      const int e = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(e, 2);
+      ::close(out[0]);
+      ::setenv("OMP_WAIT_POLICY", "passive", 1);
+      ::execl(exe.c_str(), exe.c_str(), "serve", "--port", "0", "--root", root.str().c_str(), "--threads", "2",
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    // The first line: "noiseflow studio: http://127.0.0.1:PORT/".
+    std::string line;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < until) {
+      pollfd p{out[0], POLLIN, 0};
+      if (::poll(&p, 1, 500) <= 0) continue;
+      char c[256];
+      const ssize_t n = ::read(out[0], c, sizeof c);
+      if (n <= 0) break;
+      line.append(c, size_t(n));
+    }
+    ::close(out[0]);
+    const size_t colon = line.rfind(':');
+    REQUIRE_MESSAGE(line.rfind("noiseflow studio: http://127.0.0.1:", 0) == 0,
+                    "serve did not start: ", line, noiseflow::test::read_bytes(err_file));
+    port = uint16_t(std::stoi(line.substr(colon + 1)));
+  }
+  ~Server() { stop(); }
+  int stop() {
+    if (pid <= 0) return 0;
+    ::kill(pid, SIGTERM);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  std::string log() const { return noiseflow::test::read_bytes(err_file); }
+};
+
+struct Reply {
+  int status = 0;
+  std::string body, type;
+  Json json() const { return Json::parse(body); }
+};
+
+Reply request(uint16_t port, http::verb verb, const std::string& target, const std::string& body = {},
+              const std::string& content_type = "application/json", const std::string& origin = {}) {
+  net::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect({net::ip::make_address("127.0.0.1"), port});
+  http::request<http::string_body> req{verb, target, 11};
+  req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+  if (!body.empty()) req.set(http::field::content_type, content_type);
+  if (!origin.empty()) req.set(http::field::origin, origin);
+  req.body() = body;
+  req.prepare_payload();
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> res;
+  res.body_limit(boost::none);
+  http::read(s, buf, res);
+  Reply r;
+  r.status = int(res.get().result_int());
+  r.body = res.get().body();
+  r.type = std::string(res.get()[http::field::content_type]);
+  return r;
+}
+Reply get(uint16_t port, const std::string& target) { return request(port, http::verb::get, target); }
+Reply post(uint16_t port, const std::string& target, const Json& body) {
+  return request(port, http::verb::post, target, body.dump());
+}
+
+// A WebSocket client whose messages a reader thread queues.
+class Ws {
+ public:
+  struct Msg {
+    bool binary = false;
+    std::string data;
+    Json json() const { return Json::parse(data); }
+  };
+
+  explicit Ws(uint16_t port, const std::string& origin = {}) : ws_(ioc_) {
+    ws_.next_layer().connect({net::ip::make_address("127.0.0.1"), port});
+    if (!origin.empty())
+      ws_.set_option(websocket::stream_base::decorator(
+          [origin](websocket::request_type& r) { r.set(http::field::origin, origin); }));
+    ws_.handshake("127.0.0.1:" + std::to_string(port), "/ws?clientId=test-client");
+    reader_ = std::thread([this] {
+      try {
+        for (;;) {
+          beast::flat_buffer b;
+          ws_.read(b);
+          std::lock_guard lock(m_);
+          q_.push_back({ws_.got_binary(), beast::buffers_to_string(b.data())});
+          cv_.notify_all();
+        }
+      } catch (...) {
+        std::lock_guard lock(m_);
+        closed_ = true;
+        cv_.notify_all();
+      }
+    });
+  }
+  ~Ws() { close(); }
+  void close() {
+    if (!reader_.joinable()) return;
+    beast::error_code ec;
+    ws_.next_layer().shutdown(tcp::socket::shutdown_both, ec);
+    ws_.next_layer().close(ec);
+    reader_.join();
+  }
+  /// The next message, or nullopt after `seconds`.
+  std::optional<Msg> next(double seconds = 120) {
+    std::unique_lock lock(m_);
+    if (!cv_.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return !q_.empty() || closed_; }))
+      return std::nullopt;
+    if (q_.empty()) return std::nullopt;
+    Msg m = std::move(q_.front());
+    q_.pop_front();
+    return m;
+  }
+  /// Reads until a JSON message of `type` (about `id` when given) arrives; every message read is kept in
+  /// `seen`. Fails the test after `seconds`.
+  Json until(const std::string& type, const std::string& id, std::vector<Msg>& seen, double seconds = 180) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      auto m = next(std::chrono::duration<double>(end - std::chrono::steady_clock::now()).count());
+      if (!m) break;
+      seen.push_back(*m);
+      if (m->binary) continue;
+      Json j = m->json();
+      if (j["type"] == type && (id.empty() || j["data"].value("prompt_id", "") == id)) return j;
+    }
+    FAIL("no \"", type, "\" message within ", seconds, " s");
+    return {};
+  }
+
+ private:
+  net::io_context ioc_;
+  websocket::stream<tcp::socket> ws_;
+  std::thread reader_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<Msg> q_;
+  bool closed_ = false;
+};
+
+// A project folder: a copy of pipelines/, the repository's data/ (runs/ starts empty).
+void make_project(const TempDir& root) {
+  fs::copy(NOISEFLOW_SOURCE_DIR "/pipelines", root.path / "pipelines", fs::copy_options::recursive);
+  fs::create_directory_symlink(NOISEFLOW_SOURCE_DIR "/data", root.path / "data");
+}
+
+// A request announcing a 9 MiB body (over the 8 MiB cap): refused from its head, before any body is sent.
+Reply too_large(uint16_t port) {
+  net::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect({net::ip::make_address("127.0.0.1"), port});
+  const std::string head = "POST /check HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           "Content-Length: " + std::to_string(9u << 20) + "\r\n\r\n";
+  net::write(s, net::buffer(head));
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res);
+  return {int(res.result_int()), res.body(), std::string(res[http::field::content_type])};
+}
+
+Json read_pipeline(const std::string& rel) { return Json::parse(noiseflow::test::read_bytes(NOISEFLOW_SOURCE_DIR "/" + rel)); }
+
+}  // namespace
+
+TEST_CASE("serve: schemas, pipelines, files, checking and saving") {
+  TempDir root, logs;
+  make_project(root);
+  Server server(root, logs / "serve.err");
+  const uint16_t port = server.port;
+
+  // Every node type, with ComfyUI's fields and the attributes.
+  const Json info = get(port, "/object_info").json();
+  const auto cli = noiseflow::test::run_cli("nodes --json");
+  REQUIRE(cli.status == 0);
+  CHECK(info.size() == Json::parse(cli.out).size());
+  const Json& conv = info.at("nn.conv2d");
+  CHECK(conv["category"] == "nn");
+  CHECK(conv["input"]["required"].contains("x"));
+  CHECK(conv["output_name"][0] == "y");
+  bool kernel = false;
+  for (auto& a : conv["attrs"])
+    if (a["name"] == "kernel") kernel = a["type"] == "int";
+  CHECK(kernel);
+  CHECK(info.at("io.checkpoint")["output_node"] == true);
+  CHECK(get(port, "/object_info/optim.adam").json().contains("optim.adam"));
+  const Reply unknown = get(port, "/object_info/optim.adamm");
+  CHECK(unknown.status == 404);
+  CHECK(unknown.json()["error"]["message"].get<std::string>().find("optim.adam") != std::string::npos);
+
+  // Pipelines and their text.
+  const Json files = get(port, "/pipelines").json()["files"];
+  CHECK(std::find(files.begin(), files.end(), "pipelines/train.json") != files.end());
+  CHECK(std::find(files.begin(), files.end(), "pipelines/nets/unet_small.json") != files.end());
+  const Reply train = get(port, "/file?path=pipelines/train.json");
+  REQUIRE(train.status == 200);
+  CHECK(train.json() == read_pipeline("pipelines/train.json"));
+  CHECK(get(port, "/file?path=pipelines/nope.json").status == 404);
+
+  // The page and its graph-drawing library are served.
+  const Reply page = get(port, "/");
+  CHECK(page.status == 200);
+  CHECK(page.type.find("text/html") == 0);
+  CHECK(page.body.find("<html") != std::string::npos);
+  CHECK(get(port, "/no-such-file.js").status == 404);
+
+  // check: the expanded graph with shapes, and the diagnostics `noiseflow check` prints.
+  const Json ok = post(port, "/check", {{"path", "pipelines/train.json"}}).json();
+  REQUIRE(ok["ok"] == true);
+  CHECK(ok["graph"]["name"] == "mnist");
+  CHECK(ok["graph"]["param_count"] == 1539329);
+  bool xt_shape = false;
+  for (auto& n : ok["graph"]["nodes"])
+    if (n["id"] == "xt") xt_shape = n["outputs"][0]["shape"] == Json::array({64, 1, 28, 28});
+  CHECK(xt_shape);
+  CHECK(ok["graph"]["nodes"].size() > 50);
+  CHECK(post(port, "/check", {{"path", "pipelines/train.json"}, {"params", {{"steps", 3}}}}).json()["graph"]["ticks"] == 3);
+
+  Json bad = read_pipeline("pipelines/train.json");
+  bad["nodes"]["opt"]["attrs"]["lr"] = -1;
+  bad["nodes"]["loss"]["inputs"]["pred"] = "nett";
+  const Json diag = post(port, "/check", {{"path", "pipelines/bad.json"}, {"pipeline", bad}}).json();
+  CHECK(diag["ok"] == false);
+  CHECK(diag["graph"].is_null());
+  REQUIRE(diag["diagnostics"].size() >= 2);
+  // The same lines as the command line prints for the same file.
+  {
+    const Json s = post(port, "/save", {{"path", "pipelines/bad.json"}, {"pipeline", bad}}).json();
+    CHECK(s["saved"] == "pipelines/bad.json");
+    CHECK(s["ok"] == false);
+    CHECK(Json::parse(noiseflow::test::read_bytes(root / "pipelines/bad.json")) == bad);
+    const auto c = noiseflow::test::run_shell("cd '" + root.str() + "' && '" NOISEFLOW_BINARY_DIR
+                                              "/tools/noiseflow' check pipelines/bad.json");
+    CHECK(c.status != 0);
+    for (auto& d : diag["diagnostics"])
+      CHECK_MESSAGE(c.err.find(d["text"].get<std::string>()) != std::string::npos, d["text"], "\nnot in\n", c.err);
+    bool on_opt = false, on_loss = false;
+    for (auto& d : diag["diagnostics"]) on_opt |= d["node"] == "opt", on_loss |= d["node"] == "loss";
+    CHECK(on_opt);
+    CHECK(on_loss);
+  }
+
+  // Saving writes only .json files under pipelines/.
+  CHECK(post(port, "/save", {{"path", "runs/x.json"}, {"pipeline", bad}}).status == 403);
+  CHECK(post(port, "/save", {{"path", "pipelines/x.txt"}, {"pipeline", bad}}).status == 403);
+  CHECK(post(port, "/save", {{"path", "pipelines/x.json"}, {"pipeline", 3}}).status == 400);
+  CHECK(!fs::exists(root.path / "pipelines/x.json"));
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("serve: paths stay inside the project folder; bad requests get clear errors") {
+  TempDir root, logs;
+  make_project(root);
+  root.write("secret.json", "{\"secret\": 1}");
+  Server server(root, logs / "serve.err");
+  const uint16_t port = server.port;
+  auto refused = [&](const Reply& r) {
+    CHECK(r.status == 403);
+    if (r.status == 403) CHECK(r.json()["error"]["type"] == "path_refused");
+  };
+  refused(get(port, "/file?path=../etc/passwd.json"));
+  refused(get(port, "/file?path=/etc/passwd"));
+  refused(get(port, "/file?path=pipelines/../../x.json"));
+  refused(get(port, "/file?path=pipelines/%2e%2e/%2e%2e/x.json"));
+  refused(get(port, "/view?filename=passwd&subfolder=../../etc"));
+  refused(get(port, "/view?filename=/etc/passwd"));
+  refused(get(port, "/view?filename=secret.json"));  // inside, but neither runs/ nor pipelines/
+  refused(get(port, "/../../etc/passwd"));
+  refused(post(port, "/save", {{"path", "pipelines/../escape.json"}, {"pipeline", Json::object()}}));
+  refused(post(port, "/save", {{"path", "/tmp/escape.json"}, {"pipeline", Json::object()}}));
+  refused(post(port, "/check", {{"path", "../x.json"}}));
+  CHECK(!fs::exists(root.path / "escape.json"));
+
+  // A pipeline naming a file outside: an include, a checkpoint path, a run name.
+  Json p = read_pipeline("pipelines/examples/toy2d_train.json");
+  p["include"]["mlp"] = "../../../etc/hosts";
+  Json c = post(port, "/check", {{"path", "pipelines/examples/t.json"}, {"pipeline", p}}).json();
+  CHECK(c["ok"] == false);
+  CHECK(c["diagnostics"][0]["code"] == "path_refused");
+  CHECK(c["diagnostics"][0]["field"] == "include \"mlp\"");
+  p = read_pipeline("pipelines/examples/toy2d_train.json");
+  Reply r = post(port, "/prompt", {{"path", "pipelines/examples/t.json"}, {"pipeline", p},
+                                   {"params", {{"checkpoint", "/tmp/noiseflow-escape.safetensors"}}}});
+  CHECK(r.status == 400);
+  CHECK(r.json()["node_errors"]["ckpt"]["errors"][0]["type"] == "path_refused");
+  r = post(port, "/prompt", {{"path", "pipelines/examples/t.json"}, {"pipeline", p},
+                             {"params", {{"checkpoint", "runs/../../escape.safetensors"}}}});
+  CHECK(r.status == 400);
+  p["name"] = "../../elsewhere";
+  r = post(port, "/prompt", {{"path", "pipelines/examples/t.json"}, {"pipeline", p}});
+  CHECK(r.status == 400);
+  CHECK(r.json()["diagnostics"][0]["field"] == "name");
+  CHECK(get(port, "/queue").json()["queue_pending"].empty());
+
+  // Malformed JSON, wrong content types, other sites' pages, sizes over the caps.
+  r = request(port, http::verb::post, "/prompt", "{\"path\": \"pipelines/train.json\",");
+  CHECK(r.status == 400);
+  CHECK(r.json()["error"]["type"] == "bad_json");
+  CHECK(r.json()["error"]["message"].get<std::string>().find("line 1") != std::string::npos);
+  CHECK(request(port, http::verb::post, "/prompt", "{}", "text/plain").status == 415);
+  CHECK(request(port, http::verb::post, "/interrupt", "{}", "application/json", "http://evil.example").status == 403);
+  CHECK(post(port, "/prompt", {{"pipeline", p}}).status == 400);  // no path
+  CHECK(too_large(port).status == 413);
+  CHECK(request(port, http::verb::delete_, "/queue").status == 405);
+  CHECK(get(port, "/history/no-such-run").status == 404);
+  CHECK_THROWS(Ws(port, "http://evil.example"));
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("serve: a training run reports progress, loss and outputs; the history keeps it") {
+  TempDir root, logs;
+  make_project(root);
+  Server server(root, logs / "serve.err");
+  const uint16_t port = server.port;
+  Ws ws(port);
+  std::vector<Ws::Msg> seen;
+  const Json status = ws.until("status", "", seen, 30);
+  CHECK(status["data"]["sid"] == "test-client");
+
+  Reply r = post(port, "/prompt", {{"path", "pipelines/examples/toy2d_train.json"},
+                                   {"params", {{"steps", 300}, {"checkpoint_every", 100}}},
+                                   {"client_id", "test-client"}});
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const std::string id = r.json()["prompt_id"];
+  CHECK(!id.empty());
+  ws.until("execution_start", id, seen);
+  const Json done = ws.until("execution_success", id, seen, 300);
+  ws.until("executing", id, seen, 30);  // node null: the run is over
+
+  // Progress: ticks rising to 300/300 with a loss, the last one always sent; checkpoints as outputs.
+  int64_t last = 0, progress = 0;
+  double first_loss = -1, last_loss = -1;
+  int checkpoints = 0;
+  for (auto& m : seen) {
+    if (m.binary) continue;
+    const Json j = m.json();
+    if (j["type"] == "progress") {
+      ++progress;
+      CHECK(j["data"]["value"].get<int64_t>() > last);
+      last = j["data"]["value"];
+      CHECK(j["data"]["max"] == 300);
+      CHECK(j["data"]["ticks_per_s"].get<double>() > 0);
+      REQUIRE(j["data"]["loss"].is_number());
+      if (first_loss < 0) first_loss = j["data"]["loss"];
+      last_loss = j["data"]["loss"];
+    }
+    if (j["type"] == "executed" && j["data"]["node"] == "ckpt") ++checkpoints;
+  }
+  CHECK(last == 300);
+  CHECK(progress >= 2);
+  CHECK(checkpoints >= 1);
+  CHECK(fs::exists(root.path / "runs/toy2d/checkpoint.safetensors"));
+  CHECK(fs::exists(root.path / "runs/toy2d/log.csv"));
+
+  const Json h = get(port, "/history/" + id).json()[id];
+  CHECK(h["status"]["status_str"] == "success");
+  CHECK(h["status"]["completed"] == true);
+  CHECK(h["progress"]["value"] == 300);
+  REQUIRE(h["loss"].size() == 300);
+  // The loss falls: the mean of the last 50 ticks is below 0.8x the first 50's.
+  double a = 0, b = 0;
+  for (int i = 0; i < 50; ++i) a += h["loss"][i][1].get<double>(), b += h["loss"][250 + i][1].get<double>();
+  CHECK(b < 0.8 * a);
+  CHECK(h["outputs"]["ckpt"]["files"][0]["filename"] == "checkpoint.safetensors");
+  CHECK(h["outputs"]["ckpt"]["files"][0]["subfolder"] == "runs/toy2d");
+  CHECK(h["prompt"]["params"]["steps"] == 300);
+  CHECK(get(port, "/history").json().contains(id));
+  CHECK(get(port, "/history?max_items=0").json().empty());
+  // /view serves what the run wrote.
+  const Reply loss_png = get(port, "/view?filename=loss.png&subfolder=runs/toy2d&type=output");
+  CHECK(loss_png.status == 200);
+  CHECK(loss_png.type == "image/png");
+  CHECK(loss_png.body.substr(1, 3) == "PNG");
+  (void)done;
+  (void)first_loss;
+  (void)last_loss;
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("serve: x0 previews of every sampler step arrive as binary frames; the last shows the data's mean") {
+  TempDir root, logs;
+  make_project(root);
+  Server server(root, logs / "serve.err");
+  Ws ws(server.port);
+  std::vector<Ws::Msg> seen;
+  // The exact denoiser of N(mu, sigma^2) data: x0_hat -> mu as the noise goes, whatever the sample.
+  const double mu = 0.5;
+  Reply r = post(server.port, "/prompt", {{"path", "pipelines/examples/gaussian_sampler.json"},
+                                          {"params", {{"n", 16}, {"mu", mu}, {"sigma", 0.01}, {"sampler", "ddim"},
+                                                      {"steps", 40}, {"spacing", "trailing"}}}});
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const std::string id = r.json()["prompt_id"];
+  ws.until("execution_success", id, seen, 300);
+  int previews = 0;
+  std::string last_png;
+  int64_t last_tick = -1;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    if (seen[i].binary || seen[i].json()["type"] != "preview") continue;
+    const Json d = seen[i].json()["data"];
+    CHECK(d["kind"] == "x0");
+    CHECK(d["node"] == "step");
+    REQUIRE(i + 1 < seen.size());
+    REQUIRE(seen[i + 1].binary);  // the frame follows its announcement
+    const std::string& f = seen[i + 1].data;
+    REQUIRE(f.size() > 16);
+    CHECK(f.substr(0, 8) == std::string("\0\0\0\1\0\0\0\2", 8));
+    last_png = f.substr(8);
+    last_tick = d["tick"];
+    ++previews;
+  }
+  CHECK(previews >= 1);
+  CHECK(last_tick == 39);  // the last evaluation is always shown
+  int w = 0, h = 0, c = 0;
+  unsigned char* px = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(last_png.data()),
+                                            int(last_png.size()), &w, &h, &c, 1);
+  REQUIRE(px != nullptr);
+  // 16 samples of 4x4 in a 4x4 grid: every cell's pixels at (mu + 1) / 2 * 255.
+  const int expect = int(std::lround((mu + 1) / 2 * 255));
+  const int scale = w / (4 * (4 + 2) + 2);
+  REQUIRE(scale >= 1);
+  for (int k = 0; k < 16; ++k) {
+    const int x = (2 + (k % 4) * 6) * scale + scale * 2, y = (2 + (k / 4) * 6) * scale + scale * 2;
+    CHECK(std::abs(int(px[y * w + x]) - expect) <= 3);
+  }
+  stbi_image_free(px);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("serve: interrupt stops the running run, the queue goes on, a client that leaves changes nothing") {
+  TempDir root, logs;
+  make_project(root);
+  Server server(root, logs / "serve.err");
+  const uint16_t port = server.port;
+  std::vector<Ws::Msg> seen;
+  std::string long_id, queued_id, dropped_id;
+  {
+    Ws ws(port);
+    Reply r = post(port, "/prompt", {{"path", "pipelines/examples/toy2d_train.json"},
+                                     {"params", {{"steps", 1000000}, {"checkpoint", "runs/long/ck.safetensors"}}}});
+    REQUIRE(r.status == 200);
+    long_id = r.json()["prompt_id"];
+    r = post(port, "/prompt", {{"path", "pipelines/examples/toy2d_train.json"}, {"params", {{"steps", 50}}}});
+    REQUIRE(r.status == 200);
+    queued_id = r.json()["prompt_id"];
+    r = post(port, "/prompt", {{"path", "pipelines/examples/toy2d_train.json"}, {"params", {{"steps", 60}}}});
+    dropped_id = r.json()["prompt_id"];
+    ws.until("progress", long_id, seen, 120);
+    const Json q = get(port, "/queue").json();
+    REQUIRE(q["queue_running"].size() == 1);
+    CHECK(q["queue_running"][0][1] == long_id);
+    CHECK(q["queue_pending"].size() == 2);
+    CHECK(post(port, "/queue", {{"delete", {dropped_id}}}).json()["deleted"][0] == dropped_id);
+    CHECK(post(port, "/interrupt", {{"prompt_id", "someone-else"}}).json()["interrupted"].is_null());
+    CHECK(post(port, "/interrupt", Json::object()).json()["interrupted"] == long_id);
+    const Json stopped = ws.until("execution_interrupted", long_id, seen, 60);
+    CHECK(stopped["data"]["tick"].get<int64_t>() < 1000000);
+    // The queued run starts; this client goes away in the middle of it.
+    ws.until("execution_start", queued_id, seen, 60);
+  }
+  // Its results are in the history all the same.
+  Json h;
+  for (int i = 0; i < 600; ++i) {
+    h = get(port, "/history/" + queued_id).json()[queued_id];
+    if (h["status"]["status_str"] != "running" && h["status"]["status_str"] != "pending") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  CHECK(h["status"]["status_str"] == "success");
+  CHECK(h["progress"]["value"] == 50);
+  CHECK(get(port, "/history/" + long_id).json()[long_id]["status"]["status_str"] == "interrupted");
+  CHECK(get(port, "/history/" + dropped_id).status == 404);
+  CHECK(post(port, "/interrupt", Json::object()).json()["interrupted"].is_null());
+  CHECK(server.stop() == 0);
+}
