@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -136,13 +137,17 @@ TEST_CASE("training killed with SIGKILL 20 times (some inside a checkpoint write
   while (kills < 20) {
     REQUIRE_MESSAGE(++runs < 200, "the run kept finishing before it could be killed: ", read_text(out));
     const pid_t pid = spawn(train_args(dir, "killed", steps, fs::exists(ck)), out);
+    std::optional<int> reaped;  // the run's exit, when it ended while we watched for the temporary file
     if (kills % 2 == 1) {
       // Inside a checkpoint write: wait for its temporary file, then a random few hundred microseconds more.
       const auto deadline = Clock::now() + std::chrono::duration<double>(3 * straight_s + 5);
       bool seen = false;
       while (!(seen = fs::exists(tmp)) && Clock::now() < deadline) {
         int st;
-        if (::waitpid(pid, &st, WNOHANG) == pid) break;
+        if (::waitpid(pid, &st, WNOHANG) == pid) {
+          reaped = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+          break;
+        }
         std::this_thread::sleep_for(std::chrono::microseconds(50));
       }
       if (seen) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 400));
@@ -152,8 +157,8 @@ TEST_CASE("training killed with SIGKILL 20 times (some inside a checkpoint write
       std::this_thread::sleep_for(std::chrono::duration<double>(at(rng)));
     }
     const bool was_in_write = fs::exists(tmp);
-    ::kill(pid, SIGKILL);
-    const int code = wait_for(pid);
+    if (!reaped) ::kill(pid, SIGKILL);
+    const int code = reaped ? *reaped : wait_for(pid);
     if (code == -SIGKILL) {
       ++kills;
       in_write += was_in_write;
