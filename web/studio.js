@@ -107,6 +107,7 @@ const S = {
   graphNodes: new Map(),// qualified node id -> node of the check's graph
   selected: null,       // qualified id of the selected node
   view: { x: 0, y: 0, k: 1 },
+  viewTouched: false,   // panned or zoomed by the user since the last fit
   drawn: null,          // the current level's drawing: {vnodes, layout}
   clientId: "studio-" + Math.random().toString(36).slice(2, 10),
   run: null,            // {promptId, status, max, value, loss: [[tick, loss]], ...} of the followed run
@@ -475,7 +476,9 @@ function renderGraph({ fit = false } = {}) {
   S.drawn = { vnodes, bounds: { x: x0 - 16, y: y0 - 16, w: x1 - x0 + 32, h: y1 - y0 + 32 } };
   applyDiagnostics();
   markSelection();
+  // Until the user pans or zooms, the view follows the drawing (it widens when the check's shapes come).
   if (fit) fitView(true);
+  else if (!S.viewTouched) fitView(S.fitReadable);
   else applyView();
 }
 
@@ -557,6 +560,8 @@ function applyView() {
 function fitView(readable = false) {
   const box = $("#graph").getBoundingClientRect();
   if (!S.drawn || !box.width) return;
+  S.viewTouched = false;
+  S.fitReadable = readable;
   const { x, y, w, h } = S.drawn.bounds;
   const top = 44;   // below the breadcrumb and the zoom buttons
   const k = Math.min(box.width / w, (box.height - top) / h, 1.25);
@@ -571,6 +576,7 @@ function fitView(readable = false) {
 
 function zoomAt(factor, cx, cy) {
   const k = Math.min(4, Math.max(0.05, S.view.k * factor));
+  S.viewTouched = true;
   const f = k / S.view.k;
   S.view = { k, x: cx - (cx - S.view.x) * f, y: cy - (cy - S.view.y) * f };
   applyView();
@@ -593,6 +599,7 @@ function setupPanZoom() {
     const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
     if (!drag.moved && Math.hypot(dx, dy) < 3) return;
     if (!drag.moved) area.classList.add("panning");
+    S.viewTouched = true;
     drag.moved = true;
     S.view.x = drag.vx + dx;
     S.view.y = drag.vy + dy;
@@ -616,7 +623,7 @@ function setupPanZoom() {
     if (ev.key === "f") fitView();
     if (ev.key === "Escape" && S.levels.length > 1) goToLevel(S.levels.length - 2);
   });
-  new ResizeObserver(() => { if (S.drawn && !S.view.touched) applyView(); }).observe(area);
+  new ResizeObserver(() => { if (S.drawn && !S.viewTouched) fitView(S.fitReadable); }).observe(area);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -678,7 +685,7 @@ function goToLevel(i) {
   renderBreadcrumb();
   const saved = currentLevel().view;
   renderGraph({ fit: !saved });
-  if (saved) { S.view = saved; applyView(); }
+  if (saved) { S.view = saved; S.viewTouched = true; applyView(); }
   renderInspector();
 }
 
@@ -700,6 +707,7 @@ function renderBreadcrumb() {
 // ---------------------------------------------------------------------------------------------------
 
 function select(qid) {
+  if (qid !== S.selected) textModeKeys.clear();
   S.selected = qid;
   markSelection();
   renderInspector();
@@ -720,8 +728,25 @@ function selectedLocalId() {
   return level.doc.nodes?.[id] ? id : null;
 }
 
+// Redraws the inspector; the field being typed in keeps its focus and caret (a check's answer redraws
+// it while the user types).
 function renderInspector() {
   const box = $("#tab-inspector");
+  const active = box.contains(document.activeElement) ? document.activeElement : null;
+  const key = active?.dataset.key;
+  let caret = null;
+  try { caret = active ? [active.selectionStart, active.selectionEnd] : null; } catch { caret = null; }
+  const scroll = box.scrollTop;
+  drawInspector(box);
+  box.scrollTop = scroll;
+  const again = key && box.querySelector(`[data-key="${CSS.escape(key)}"]`);
+  if (again) {
+    again.focus();
+    try { if (caret && caret[0] !== null) again.setSelectionRange(caret[0], caret[1]); } catch { /* number inputs */ }
+  }
+}
+
+function drawInspector(box) {
   box.replaceChildren();
   const level = currentLevel();
   const id = selectedLocalId();
@@ -753,19 +778,19 @@ function renderInspector() {
   box.append(el("h4", { text: "Node" }));
   const opts = el("div", { class: "form" });
   opts.append(formRow("op", "the node type, or an include alias for a subgraph",
-    el("input", { type: "text", value: String(plain(node.op)), readOnly: ro, list: "op-names", spellcheck: "false",
+    el("input", { type: "text", value: String(plain(node.op)), readOnly: ro, list: "op-names", spellcheck: "false", "data-key": "field:op",
                   oninput: (e) => { node.op = e.target.value; edited(); } })));
   opts.append(formRow("if", "the node exists only when this param is true (empty: always)",
-    el("input", { type: "text", value: node.if !== undefined ? String(plain(node.if)) : "", readOnly: ro, placeholder: "always",
+    el("input", { type: "text", value: node.if !== undefined ? String(plain(node.if)) : "", readOnly: ro, placeholder: "always", "data-key": "field:if",
                   list: "param-refs", spellcheck: "false",
                   oninput: (e) => { const t = e.target.value.trim(); if (t === "") delete node.if; else node.if = parseLoose(t, "bool"); edited(); } })));
   if (v.sink || node.every !== undefined || node.at_end !== undefined) {
     opts.append(formRow("every", "run every N ticks (0 or empty: never between ticks)",
-      el("input", { type: "text", value: node.every !== undefined ? String(plain(node.every)) : "", readOnly: ro, placeholder: "–",
+      el("input", { type: "text", value: node.every !== undefined ? String(plain(node.every)) : "", readOnly: ro, placeholder: "–", "data-key": "field:every",
                     list: "param-refs", spellcheck: "false",
                     oninput: (e) => { const t = e.target.value.trim(); if (t === "") delete node.every; else node.every = parseLoose(t, "int"); edited(); } })));
     opts.append(formRow("at_end", "run after the last tick",
-      el("input", { type: "checkbox", checked: !!plain(node.at_end), disabled: ro,
+      el("input", { type: "checkbox", checked: !!plain(node.at_end), disabled: ro, "data-key": "field:at_end",
                     onchange: (e) => { if (e.target.checked) node.at_end = true; else delete node.at_end; edited(); } })));
   }
   box.append(opts);
@@ -778,7 +803,7 @@ function renderInspector() {
       const shape = p.ref !== undefined && !p.dangling ? inputShape(level, v, p) : undefined;
       const note = [p.optional ? "optional" : "required", p.doc].filter(Boolean).join(" · ");
       form.append(formRow(p.name, note, [
-        el("input", { type: "text", value: p.ref !== undefined ? String(plain(p.ref)) : "", readOnly: ro, spellcheck: "false",
+        el("input", { type: "text", value: p.ref !== undefined ? String(plain(p.ref)) : "", readOnly: ro, spellcheck: "false", "data-key": "input:" + p.name,
                       list: "source-names", placeholder: p.optional ? "not connected" : "required",
                       class: p.dangling ? "invalid" : "",
                       oninput: (e) => {
@@ -827,7 +852,8 @@ function renderInspector() {
         documentEdited();
         renderGraph();
       };
-      const editor = valueEditor(spec, value, set, { readOnly: ro, params: level.params, dataAttr: spec.name });
+      const editor = valueEditor(spec, value, set, { readOnly: ro, params: level.params, dataAttr: spec.name,
+                                                     modeKey: `${v.qid}:${spec.name}` });
       const notes = [];
       if (spec.required || !("default" in spec)) notes.push(v.kind === "subgraph" ? "" : "required");
       else notes.push("default " + JSON.stringify(plain(spec.default)));
@@ -904,11 +930,18 @@ function valueText(v) {
 
 // A typed editor for an attribute or param value. set(undefined) removes it (its default applies);
 // a "$" button switches between a typed control and a text field for "$param" references.
-function valueEditor(spec, value, set, { readOnly = false, params = {}, dataAttr, allowUnset = true } = {}) {
+// Editors switched to text or typed in as text, by modeKey: they stay text when the inspector is redrawn
+// (until another node is selected).
+const textModeKeys = new Set();
+
+function valueEditor(spec, value, set, { readOnly = false, params = {}, dataAttr, allowUnset = true, modeKey } = {}) {
   const wrap = el("span", { class: "editor" });
   const type = spec.type;
   const def = spec.default;
-  let textMode = isRef(value) || type === "any" || type.endsWith("_list");
+  const alwaysText = type === "any" || type.endsWith("_list");
+  // Text for references, for lists, and for what the typed control cannot show (a half-typed "-").
+  let textMode = alwaysText || isRef(value) || textModeKeys.has(modeKey) ||
+                 (value !== undefined && typeof plain(value) === "string" && type !== "string");
 
   const draw = () => {
     wrap.replaceChildren();
@@ -919,6 +952,7 @@ function valueEditor(spec, value, set, { readOnly = false, params = {}, dataAttr
                               spellcheck: "false", list: "param-refs", class: isRef(value) ? "ref" : "",
                               oninput: (e) => {
                                 const t = e.target.value;
+                                if (modeKey) textModeKeys.add(modeKey);   // typing in text: it stays text
                                 value = t.trim() === "" && allowUnset ? undefined : parseLoose(t, type);
                                 e.target.classList.toggle("ref", isRef(value));
                                 hint.textContent = refHint(value);
@@ -947,16 +981,25 @@ function valueEditor(spec, value, set, { readOnly = false, params = {}, dataAttr
                               placeholder: def !== undefined ? valueText(def) : "", spellcheck: "false",
                               oninput: (e) => { value = e.target.value === "" && allowUnset ? undefined : e.target.value; unsetOrSet(value); } });
     }
-    if (dataAttr !== undefined) control.dataset.attr = dataAttr;
+    if (dataAttr !== undefined) { control.dataset.attr = dataAttr; control.dataset.key = "attr:" + dataAttr; }
     control.disabled = readOnly;
     const hint = el("span", { class: "ref-hint", text: refHint(value) });
     const toggle = el("button", { class: "mini" + (textMode ? " on" : ""), text: "$", disabled: readOnly,
       title: textMode ? "typed editor" : "type a $param reference (or any JSON value)",
-      onclick: () => { textMode = !textMode || type === "any" || type.endsWith("_list"); if (!textMode && isRef(value)) { value = resolveValue(value, params); set(value); } draw(); } });
+      onclick: () => {
+        textMode = !textMode || alwaysText;
+        if (textMode) textModeKeys.add(modeKey); else textModeKeys.delete(modeKey);
+        if (!textMode && (isRef(value) || typeof plain(value) === "string")) {
+          const r = resolveValue(value, params);
+          value = typeof r === "string" && type !== "string" ? undefined : r;
+          set(value);
+        }
+        draw();
+      } });
     wrap.append(control, toggle);
     if (allowUnset && value !== undefined)
       wrap.append(el("button", { class: "mini", text: "↺", title: "back to the default", disabled: readOnly,
-                                 onclick: () => { value = undefined; set(undefined); textMode = type === "any" || type.endsWith("_list"); draw(); } }));
+                                 onclick: () => { value = undefined; set(undefined); textModeKeys.delete(modeKey); textMode = alwaysText; draw(); } }));
     wrap.append(hint);
   };
   const refHint = (v) => {
@@ -1004,13 +1047,21 @@ function renderParams() {
   for (const name of Object.keys(params)) {
     const orig = S.root.original.params?.[name];
     const spec = { name, type: typeOfValue(orig ?? params[name]) };
-    const row = formRow(name, "", valueEditor(spec, params[name], (nv) => {
+    // Choices and range from the attributes the param feeds.
+    const uses = paramUses(doc, name);
+    const attr = uses.find((u) => u.spec)?.spec;
+    if (attr) {
+      if (spec.type === "string" && attr.choices) spec.choices = attr.choices;
+      if (spec.type === "int" || spec.type === "float") { spec.min = attr.min; spec.max = attr.max; }
+    }
+    const note = uses.length ? "→ " + uses.map((u) => u.where).join(", ") : "not used by this file's nodes";
+    const row = formRow(name, note, valueEditor(spec, params[name], (nv) => {
       if (nv === undefined) return;
       params[name] = nv;
       row.classList.toggle("changed", JSON.stringify(nv) !== JSON.stringify(orig));
       documentEdited();
       renderGraph();
-    }, { allowUnset: false, params, dataAttr: undefined }));
+    }, { allowUnset: false, params, modeKey: "param:" + name }));
     const input = row.querySelector("input, select");
     input.dataset.param = name;
     row.classList.toggle("changed", JSON.stringify(params[name]) !== JSON.stringify(orig));
@@ -1018,6 +1069,25 @@ function renderParams() {
   }
   if (!Object.keys(params).length) form.append(el("p", { class: "muted", text: "This pipeline has no params." }));
   box.append(form);
+}
+
+// Where a document uses "$name": node attributes (with their schema entry), node fields, run fields.
+function paramUses(doc, name) {
+  const ref = "$" + name, tpl = "${" + name + "}";
+  const uses = (v) => { v = plain(v); return v === ref || (typeof v === "string" && v.includes(tpl)) ||
+                                      (Array.isArray(v) && v.some(uses)); };
+  const out = [];
+  for (const [id, node] of Object.entries(doc.nodes || {})) {
+    const info = opInfo(String(resolveValue(node.op, doc.params || {})));
+    for (const [attr, v] of Object.entries(node.attrs || {}))
+      if (uses(v)) out.push({ where: `${id}.${attr}`, spec: info?.attrs.find((a) => a.name === attr) });
+    for (const field of ["op", "if", "every", "at_end"]) if (uses(node[field])) out.push({ where: `${id} ${field}` });
+    for (const [port, v] of Object.entries(node.inputs || {})) if (uses(v)) out.push({ where: `${id} input ${port}` });
+  }
+  for (const [k, v] of Object.entries(doc.run || {})) if (uses(v)) out.push({ where: `run.${k}` });
+  for (const [k, v] of Object.entries(doc.include || {})) if (uses(v)) out.push({ where: `include ${k}` });
+  for (const [k, v] of Object.entries(doc.params || {})) if (k !== name && uses(v)) out.push({ where: `param ${k}` });
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1199,8 +1269,8 @@ async function runPipeline() {
       return;
     }
     if (!r.ok) { setRunStatus("error", `run refused: ${errorMessage(r)}`); return; }
-    followRun(r.data.prompt_id, { status: "pending" });
-    $("#progress-text").textContent = `queued as #${r.data.number}`;
+    followRun(r.data.prompt_id, { status: "pending", nodeIds: new Set(Object.keys(S.root.doc.nodes || {})) });
+    if (S.run.status === "pending") $("#progress-text").textContent = `queued as #${r.data.number}`;
   } catch (e) {
     setRunStatus("error", "server unreachable");
   } finally {
@@ -1209,7 +1279,12 @@ async function runPipeline() {
 }
 
 function followRun(promptId, init = {}) {
-  if (S.run?.promptId === promptId) { Object.assign(S.run, init); return; }
+  if (S.run?.promptId === promptId) {
+    // Already followed (its execution_start came first): keep its status.
+    const { status, ...rest } = init;
+    Object.assign(S.run, rest);
+    return;
+  }
   S.run = { promptId, status: "pending", value: 0, max: 0, loss: [], ...init };
   drawLoss();
   setRunStatus(S.run.status);
@@ -1313,7 +1388,7 @@ function onMessage(msg) {
       const images = data.output?.images || [];
       const im = images[images.length - 1];
       // Shown from /view unless its binary frame already came.
-      if (im && !(S.lastPreview && S.lastPreview.filename === im.filename && S.previewUrl?.startsWith("blob:")))
+      if (im && isNodePreview(data) && !(S.lastPreview && S.lastPreview.filename === im.filename && S.previewUrl?.startsWith("blob:")))
         showPreview(viewUrl(im), `${data.node}: ${im.filename}`);
       break;
     }
@@ -1363,8 +1438,17 @@ async function finishRun(promptId) {
 }
 const mineRun = (id) => S.run && S.run.promptId === id;
 
+// Whether an image comes from a node of the followed run's pipeline (the preview box shows those; the run
+// folder's loss.png, announced too, is in the history, and the loss chart draws the same curve).
+function isNodePreview(msg) {
+  const ids = S.run?.promptId === msg?.prompt_id ? S.run.nodeIds : null;
+  if (!ids || !msg.node) return true;
+  return [...ids].some((id) => msg.node === id || msg.node.startsWith(id + "."));
+}
+
 function onBinary(buf) {
   if (buf.byteLength < 8) return;
+  if (!isNodePreview(S.lastPreview)) return;
   const view = new DataView(buf);
   const event = view.getUint32(0), format = view.getUint32(4);
   if (event !== 1) return;
