@@ -27,8 +27,14 @@ const fail = (msg) => { throw new Failure(msg); };
 const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${msg}`);
 
 const [bin, repo, screenshot] = process.argv.slice(2);
-let server = null, serverErr = "", context = null, project = null, profile = null;
+let server = null, serverErr = "", serverUrl = null, context = null, project = null, profile = null;
 const pageLog = [];
+// The page's console, a repeated line (a WebSocket reconnecting) counted rather than repeated.
+function logPage(line) {
+  const last = pageLog[pageLog.length - 1];
+  if (last && last.line === line) last.count++;
+  else pageLog.push({ line, count: 1 });
+}
 
 async function main() {
   if (!bin || !repo || !screenshot) fail("usage: node studio_browser.mjs NOISEFLOW REPOSITORY SCREENSHOT.png");
@@ -50,7 +56,7 @@ async function main() {
   fs.symlinkSync(path.resolve(repo, "data"), path.join(project, "data"));
   log(`project folder ${project}`);
 
-  const url = await startServer();
+  const url = (serverUrl = await startServer());
   log(`server at ${url}`);
 
   profile = fs.mkdtempSync(path.join(os.tmpdir(), "noiseflow-chromium-"));
@@ -65,8 +71,8 @@ async function main() {
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   const pageErrors = [];
-  page.on("console", (m) => pageLog.push(`console.${m.type()}: ${m.text()}`));
-  page.on("pageerror", (e) => { pageErrors.push(e.message); pageLog.push(`page error: ${e.stack || e.message}`); });
+  page.on("console", (m) => logPage(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => { pageErrors.push(e.message); logPage(`page error: ${e.stack || e.message}`); });
 
   await page.goto(url);
   await page.waitForSelector("body[data-ready=true]").catch(() => fail("the page did not finish loading"));
@@ -170,8 +176,16 @@ try {
 } catch (e) {
   status = 1;
   console.error(`FAIL: ${e instanceof Failure ? e.message : e.stack || e}`);
-  if (pageLog.length) console.error("--- page console ---\n" + pageLog.slice(-60).join("\n"));
+  if (pageLog.length)
+    console.error("--- page console ---\n" +
+                  pageLog.slice(-60).map((l) => l.line + (l.count > 1 ? ` (${l.count} times)` : "")).join("\n"));
+  // What the server says of its runs, when it still answers.
+  for (const what of ["queue", "history"]) {
+    if (!serverUrl) break;
+    const text = await fetch(serverUrl + what, { signal: AbortSignal.timeout(3000) }).then((r) => r.text(), (e) => `(no answer: ${e.message})`);
+    console.error(`--- GET /${what} ---\n${text.length > 4000 ? text.slice(0, 4000) + " ..." : text}`);
+  }
 }
 await cleanup();
-if (status) console.error("--- server stderr ---\n" + (serverErr.trim().split("\n").slice(-100).join("\n") || "(empty)"));
+if (status && server) console.error("--- server stderr ---\n" + (serverErr.trim().split("\n").slice(-100).join("\n") || "(empty)"));
 process.exit(status);
