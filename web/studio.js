@@ -392,6 +392,7 @@ function textWidth(text, size, weight = 400) {
 }
 
 const ROW = 20, PAD = 12;
+const FANOUT_STUB = 6;   // an output with this many consumers is named at their ports rather than wired
 
 // Box geometry of a view node: width, height and where its rows start.
 // Text sizes of a node box (px), as in studio.css.
@@ -407,9 +408,11 @@ function measureNode(v, shapes) {
                    v.subtitle ? textWidth(v.subtitle, F.op) : 0,
                    ...v.flags.map((f) => textWidth(f, F.flag))) + 2 * PAD;
   for (let i = 0; i < rows; i++) {
-    const inW = v.ins[i] ? textWidth(v.ins[i].name, F.port) : 0;
+    const p = v.ins[i];
+    const inW = p ? textWidth(p.name, F.port) + (p.stub ? textWidth("◂ " + p.stub, F.shape) + 6 : 0) : 0;
     const o = v.outs[i];
-    const outW = o ? textWidth(o.name, F.port) + (shapes[o.name] ? textWidth(fmtShape(shapes[o.name]), F.shape) + 6 : 0) : 0;
+    const outW = o ? textWidth(o.name, F.port) + (shapes[o.name] ? textWidth(fmtShape(shapes[o.name]), F.shape) + 6 : 0) +
+                     (o.uses ? textWidth(`→ ${o.uses} uses`, F.shape) + 6 : 0) : 0;
     w = Math.max(w, inW + outW + 2 * PAD + 20);
   }
   w = Math.max(w, v.kind === "input" || v.kind === "output" ? 100 : 130);
@@ -431,6 +434,21 @@ function renderGraph({ fit = false } = {}) {
     if (s) (shapes.get(e.from) || shapes.set(e.from, {}).get(e.from))[e.fromPort] = s;
   }
 
+  // An output feeding many nodes (a net's time embedding) is not wired: each consumer's port names it
+  // instead, and the output says how many use it. Long wires to all of them would cover the drawing.
+  const fanout = new Map();
+  for (const e of edges) fanout.set(e.from + "\u0000" + e.fromPort, (fanout.get(e.from + "\u0000" + e.fromPort) || 0) + 1);
+  for (const e of edges) {
+    const n = fanout.get(e.from + "\u0000" + e.fromPort);
+    if (n < FANOUT_STUB) continue;
+    e.stub = true;
+    const src = vnodes.get(e.from);
+    const port = vnodes.get(e.to).ins.find((p) => p.name === e.toPort);
+    port.stub = src.outs.length > 1 ? `${src.title}.${e.fromPort}` : src.title;
+    const out = src.outs.find((o) => o.name === e.fromPort);
+    if (out) out.uses = n;
+  }
+
   const g = new dagre.graphlib.Graph({ multigraph: true });
   g.setGraph({ rankdir: "LR", nodesep: 20, ranksep: 44, edgesep: 10, marginx: 20, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -440,7 +458,7 @@ function renderGraph({ fit = false } = {}) {
     geos.set(v.id, geo);
     g.setNode(v.id, { width: geo.w, height: geo.h });
   }
-  edges.forEach((e, i) => g.setEdge(e.from, e.to, {}, "e" + i));
+  edges.forEach((e, i) => { if (!e.stub) g.setEdge(e.from, e.to, {}, "e" + i); });
   dagre.layout(g);
 
   const wires = $("#wires"), nodes = $("#nodes");
@@ -450,6 +468,7 @@ function renderGraph({ fit = false } = {}) {
   const pos = (id) => { const n = g.node(id), geo = geos.get(id); return { x: n.x - geo.w / 2, y: n.y - geo.h / 2, ...geo }; };
 
   edges.forEach((e, i) => {
+    if (e.stub) return;
     const a = pos(e.from), b = pos(e.to);
     const va = vnodes.get(e.from), vb = vnodes.get(e.to);
     let oi = va.outs.findIndex((o) => o.name === e.fromPort);
@@ -524,8 +543,10 @@ function drawNode(v, box, shapes) {
     const cls = ["port-label"];
     if (p.ref === undefined) cls.push("unconnected");
     if (p.dangling || p.extra) cls.push("bad");
-    gEl.append(svg("circle", { class: "port in" + (p.ref !== undefined ? " on" : "") + (p.dangling ? " bad" : ""), cx: 0, cy: py, r: 4.5 }));
-    const label = svg("text", { class: cls.join(" "), x: PAD - 2, y: py + 4, text: p.name });
+    gEl.append(svg("circle", { class: "port in" + (p.ref !== undefined ? " on" : "") + (p.dangling ? " bad" : "") + (p.stub ? " stub" : ""),
+                               cx: 0, cy: py, r: 4.5 }));
+    const label = svg("text", { class: cls.join(" "), x: PAD - 2, y: py + 4 }, svg("tspan", { text: p.name }));
+    if (p.stub) label.append(svg("tspan", { class: "stub-src", dx: 6, text: "◂ " + p.stub }));
     if (p.dangling) label.append(svg("title", { text: `no source "${plain(p.ref)}"` }));
     else if (p.doc) label.append(svg("title", { text: p.doc }));
     gEl.append(label);
@@ -536,6 +557,7 @@ function drawNode(v, box, shapes) {
     const t = svg("text", { class: "port-label", x: box.w - PAD + 2, y: py + 4, "text-anchor": "end" });
     t.append(svg("tspan", { text: o.name }));
     if (shapes[o.name]) t.append(svg("tspan", { class: "shape", dx: 5, text: fmtShape(shapes[o.name]) }));
+    if (o.uses) t.append(svg("tspan", { class: "stub-src", dx: 5, text: `→ ${o.uses} uses` }));
     if (o.doc) t.append(svg("title", { text: o.doc }));
     gEl.append(t);
   });
@@ -1308,7 +1330,8 @@ function setProgress(p) {
   const bits = [`tick ${value}/${max}`];
   if (p.lossValue !== undefined && p.lossValue !== null) bits.push(`loss ${fmtNum(p.lossValue)}`);
   if (p.ticks_per_s !== undefined && p.ticks_per_s !== null) bits.push(`${fmtNum(p.ticks_per_s, 3)} ticks/s`);
-  if (value < max) { if (p.eta_s !== undefined && p.eta_s !== null) bits.push(`ETA ${fmtDuration(p.eta_s)}`); }
+  const over = ["success", "error", "interrupted"].includes(p.status);
+  if (!over && value < max) { if (p.eta_s !== undefined && p.eta_s !== null) bits.push(`ETA ${fmtDuration(p.eta_s)}`); }
   else if (p.elapsed_s !== undefined && p.elapsed_s !== null) bits.push(`took ${fmtDuration(p.elapsed_s)}`);
   $("#progress-text").textContent = bits.join(" · ");
 }
@@ -1406,6 +1429,7 @@ function onMessage(msg) {
       }
       if (status === "interrupted" && data.tick !== undefined) error = `stopped after tick ${data.tick}`;
       setRunStatus(status, error);
+      setProgress(S.run);
       finishRun(data.prompt_id);
       break;
     }
