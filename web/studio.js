@@ -458,7 +458,9 @@ function renderGraph({ fit = false } = {}) {
     geos.set(v.id, geo);
     g.setNode(v.id, { width: geo.w, height: geo.h });
   }
-  edges.forEach((e, i) => { if (!e.stub) g.setEdge(e.from, e.to, {}, "e" + i); });
+  // A state's `next` closes a loop over ticks: left out of the layout, it is drawn as a wire back.
+  const feedback = (e) => vnodes.get(e.to).op === "state" && e.toPort === "next";
+  edges.forEach((e, i) => { if (!e.stub && !feedback(e)) g.setEdge(e.from, e.to, {}, "e" + i); });
   dagre.layout(g);
 
   const wires = $("#wires"), nodes = $("#nodes");
@@ -467,6 +469,7 @@ function renderGraph({ fit = false } = {}) {
 
   const pos = (id) => { const n = g.node(id), geo = geos.get(id); return { x: n.x - geo.w / 2, y: n.y - geo.h / 2, ...geo }; };
 
+  let backCount = 0, loopY = -Infinity, loopX = -Infinity;
   edges.forEach((e, i) => {
     if (e.stub) return;
     const a = pos(e.from), b = pos(e.to);
@@ -477,11 +480,28 @@ function renderGraph({ fit = false } = {}) {
     const ii = vb.ins.findIndex((p) => p.name === e.toPort);
     const p0 = { x: a.x + a.w, y: a.y + portY(a, oi) };
     const p1 = { x: b.x, y: b.y + portY(b, ii) };
-    const pts = g.edge({ v: e.from, w: e.to, name: "e" + i }).points || [];
-    const mids = pts.length > 3 ? pts.slice(1, -1) : [];
-    const path = wirePath([p0, ...mids, p1]);
-    wires.append(svg("path", { d: path, class: "wire" + (bad ? " bad" : "") + (vb.disabled || va.disabled ? " off" : ""),
-                               "data-from": e.from, "data-to": e.to }));
+    let path, back = false;
+    if (p1.x < p0.x + 10) {
+      // A wire back to an earlier node (a state's next value): a loop under the nodes between them.
+      back = true;
+      let bottom = Math.max(a.y + a.h, b.y + b.h);
+      for (const id of vnodes.keys()) {
+        const q = pos(id);
+        if (q.x < p0.x + 18 && q.x + q.w > p1.x - 18 && q.y < bottom + 40) bottom = Math.max(bottom, q.y + q.h);
+      }
+      const y = bottom + 16 + 8 * (backCount++ % 4);
+      loopY = Math.max(loopY, y);
+      loopX = Math.max(loopX, p0.x + 18);
+      path = roundedPath([p0, { x: p0.x + 18, y: p0.y }, { x: p0.x + 18, y }, { x: p1.x - 18, y }, { x: p1.x - 18, y: p1.y }, p1], 10);
+    } else {
+      const pts = g.edge({ v: e.from, w: e.to, name: "e" + i })?.points || [];
+      const mids = pts.length > 3 ? pts.slice(1, -1) : [];
+      path = wirePath([p0, ...mids, p1]);
+    }
+    wires.append(svg("path", { d: path, class: "wire" + (bad ? " bad" : "") + (back ? " back" : "") +
+                                              (vb.disabled || va.disabled ? " off" : ""),
+                               "data-from": e.from, "data-to": e.to },
+      back ? svg("title", { text: `${va.title}.${e.fromPort} → ${vb.title}.${e.toPort}: the next tick's value` }) : null));
   });
 
   for (const v of vnodes.values()) nodes.append(drawNode(v, pos(v.id), shapes.get(v.id) || {}));
@@ -491,6 +511,8 @@ function renderGraph({ fit = false } = {}) {
   const grow = (x, y) => { x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y); };
   for (const v of vnodes.values()) { const b = pos(v.id); grow(b.x, b.y); grow(b.x + b.w, b.y + b.h); }
   for (const e of g.edges()) for (const p of g.edge(e).points || []) grow(p.x, p.y);
+  y1 = Math.max(y1, loopY);   // the loops of wires back
+  x1 = Math.max(x1, loopX);
   if (!vnodes.size) { x0 = y0 = 0; x1 = y1 = 1; }
   S.drawn = { vnodes, bounds: { x: x0 - 16, y: y0 - 16, w: x1 - x0 + 32, h: y1 - y0 + 32 } };
   applyDiagnostics();
@@ -499,6 +521,20 @@ function renderGraph({ fit = false } = {}) {
   if (fit) fitView(true);
   else if (!S.viewTouched) fitView(S.fitReadable);
   else applyView();
+}
+
+// A polyline of horizontal and vertical segments with rounded corners.
+function roundedPath(p, r) {
+  let d = `M${p[0].x},${p[0].y}`;
+  for (let i = 1; i + 1 < p.length; i++) {
+    const a = p[i - 1], c = p[i], b = p[i + 1];
+    const r1 = Math.min(r, Math.hypot(c.x - a.x, c.y - a.y) / 2), r2 = Math.min(r, Math.hypot(b.x - c.x, b.y - c.y) / 2);
+    const u = (q, len) => { const l = Math.hypot(q.x - c.x, q.y - c.y) || 1; return { x: c.x + ((q.x - c.x) / l) * len, y: c.y + ((q.y - c.y) / l) * len }; };
+    const s = u(a, r1), t = u(b, r2);
+    d += ` L${s.x},${s.y} Q${c.x},${c.y} ${t.x},${t.y}`;
+  }
+  const last = p[p.length - 1];
+  return d + ` L${last.x},${last.y}`;
 }
 
 // A smooth wire through points, leaving and entering ports horizontally.
@@ -1347,7 +1383,8 @@ function drawLoss() {
   chart.append(svg("text", { class: "axis-label", x: 11, y: (T + H - B) / 2, "text-anchor": "middle",
                              transform: `rotate(-90 11 ${(T + H - B) / 2})`, text: "loss" }));
   if (!pts.length) {
-    chart.append(svg("text", { class: "axis-tick", x: (L + W - R) / 2, y: (T + H - B) / 2, "text-anchor": "middle", text: "no loss yet" }));
+    const none = S.run && S.run.value > 0 ? "this run logs no loss" : "no loss yet";
+    chart.append(svg("text", { class: "axis-tick", x: (L + W - R) / 2, y: (T + H - B) / 2, "text-anchor": "middle", text: none }));
     return;
   }
   const log = pts.every((p) => p[1] > 0);
@@ -1383,7 +1420,9 @@ function onMessage(msg) {
   switch (type) {
     case "status": {
       const q = data.status?.exec_info?.queue_remaining;
-      $("#queue-info").textContent = q ? `queue: ${q}` : "";
+      // queue_remaining counts the running run too.
+      const waiting = S.run?.status === "running" ? q - 1 : q;
+      $("#queue-info").textContent = waiting > 0 ? `${waiting} waiting` : "";
       break;
     }
     case "execution_start":
