@@ -1245,9 +1245,12 @@ function showDiagnostics(diags, loose = diags) {
   const box = $("#diagnostics");
   box.replaceChildren();
   if (!diags.length) { box.hidden = true; return; }
-  box.hidden = false;
+  box.hidden = !!S.diagnosticsFolded;
   const attached = diags.filter((d) => !loose.includes(d));
-  box.append(el("div", { class: "diag-head", text: `${diags.length} problem${diags.length === 1 ? "" : "s"}` }));
+  box.append(el("div", { class: "diag-head" },
+    el("span", { text: `${diags.length} problem${diags.length === 1 ? "" : "s"}` }),
+    el("button", { class: "mini", text: "hide", title: "Hide the list (the status at the top shows it again)",
+                   onclick: () => { S.diagnosticsFolded = true; box.hidden = true; } })));
   const ul = el("ul", { class: "diag-list" });
   for (const d of [...loose, ...attached]) {
     const target = d.node ? attachTarget(d.node) : null;
@@ -1631,6 +1634,10 @@ async function main() {
   setupSave();
   for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => showTab(b.dataset.tab);
   $("#picker").onchange = (e) => openPipeline(e.target.value);
+  $("#check-status").onclick = () => {
+    S.diagnosticsFolded = !S.diagnosticsFolded;
+    if (S.check?.diagnostics?.length) $("#diagnostics").hidden = S.diagnosticsFolded;
+  };
   $("#run").onclick = runPipeline;
   $("#cancel").onclick = async () => {
     const r = await api("POST", "/interrupt", S.run ? { prompt_id: S.run.promptId } : {}).catch(() => null);
