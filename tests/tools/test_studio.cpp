@@ -303,6 +303,25 @@ TEST_CASE("serve: schemas, pipelines, files, checking and saving") {
     CHECK(on_loss);
   }
 
+  // Submitting it: 400, the problems by node (ComfyUI's node_errors) and as diagnostics.
+  const Reply refused = post(port, "/prompt", {{"path", "pipelines/bad.json"}, {"pipeline", bad}});
+  CHECK(refused.status == 400);
+  const Json rj = refused.json();
+  CHECK(rj["error"]["type"] == "invalid_prompt");
+  CHECK(rj["error"]["details"].get<std::string>().find("node \"opt\"") != std::string::npos);
+  CHECK(rj["node_errors"]["opt"]["class_type"] == "optim.adam");
+  CHECK(rj["node_errors"]["opt"]["errors"][0]["details"] == "attr \"lr\"");
+  CHECK(rj["diagnostics"] == diag["diagnostics"]);
+  CHECK(get(port, "/queue").json()["queue_pending"].empty());
+
+  // Saving keeps the document's key order: an unedited train.json saved comes back in the same order.
+  const std::string train_text = noiseflow::test::read_bytes(NOISEFLOW_SOURCE_DIR "/pipelines/train.json");
+  REQUIRE(request(port, http::verb::post, "/save",
+                  "{\"path\": \"pipelines/copy/train.json\", \"pipeline\": " + train_text + "}").status == 200);
+  const auto a = nlohmann::ordered_json::parse(train_text),
+             b = nlohmann::ordered_json::parse(noiseflow::test::read_bytes(root / "pipelines/copy/train.json"));
+  CHECK(a.dump() == b.dump());
+
   // Saving writes only .json files under pipelines/.
   CHECK(post(port, "/save", {{"path", "runs/x.json"}, {"pipeline", bad}}).status == 403);
   CHECK(post(port, "/save", {{"path", "pipelines/x.txt"}, {"pipeline", bad}}).status == 403);
@@ -472,7 +491,7 @@ TEST_CASE("serve: x0 previews of every sampler step arrive as binary frames; the
     ++previews;
   }
   CHECK(previews >= 1);
-  CHECK(last_tick == 39);  // the last evaluation is always shown
+  CHECK(last_tick == 40);  // the last evaluation is always shown (ticks counted as progress counts them)
   int w = 0, h = 0, c = 0;
   unsigned char* px = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(last_png.data()),
                                             int(last_png.size()), &w, &h, &c, 1);

@@ -118,7 +118,10 @@ async function main() {
     const img = document.querySelector("#preview");
     return img.complete && img.naturalWidth > 0;
   }).catch(() => fail("no preview image was shown (#preview)"));
-  log(`preview: ${await page.textContent("#preview-caption")}`);
+  const caption = await page.textContent("#preview-caption");
+  log(`preview: ${caption}`);
+  // The sample grid eval.sample_grid draws at the end of the run: samples/step_000003.png.
+  if (!caption.includes("step_000003.png")) fail(`the preview is not the run's sample grid step_000003.png: "${caption}"`);
 
   // The history lists the run with its outputs.
   await page.click('#tabs button[data-tab="history"]');

@@ -73,6 +73,7 @@ constexpr uint32_t kHeaderLimit = 64u << 10;  // request heads
 constexpr size_t kHistoryLimit = 100;         // finished runs kept
 constexpr size_t kLossPoints = 5000;          // (tick, loss) pairs kept per run, thinned beyond
 constexpr uintmax_t kViewLimit = 256u << 20;  // files /view serves
+const std::string kLossCurve = "loss_curve";  // the output name of the run folder's loss.png
 
 // An API failure: HTTP status, error type, message, and more fields for the body.
 struct ApiError : std::runtime_error {
@@ -387,7 +388,7 @@ class Studio {
              std::vector<graph::Diagnostic>* diags_out);
   graph::LoadOptions load_options(const Json& params) const;
   Json prompt(const Json& body);
-  Json save(const Json& body);
+  Json save(const Json& body, const std::string& raw);
   Json interrupt(const Json& body);
   Json queue_json();
   Json history_json(const Target& t, const std::string& id);
@@ -487,6 +488,10 @@ Response json_response(const Request& req, http::status st, const Json& body) {
 Response error_response(const Request& req, const ApiError& e) {
   Json body = e.extra.is_object() ? e.extra : Json::object();
   body["error"] = {{"type", e.type}, {"message", e.what()}};
+  if (body.contains("details")) {  // ComfyUI's place for the long form
+    body["error"]["details"] = body["details"];
+    body.erase("details");
+  }
   return json_response(req, e.status, body);
 }
 
@@ -618,7 +623,7 @@ Response Studio::route(const Request& req, const Target& t) {
     const Json body = parse_body(req);
     if (p == "/check") return json_response(req, http::status::ok, check(body, false, nullptr, nullptr, nullptr, nullptr));
     if (p == "/prompt") return json_response(req, http::status::ok, prompt(body));
-    if (p == "/save") return json_response(req, http::status::ok, save(body));
+    if (p == "/save") return json_response(req, http::status::ok, save(body, req.body()));
     if (p == "/interrupt") return json_response(req, http::status::ok, interrupt(body));
     if (p == "/queue") {
       Json deleted = Json::array();
@@ -802,6 +807,17 @@ Json Studio::check(const Json& body, bool for_run, std::string* text_out, std::s
   return {{"ok", diags.empty()}, {"diagnostics", dj}, {"graph", diags.empty() ? gj : Json(nullptr)}};
 }
 
+// The op of a node the document declares (top-level ids), null for others (nodes inside an include).
+Json op_of(const std::string& text, const std::string& node) {
+  try {
+    const Json doc = Json::parse(text);
+    const Json& n = doc.at("nodes").at(node);
+    if (n.contains("op") && n["op"].is_string()) return n["op"];
+  } catch (...) {
+  }
+  return nullptr;
+}
+
 Json Studio::prompt(const Json& body) {
   std::string text, path;
   Json params;
@@ -814,7 +830,7 @@ Json Studio::prompt(const Json& body) {
       Json& ne = node_errors[d.node];
       if (!ne.contains("errors")) ne["errors"] = Json::array();
       ne["errors"].push_back({{"type", d.code}, {"message", d.message}, {"details", d.field}});
-      if (checked["graph"].is_null()) ne["class_type"] = nullptr;
+      ne["class_type"] = op_of(text, d.node);
     }
     std::string details;
     for (auto& d : diags) details += d.str() + "\n";
@@ -841,7 +857,7 @@ Json Studio::prompt(const Json& body) {
   return {{"prompt_id", e->id}, {"number", e->number}, {"node_errors", Json::object()}};
 }
 
-Json Studio::save(const Json& body) {
+Json Studio::save(const Json& body, const std::string& raw) {
   if (!body.contains("path") || !body["path"].is_string())
     throw ApiError(http::status::bad_request, "bad_request", "\"path\" (where to save, under pipelines/) is required");
   const std::string path = api_path(body["path"].get<std::string>(), "path");
@@ -850,7 +866,9 @@ Json Studio::save(const Json& body) {
                    "\"" + path + "\": pipelines are saved as .json files under pipelines/");
   if (!body.contains("pipeline") || !body["pipeline"].is_object())
     throw ApiError(http::status::bad_request, "bad_request", "\"pipeline\" (the document to save) must be a JSON object");
-  const std::string text = body["pipeline"].dump(2) + "\n";
+  // Written in the document's own key order (nlohmann::ordered_json), so saving an unedited file keeps its
+  // layout of params, include, nodes and run.
+  const std::string text = nlohmann::ordered_json::parse(raw)["pipeline"].dump(2) + "\n";
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
   runtime::write_file_atomically(path, {text}, [&](const std::string& m) {
@@ -1006,12 +1024,12 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
         if (!out.contains(list)) out[list] = Json::array();
         out[list].push_back(item);
       }
-      if (image) {
+      if (image && node != kLossCurve) {
         if (auto png = read_file(rel, kViewLimit)) {
           int64_t tick = 0;
           {
             std::lock_guard lock(m_);
-            tick = last_tick;
+            tick = last_tick + 1;  // written during the tick after the last one reported
           }
           message(e, "preview", {{"node", key}, {"tick", tick}, {"kind", "image"}, {"filename", file}, {"subfolder", sub}});
           broadcast_binary(preview_frame(*png));
@@ -1027,7 +1045,7 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
       last_x0 = now;
       const std::string png = x0_png(x0);
       if (png.empty()) return;
-      message(e, "preview", {{"node", node}, {"tick", tick}, {"kind", "x0"}});
+      message(e, "preview", {{"node", node}, {"tick", tick + 1}, {"kind", "x0"}});
       broadcast_binary(preview_frame(png));
     };
     runtime::ExecutorOptions eo;
@@ -1089,7 +1107,7 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
       exec_ = nullptr;
     }
     folder.plot();
-    if (folder.plotted()) state->artifact("image", folder.dir() + "/loss.png", "loss_curve");
+    if (folder.plotted()) state->artifact("image", folder.dir() + "/loss.png", kLossCurve);
   } catch (const runtime::Cancelled&) {
     status = "interrupted";
   } catch (const graph::GraphError& ge) {
