@@ -553,3 +553,18 @@ TEST_CASE("serve: interrupt stops the running run, the queue goes on, a client t
   CHECK(post(port, "/interrupt", Json::object()).json()["interrupted"].is_null());
   CHECK(server.stop() == 0);
 }
+
+TEST_CASE("serve: a folder that is not there, a port that is taken, a host that is no address: clear errors") {
+  TempDir root, logs;
+  auto r = noiseflow::test::run_cli("serve --port 0 --root /nonexistent/noiseflow-project");
+  CHECK(r.status != 0);
+  CHECK(r.err.find("--root /nonexistent/noiseflow-project is not a folder") != std::string::npos);
+  r = noiseflow::test::run_cli("serve --port 0 --host localhost.invalid --root " + root.str());
+  CHECK(r.status != 0);
+  CHECK(r.err.find("--host localhost.invalid is not an IP address") != std::string::npos);
+  Server first(root, logs / "serve.err");
+  r = noiseflow::test::run_cli("serve --port " + std::to_string(first.port) + " --root " + root.str());
+  CHECK(r.status != 0);
+  CHECK(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(first.port)) != std::string::npos);
+  CHECK(first.stop() == 0);
+}

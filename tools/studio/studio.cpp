@@ -398,6 +398,7 @@ class Studio {
   void run(const std::shared_ptr<RunEntry>& e);
   void broadcast(const Json& msg);
   void broadcast_binary(std::string frame);
+  void fan_out(std::shared_ptr<const std::string> msg, bool binary);
   void send_status();
   void message(RunEntry& e, const std::string& type, Json data);
 
@@ -919,18 +920,18 @@ Json Studio::history_json(const Target& t, const std::string& id) {
 // ---- Studio: runs -------------------------------------------------------------------------------------
 
 void Studio::broadcast(const Json& msg) {
-  auto s = std::make_shared<const std::string>(msg.dump(-1, ' ', false, Json::error_handler_t::replace));
-  net::post(ioc_, [this, s] {
-    for (auto& [p, w] : sessions_)
-      if (auto sp = w.lock()) sp->send(s, false);
-  });
+  fan_out(std::make_shared<const std::string>(msg.dump(-1, ' ', false, Json::error_handler_t::replace)), false);
 }
 
 void Studio::broadcast_binary(std::string frame) {
-  auto s = std::make_shared<const std::string>(std::move(frame));
-  net::post(ioc_, [this, s] {
+  fan_out(std::make_shared<const std::string>(std::move(frame)), true);
+}
+
+// Hands a message to every WebSocket session, on the io thread.
+void Studio::fan_out(std::shared_ptr<const std::string> msg, bool binary) {
+  net::post(ioc_, [this, msg = std::move(msg), binary] {
     for (auto& [p, w] : sessions_)
-      if (auto sp = w.lock()) sp->send(s, true);
+      if (auto sp = w.lock()) sp->send(msg, binary);
   });
 }
 
