@@ -239,7 +239,7 @@ class StepNode : public runtime::Node {
     StepIo io;
     io.steps = points.dim(1) - 1;
     io.eval = eval_at(*info_, ctx.tick());
-    if (io.eval.step >= io.steps)
+    if (ctx.tick() >= evaluations(*info_, io.steps))  // (heun's last step evaluates once: 2K - 1 ticks)
       ctx.fail("points", "tick " + std::to_string(ctx.tick()) + " is past the " + std::to_string(io.steps) +
                              " steps of the grid (" + std::to_string(evaluations(*info_, io.steps)) +
                              " ticks for " + info_->name + "); run the pipeline with run.ticks \"auto\"");

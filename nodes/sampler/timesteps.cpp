@@ -65,7 +65,7 @@ struct SamplerTimesteps final : Node {
     }
     const int64_t K = int64_t(pts_.size()) - 1;
     const Eval e = eval_at(*info_, ctx.tick());
-    if (e.step >= K)
+    if (ctx.tick() >= evaluations(*info_, K))  // (heun's last step evaluates once: 2K - 1 ticks)
       ctx.fail("steps", "tick " + std::to_string(ctx.tick()) + " is past the last of the " +
                             std::to_string(evaluations(*info_, K)) + " model evaluations; run the pipeline with "
                             "run.ticks \"auto\"");

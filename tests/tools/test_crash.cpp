@@ -235,7 +235,7 @@ TEST_CASE("a loss gone NaN stops the run before it writes over the last good che
   }
 }
 
-TEST_CASE("a new run keeps the previous run's log.csv and pipeline.json; --resume continues the current one") {
+TEST_CASE("a new run keeps the previous run's log.csv and pipeline.json, --resume continues the current one") {
   TempDir dir;
   const std::string run = dir / "again";
   auto lines = [](const std::string& path) { return log_rows(path).size(); };

@@ -186,7 +186,7 @@ TEST_CASE("mpirun -np 2 noiseflow run pipelines/train.json --set steps=20 follow
   CHECK(d.relative <= 1e-5);
 }
 
-TEST_CASE("4 ranks on 2 cores (oversubscribed) follow one process; shared memory and TCP give the same bits") {
+TEST_CASE("4 ranks on 2 cores (oversubscribed) follow one process, shared memory and TCP give the same bits") {
   SKIP_WITHOUT_MPI();
   TempDir dir;
   const Result one = train(0, toy(dir, "one", 20));
@@ -242,7 +242,7 @@ TEST_CASE("a global batch that does not divide by the rank count is an error tha
   CHECK(!fs::exists(dir / "odd.safetensors"));
 }
 
-TEST_CASE("one rank killed mid-run: the others end within seconds with a clear error; --resume then works") {
+TEST_CASE("one rank killed mid-run: the others end within seconds with a clear error, --resume then works") {
   SKIP_WITHOUT_MPI();
   TempDir dir;
   const std::string ck = dir / "kill.safetensors", out = dir / "mpirun.err";

@@ -330,7 +330,7 @@ TEST_CASE("serve: schemas, pipelines, files, checking and saving") {
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("serve: paths stay inside the project folder; bad requests get clear errors") {
+TEST_CASE("serve: paths stay inside the project folder, bad requests get clear errors") {
   TempDir root, logs;
   make_project(root);
   root.write("secret.json", "{\"secret\": 1}");
@@ -389,7 +389,7 @@ TEST_CASE("serve: paths stay inside the project folder; bad requests get clear e
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("serve: a training run reports progress, loss and outputs; the history keeps it") {
+TEST_CASE("serve: a training run reports progress, loss and outputs, the history keeps it") {
   TempDir root, logs;
   make_project(root);
   Server server(root, logs / "serve.err");
@@ -459,7 +459,7 @@ TEST_CASE("serve: a training run reports progress, loss and outputs; the history
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("serve: x0 previews of every sampler step arrive as binary frames; the last shows the data's mean") {
+TEST_CASE("serve: x0 previews of every sampler step arrive as binary frames, the last shows the data's mean") {
   TempDir root, logs;
   make_project(root);
   Server server(root, logs / "serve.err");

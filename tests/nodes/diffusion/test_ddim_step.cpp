@@ -13,7 +13,7 @@
 using namespace noiseflow::runtime;
 using namespace noiseflow::test;
 
-TEST_CASE("ddim_step follows Song et al. eq. 12; eta = 0 is deterministic; t_prev = -1 returns x0_hat") {
+TEST_CASE("ddim_step follows Song et al. eq. 12, eta = 0 is deterministic, t_prev = -1 returns x0_hat") {
   const LinearSchedule S;
   const std::vector<float> tv{999, 500, 40, 19, 5};
   const std::vector<float> tpv{979, 480, 20, -1, -1};

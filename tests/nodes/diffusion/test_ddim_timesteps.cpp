@@ -45,7 +45,7 @@ TEST_CASE("ddim_timesteps: uniform and trailing sequences, one per tick, largest
       CHECK(got[k].second == (k + 1 < want.size() ? float(want[k + 1]) : -1.f));
     }
   };
-  SUBCASE("K = 50, T = 1000: uniform 980, 960, ..., 0; trailing 999, 979, ..., 19") {
+  SUBCASE("K = 50, T = 1000: uniform 980, 960, ..., 0, trailing 999, 979, ..., 19") {
     std::vector<int64_t> uniform, trailing;
     for (int64_t k = 0; k < 50; ++k) uniform.push_back(980 - 20 * k), trailing.push_back(999 - 20 * k);
     check_seq(sequence(1000, 50, "uniform"), uniform);

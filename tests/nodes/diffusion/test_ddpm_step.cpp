@@ -13,7 +13,7 @@
 using namespace noiseflow::runtime;
 using namespace noiseflow::test;
 
-TEST_CASE("ddpm_step: no noise at t = 0 (per sample); noise differs between ticks at t > 0") {
+TEST_CASE("ddpm_step: no noise at t = 0 (per sample), noise differs between ticks at t > 0") {
   const LinearSchedule S;
   const std::vector<float> tv{0, 0, 500, 0, 999, 1};
   const int64_t N = int64_t(tv.size()), inner = 16;

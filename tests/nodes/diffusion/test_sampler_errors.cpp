@@ -14,7 +14,7 @@
 using namespace noiseflow::runtime;
 using namespace noiseflow::test;
 
-TEST_CASE("sampler nodes: shape errors name the input or attribute; bad timesteps name t / t_prev") {
+TEST_CASE("sampler nodes: shape errors name the input or attribute, bad timesteps name t / t_prev") {
   const Tensor tab = schedule_table(), x({4, 3}), t({4}), bad_t({3}), bad_pred({4, 2});
   CHECK(shape_error_field("diffusion.ddpm_step", {}, {{"x", x}, {"pred", bad_pred}, {"t", t}, {"schedule", tab}}) == "pred");
   CHECK(shape_error_field("diffusion.ddpm_step", {}, {{"x", x}, {"pred", x}, {"t", bad_t}, {"schedule", tab}}) == "t");

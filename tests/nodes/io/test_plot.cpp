@@ -39,7 +39,7 @@ const Rgb kBlack{0, 0, 0}, kWhite{255, 255, 255}, kRed{255, 0, 0};
 
 }  // namespace
 
-TEST_CASE("font: every printable character has its own glyph; others are drawn as '?'") {
+TEST_CASE("font: every printable character has its own glyph, others are drawn as '?'") {
   // 'A' as designed: .###. #...# #...# #...# ##### #...# #...# and an empty descender row.
   CHECK(font::glyph('A') == std::array<uint8_t, 8>{0b01110, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001, 0});
   CHECK(font::glyph('g')[7] == 0b01110);  // a descender
@@ -158,7 +158,7 @@ TEST_CASE("loss smoothing: a centred moving average of about n / 40 steps that s
   CHECK(std::isnan(n[3]));
 }
 
-TEST_CASE("loss plot: log.csv -> loss.png, every row drawn, written atomically; bad logs name the file") {
+TEST_CASE("loss plot: log.csv -> loss.png, every row drawn, written atomically, bad logs name the file") {
   TempDir dir;
   // A resumed run's log: rows from before the resume and after, one with a NaN loss, one cut short.
   std::string csv = "tick,loss,lr,grad_norm,seconds,fd\n";

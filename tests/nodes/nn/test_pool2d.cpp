@@ -37,7 +37,7 @@ Tensor ramp(const graph::Shape& s) {
 }
 }  // namespace
 
-TEST_CASE("nn.pool2d max: each output is its window's largest value; backward routes to the argmax") {
+TEST_CASE("nn.pool2d max: each output is its window's largest value, backward routes to the argmax") {
   const Tensor x = ramp({2, 3, 4, 6});
   NodeHarness h("nn.pool2d", {}, {{"x", x}});
   h.forward();
@@ -63,7 +63,7 @@ TEST_CASE("nn.pool2d max: each output is its window's largest value; backward ro
   CHECK(h.grad_input("x").to_vector() == want_dx.to_vector());
 }
 
-TEST_CASE("nn.pool2d avg: padding is not counted; backward spreads the gradient over the window") {
+TEST_CASE("nn.pool2d avg: padding is not counted, backward spreads the gradient over the window") {
   const Tensor x = ramp({1, 1, 3, 3});
   NodeHarness h("nn.pool2d", {{"mode", "avg"}, {"kernel", 2}, {"stride", 1}, {"padding", 1}}, {{"x", x}});
   h.forward();

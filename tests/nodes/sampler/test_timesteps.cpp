@@ -84,7 +84,7 @@ TEST_CASE("sampler.timesteps: karras and exponential sigmas between the schedule
   CHECK(kar.t[5] != std::floor(kar.t[5]));  // fractional in between
 }
 
-TEST_CASE("sampler.timesteps: heun evaluates each step's start, then its end; 2K - 1 ticks") {
+TEST_CASE("sampler.timesteps: heun evaluates each step's start, then its end, 2K - 1 ticks") {
   std::vector<float> t;
   const Grid g = grid("karras", 5, "heun", 0, &t);
   CHECK(t[0] == float(g.t[0]));

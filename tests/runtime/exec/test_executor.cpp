@@ -392,7 +392,7 @@ TEST_CASE("an exception in forward is a RunError naming the file and node") {
     t.replace(t.find("KIND"), 4, kind);
     return t;
   };
-  SUBCASE("a std::exception; the executor stays usable") {
+  SUBCASE("a std::exception, the executor stays usable") {
     for (int threads : {1, 2}) {
       CAPTURE(threads);
       auto g = load(text_for("runtime"), {}, "bad/exec.json");

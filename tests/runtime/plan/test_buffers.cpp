@@ -61,7 +61,7 @@ TEST_CASE("schedule: forward, then backward consumers first, then the optimizer 
   CHECK(p.serial_forward);  // activations share slots, so the forward tasks run in the planned order
 }
 
-TEST_CASE("buffers: training shares activation and gradient slots by lifetime; what a backward reads lives until it ran") {
+TEST_CASE("buffers: training shares activation and gradient slots by lifetime, what a backward reads lives until it ran") {
   const auto g = test::load_graph(test::kDiamond);
   const ExecutionPlan p = runtime::plan::make_plan(g);
   const auto pos = [&](const char* n, bool bwd) { return p.position({node_index(g, n), bwd}); };
@@ -102,7 +102,7 @@ TEST_CASE("buffers: the reference path keeps every activation whole") {
     for (const auto& t : outs) CHECK(t.storage.slot < 0);
 }
 
-TEST_CASE("buffers: without an optimizer, heavy nodes' outputs share slots; the last output stays whole") {
+TEST_CASE("buffers: without an optimizer, heavy nodes' outputs share slots, the last output stays whole") {
   const auto g = test::load_graph(test::kFanOut);
   const ExecutionPlan p = runtime::plan::make_plan(g);
   CHECK(p.serial_forward);
@@ -140,7 +140,7 @@ TEST_CASE("buffers: a value read through a state's back edge lives to the end of
   check_slots(p);
 }
 
-TEST_CASE("plans are values: the same graph gives equal plans; another option a different one") {
+TEST_CASE("plans are values: the same graph gives equal plans, another option a different one") {
   const auto g = test::load_graph(test::kDiamond);
   CHECK(runtime::plan::make_plan(g) == runtime::plan::make_plan(g));
   CHECK_FALSE(runtime::plan::make_plan(g) == runtime::plan::make_plan(g, {.reference = true}));

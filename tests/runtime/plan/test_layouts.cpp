@@ -9,7 +9,7 @@ using runtime::Layout;
 using runtime::plan::plan_layouts;
 using test::node_index;
 
-TEST_CASE("layouts: the diamond's conv region is nChw16c; the plain-only loss reads a converted copy") {
+TEST_CASE("layouts: the diamond's conv region is nChw16c, the plain-only loss reads a converted copy") {
   const auto g = test::load_graph(test::kDiamond);
   const auto lp = plan_layouts(g, false);
   for (const char* id : {"a", "l", "r", "m", "c"}) {
