@@ -568,3 +568,27 @@ TEST_CASE("serve: a folder that is not there, a port that is taken, a host that 
   CHECK(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(first.port)) != std::string::npos);
   CHECK(first.stop() == 0);
 }
+
+TEST_CASE("serve: a run that fails at plan time ends in execution_error naming the node, and the queue goes on") {
+  TempDir root, logs;
+  make_project(root);
+  Server server(root, logs / "serve.err");
+  Ws ws(server.port);
+  std::vector<Ws::Msg> seen;
+  // sample.json is valid, but there is no trained checkpoint in this project folder.
+  Reply r = post(server.port, "/prompt", {{"path", "pipelines/sample.json"}});
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const std::string id = r.json()["prompt_id"];
+  const Json err = ws.until("execution_error", id, seen, 120);
+  CHECK(err["data"]["node_id"] == "load");
+  CHECK(err["data"]["exception_message"].get<std::string>().find("train a model first") != std::string::npos);
+  const Json h = get(server.port, "/history/" + id).json()[id];
+  CHECK(h["status"]["status_str"] == "error");
+  CHECK(h["error"]["node_id"] == "load");
+  CHECK(h["error"]["diagnostics"][0]["node"] == "load");
+  // The next run is not held up by the failed one.
+  r = post(server.port, "/prompt", {{"path", "pipelines/examples/gaussian_sampler.json"}, {"params", {{"n", 4}}}});
+  REQUIRE(r.status == 200);
+  ws.until("execution_success", r.json()["prompt_id"], seen, 120);
+  CHECK(server.stop() == 0);
+}
