@@ -496,6 +496,18 @@ Response error_response(const Request& req, const ApiError& e) {
   return json_response(req, e.status, body);
 }
 
+// A file's bytes as a 200 answer (no body for HEAD, Content-Length kept).
+Response file_response(const Request& req, std::string body, const std::string& type, const char* cache) {
+  Response res{http::status::ok, req.version()};
+  res.set(http::field::content_type, type);
+  res.set(http::field::cache_control, cache);
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  if (req.method() == http::verb::head) res.body().clear();
+  return res;
+}
+
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(tcp::socket&& s, Studio& studio) : stream_(std::move(s)), studio_(studio) {}
@@ -680,13 +692,7 @@ Response Studio::route(const Request& req, const Target& t) {
       throw ApiError(http::status::bad_request, "bad_path", "path \"" + path + "\": only .json files are read here");
     auto text = read_file(path, kBodyLimit);
     if (!text) throw ApiError(http::status::not_found, "not_found", "no file " + path + " in the project folder");
-    Response res{http::status::ok, req.version()};
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::cache_control, "no-store");
-    res.keep_alive(req.keep_alive());
-    res.body() = std::move(*text);
-    res.prepare_payload();
-    return res;
+    return file_response(req, std::move(*text), "application/json", "no-store");
   }
   if (p == "/queue") return json_response(req, http::status::ok, queue_json());
   if (p == "/history") return json_response(req, http::status::ok, history_json(t, ""));
@@ -714,14 +720,7 @@ Response Studio::serve_static(const Request& req, const Target& t) {
   if (fs::is_directory(file)) file /= "index.html";
   auto body = read_file(file, kViewLimit);
   if (!body) throw ApiError(http::status::not_found, "not_found", "no file " + t.path + " (the page is in web/)");
-  Response res{http::status::ok, req.version()};
-  res.set(http::field::content_type, content_type(file));
-  res.set(http::field::cache_control, "no-cache");
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(*body);
-  res.prepare_payload();
-  if (req.method() == http::verb::head) res.body().clear();
-  return res;
+  return file_response(req, std::move(*body), content_type(file), "no-cache");
 }
 
 Response Studio::view(const Request& req, const Target& t) {
@@ -732,13 +731,7 @@ Response Studio::view(const Request& req, const Target& t) {
                    "\"" + path + "\": /view serves files under runs/ and pipelines/ only");
   auto body = read_file(path, kViewLimit);
   if (!body) throw ApiError(http::status::not_found, "not_found", "no file " + path + " in the project folder");
-  Response res{http::status::ok, req.version()};
-  res.set(http::field::content_type, content_type(path));
-  res.set(http::field::cache_control, "no-cache");
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(*body);
-  res.prepare_payload();
-  return res;
+  return file_response(req, std::move(*body), content_type(path), "no-cache");
 }
 
 graph::LoadOptions Studio::load_options(const Json& params) const {
