@@ -20,7 +20,6 @@
 #include <CLI/CLI.hpp>
 
 #include "graph/unet.hpp"
-#include "nodes/io/loss_plot.hpp"
 #include "noiseflow/noiseflow.hpp"
 #include "runtime/atomic_write.hpp"
 #include "tools/nodes_markdown.hpp"

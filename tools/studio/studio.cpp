@@ -338,6 +338,7 @@ class WsSession;
 
 struct RunEntry {
   std::string id, path, text, name, client_id, run_dir;
+  Json doc = nullptr;  // the submitted document, parsed once (text is what the run loads)
   int64_t number = 0;
   Json params = Json::object();
   std::string status = "pending";
@@ -352,11 +353,7 @@ struct RunEntry {
     Json l = Json::array();
     for (auto& [t, v] : loss) l.push_back({t, std::isfinite(v) ? Json(v) : Json(nullptr)});
     const bool done = status == "success" || status == "error" || status == "interrupted";
-    Json prompt = {{"path", path}, {"params", params}, {"name", name}};
-    try {
-      prompt["pipeline"] = Json::parse(text);
-    } catch (...) {
-    }
+    const Json prompt = {{"path", path}, {"params", params}, {"name", name}, {"pipeline", doc}};
     return {{"number", number},
             {"prompt", prompt},
             {"status", {{"status_str", status}, {"completed", status == "success"}, {"done", done},
@@ -399,6 +396,7 @@ class Studio {
   void broadcast(const Json& msg);
   void broadcast_binary(std::string frame);
   void fan_out(std::shared_ptr<const std::string> msg, bool binary);
+  Json status_message();
   void send_status();
   void message(RunEntry& e, const std::string& type, Json data);
 
@@ -802,9 +800,8 @@ Json Studio::check(const Json& body, bool for_run, std::string* text_out, std::s
 }
 
 // The op of a node the document declares (top-level ids), null for others (nodes inside an include).
-Json op_of(const std::string& text, const std::string& node) {
+Json op_of(const Json& doc, const std::string& node) {
   try {
-    const Json doc = Json::parse(text);
     const Json& n = doc.at("nodes").at(node);
     if (n.contains("op") && n["op"].is_string()) return n["op"];
   } catch (...) {
@@ -817,6 +814,7 @@ Json Studio::prompt(const Json& body) {
   Json params;
   std::vector<graph::Diagnostic> diags;
   Json checked = check(body, true, &text, &path, &params, &diags);
+  const Json doc = Json::parse(text, nullptr, false);  // discarded (not thrown) when the text is no JSON
   if (!diags.empty()) {
     Json node_errors = Json::object();
     for (auto& d : diags) {
@@ -824,7 +822,7 @@ Json Studio::prompt(const Json& body) {
       Json& ne = node_errors[d.node];
       if (!ne.contains("errors")) ne["errors"] = Json::array();
       ne["errors"].push_back({{"type", d.code}, {"message", d.message}, {"details", d.field}});
-      ne["class_type"] = op_of(text, d.node);
+      ne["class_type"] = op_of(doc, d.node);
     }
     std::string details;
     for (auto& d : diags) details += d.str() + "\n";
@@ -836,6 +834,7 @@ Json Studio::prompt(const Json& body) {
   e->id = new_id();
   e->path = path;
   e->text = text;
+  e->doc = doc;
   e->params = params;
   e->name = checked["graph"]["name"].get<std::string>();
   e->client_id = body.value("client_id", std::string());
@@ -928,24 +927,18 @@ void Studio::fan_out(std::shared_ptr<const std::string> msg, bool binary) {
   });
 }
 
-void Studio::send_status() {
-  size_t remaining;
-  {
-    std::lock_guard lock(m_);
-    remaining = pending_.size() + (running_ ? 1 : 0);
-  }
-  broadcast({{"type", "status"}, {"data", {{"status", {{"exec_info", {{"queue_remaining", remaining}}}}}}}});
+Json Studio::status_message() {
+  std::lock_guard lock(m_);
+  const size_t remaining = pending_.size() + (running_ ? 1 : 0);
+  return {{"type", "status"}, {"data", {{"status", {{"exec_info", {{"queue_remaining", remaining}}}}}}}};
 }
+
+void Studio::send_status() { broadcast(status_message()); }
 
 void Studio::join(const std::shared_ptr<WsSession>& s, const std::string& client_id) {
   sessions_[s.get()] = s;
-  size_t remaining;
-  {
-    std::lock_guard lock(m_);
-    remaining = pending_.size() + (running_ ? 1 : 0);
-  }
-  Json msg = {{"type", "status"},
-              {"data", {{"status", {{"exec_info", {{"queue_remaining", remaining}}}}}, {"sid", client_id}}}};
+  Json msg = status_message();
+  msg["data"]["sid"] = client_id;
   s->send(std::make_shared<const std::string>(msg.dump()), false);
 }
 
@@ -1158,9 +1151,10 @@ void Studio::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
+// The page's folder: --web, else ROOT/web when it holds the page, else the source tree's web/.
 fs::path web_folder(const ServeOptions& o) {
-  if (!o.web.empty()) return fs::absolute(o.web);
-  if (fs::is_regular_file("web/index.html")) return fs::absolute("web");
+  if (!o.web.empty()) return fs::absolute(o.web).lexically_normal();
+  if (fs::is_regular_file(fs::path(o.root) / "web/index.html")) return fs::absolute(fs::path(o.root) / "web").lexically_normal();
   return fs::path(NOISEFLOW_WEB_DIR);
 }
 
@@ -1169,14 +1163,8 @@ fs::path web_folder(const ServeOptions& o) {
 int serve(const ServeOptions& o) {
   std::error_code ec;
   if (!fs::is_directory(o.root, ec)) throw std::runtime_error("noiseflow serve: --root " + o.root + " is not a folder");
-  // Resolve --web before moving into the project folder.
-  const fs::path web_in = [&] {
-    if (!o.web.empty()) return fs::absolute(o.web);
-    if (fs::is_regular_file(fs::path(o.root) / "web/index.html")) return fs::absolute(fs::path(o.root) / "web");
-    return web_folder(o);
-  }();
+  const fs::path web = web_folder(o);  // before moving into the project folder
   fs::current_path(o.root);
-  const fs::path web = web_in.lexically_normal();
   if (!fs::is_regular_file(web / "index.html"))
     std::cerr << "noiseflow serve: warning: no page at " << (web / "index.html").string()
               << " (the API is served; pass --web with the repository's web/ folder)\n";
