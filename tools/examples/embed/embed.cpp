@@ -1,9 +1,9 @@
 // tools/examples/embed/embed.cpp — noiseflow embedded in a program of its own: sample a trained model
 // through the public API, <noiseflow/noiseflow.hpp>, and the standard library only.
 //
-//   noise ──> x (state) ──> net (MLP) ──> ddpm_step ──┐      pipelines/examples/toy2d_sample.json:
-//             ^                                        │      T ticks, one denoising step each
-//             └────────────── next ───────────────────┘
+//   noise ──> x (state) ──> net (MLP) ──> sampler.ddpm ──┐   pipelines/examples/toy2d_sample.json:
+//             ^                                          │   T ticks, one denoising step each
+//             └────────────── next ──────────────────────┘
 //
 //   embed CHECKPOINT [--n N] [--seed S] [--pipeline FILE] [--output REF]
 //
