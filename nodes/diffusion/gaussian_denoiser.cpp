@@ -24,6 +24,16 @@ namespace {
 using namespace noiseflow::runtime;
 using namespace noiseflow::nodes::diffusion;
 
+// Shape rule: `x` [N, ...] with a batch dimension and `t` [N], one timestep per sample.
+void check_shapes(const graph::ShapeContext& c) {
+  const graph::Shape& x = c.input("x");
+  if (x.empty()) c.fail("x", "expected a tensor [N, ...] with a batch dimension, got a scalar shape []");
+  if (c.input("t") != graph::Shape{x[0]})
+    c.fail("t", "expected timesteps of shape [" + std::to_string(x[0]) + "] (one per sample of x " +
+                    graph::shape_str(x) + "), got " + graph::shape_str(c.input("t")));
+  schedule_steps(c);
+}
+
 struct GaussianDenoiser final : Node {
   static Schema schema() {
     return Schema("diffusion.gaussian_denoiser",
@@ -41,7 +51,7 @@ struct GaussianDenoiser final : Node {
         .shape([](graph::ShapeContext& c) {
           if (!(c.attr_float("sigma") > 0.0))
             c.fail("sigma", "sigma must be > 0, got " + std::to_string(c.attr_float("sigma")));
-          check_step_shapes(c, {"t"});
+          check_shapes(c);
           c.set_output("pred", c.input("x"));
         });
   }

@@ -7,7 +7,7 @@
 //   sigma^2 = beta' b_q^2 / b_p^2 (posterior, "fixed small") or beta' (beta, "fixed large")
 //
 // (the posterior mean of q(x_q | x_p, x0_hat)); the last step, to the data, returns x0_hat without
-// noise. With all T steps this is diffusion.ddpm_step.
+// noise. With all T steps beta' is the schedule's beta_t: Ho et al.'s step, t -> t - 1.
 #include "nodes/sampler/sampler.hpp"
 
 namespace noiseflow::nodes {

@@ -1,5 +1,5 @@
 // tests/nodes/diffusion/test_gaussian_denoiser.cpp — diffusion.gaussian_denoiser: the least-squares-optimal
-// eps, x0 and v predictions for N(mu, s^2) data, and their agreement with each other.
+// eps, x0 and v predictions for N(mu, s^2) data, their agreement with each other, and its shape errors.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -61,4 +61,10 @@ TEST_CASE("gaussian_denoiser is the least-squares-optimal predictor of eps, x0 a
       CHECK(vh == doctest::Approx(S.a(t) * e - S.b(t) * x0h).epsilon(1e-4).scale(1));
     }
   }
+}
+
+TEST_CASE("gaussian_denoiser: shape errors name the attribute or input") {
+  const Tensor tab = schedule_table(), x({4, 3}), t({4}), bad_t({3});
+  CHECK(shape_error_field("diffusion.gaussian_denoiser", {{"sigma", 0.0}}, {{"x", x}, {"t", t}, {"schedule", tab}}) == "sigma");
+  CHECK(shape_error_field("diffusion.gaussian_denoiser", {}, {{"x", x}, {"t", bad_t}, {"schedule", tab}}) == "t");
 }

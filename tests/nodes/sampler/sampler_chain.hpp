@@ -1,6 +1,7 @@
 // tests/nodes/sampler/sampler_chain.hpp — a sampler driven tick by tick through NodeHarness, with the
 // exact denoiser of N(mu, s^2) data in place of a net, from a starting x the test chooses; and the
-// closed forms of what the probability-flow ODE and the reverse SDE give for such data.
+// closed forms of what the probability-flow ODE and the reverse SDE give for such data. Also one step
+// of a step node on inputs the test chooses: a grid of given timesteps, the step's inputs at a tick.
 //
 // For data x0 ~ N(mu, s^2) the ODE in sigma space (x~ = x / a) keeps (x~ - mu) / sqrt(s^2 + sigma^2)
 // constant, so from grid point 0 (a_0, sigma_0) to the last grid point L the exact solution is
@@ -10,14 +11,68 @@
 // D = a_0^2 s^2 + b_0^2, which for x_T ~ N(0, 1) has the moments of exact_sde().
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "nodes/diffusion/schedule_table.hpp"
 #include "runtime/harness.hpp"
 #include "tests/test_util.hpp"
 
 namespace noiseflow::test {
+
+/// The [3, K+1] grid (sampler.timesteps.points) through exactly the timesteps `ts` of a schedule table,
+/// largest first: t, a = sqrt(abar_t), b = sqrt(1 - abar_t) from the table's rows as sampler.timesteps
+/// reads them, then the data point (t = -1, a = 1, b = 0). {t, t_prev} is one step from t to t_prev,
+/// {t} one step from t to the data.
+inline runtime::Tensor points_of(const runtime::Tensor& table, const std::vector<int64_t>& ts) {
+  using namespace nodes::diffusion;
+  const ScheduleTable s(table);
+  const int64_t n = int64_t(ts.size()) + 1;
+  runtime::Tensor p({3, n});
+  for (int64_t k = 0; k < n; ++k) {
+    const bool data = k + 1 == n;
+    p.data()[k] = data ? -1.f : float(ts[size_t(k)]);
+    p.data()[n + k] = data ? 1.f : s.at(kSqrtAlphaBar, ts[size_t(k)]);
+    p.data()[2 * n + k] = data ? 0.f : s.at(kSqrtOneMinusAlphaBar, ts[size_t(k)]);
+  }
+  return p;
+}
+
+/// The grid of sampler.timesteps (its `points`) for a batch-free `like` [1, 1].
+inline runtime::Tensor timesteps_points(const runtime::Tensor& table, const std::string& sampler, int64_t steps,
+                                        const std::string& spacing = "leading") {
+  runtime::NodeHarness h("sampler.timesteps", {{"sampler", sampler}, {"steps", steps}, {"spacing", spacing}},
+                         {{"like", runtime::Tensor({1, 1})}, {"schedule", table}});
+  h.forward(0);
+  return h.output("points").clone();
+}
+
+/// Samples [i0, i0 + n) of a plain [N, ...] tensor, copied into a tensor [n, ...].
+inline runtime::Tensor rows(const runtime::Tensor& x, int64_t i0, int64_t n = 1) {
+  runtime::Shape s = x.shape();
+  const int64_t inner = x.numel() / s[0];
+  s[0] = n;
+  runtime::Tensor r(s);
+  std::copy_n(x.data() + i0 * inner, n * inner, r.data());
+  return r;
+}
+
+/// The inputs of a one-evaluation step node (sampler.ddpm, sampler.ddim, ...) at tick `tick` of the grid
+/// `points`, which steps from grid point `tick` to the next: x and pred [N, ...], t = the grid's t at the
+/// tick for every sample, the grid, and a zero history of `history` slots.
+inline runtime::NamedTensors step_inputs(const runtime::Tensor& x, const runtime::Tensor& pred,
+                                         const runtime::Tensor& points, int64_t tick, int64_t history = 1) {
+  const int64_t N = x.dim(0);
+  runtime::Tensor t({N});
+  t.fill(points[tick]);
+  runtime::Shape h{history};
+  for (int64_t d : x.shape()) h.push_back(d);
+  runtime::Tensor hist(h);
+  hist.zero();
+  return {{"x", x}, {"pred", pred}, {"t", t}, {"points", points}, {"history", hist}};
+}
 
 struct Chain {
   std::string sampler = "euler";

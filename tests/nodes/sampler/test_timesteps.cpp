@@ -1,11 +1,11 @@
 // tests/nodes/sampler/test_timesteps.cpp — sampler.timesteps: each spacing's grid against its
 // definition (diffusers' leading / trailing / linspace, Karras et al.'s rho schedule, the
-// exponential one), the tick -> evaluation map, and sampler.ddpm over all T steps against
-// diffusion.ddpm_step.
+// exponential one), DDIM's leading and trailing sequences one per tick, and the tick -> evaluation map.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nodes/diffusion/schedule_table.hpp"
@@ -109,31 +109,60 @@ TEST_CASE("sampler.timesteps: steps beyond T on a discrete spacing is an error n
                                      {{"like", runtime::Tensor({3, 1})}, {"schedule", schedule_table()}}));
 }
 
-TEST_CASE("sampler.ddpm over all T steps is diffusion.ddpm_step (same noise, both variances, clipped or not)") {
-  const runtime::Tensor table = schedule_table();
-  const Grid all = grid("leading", 1000, "ddpm");
-  runtime::NodeHarness ts("sampler.timesteps", {{"sampler", "ddpm"}, {"steps", 1000}},
-                          {{"like", runtime::Tensor({4, 1, 2, 2})}, {"schedule", table}});
-  ts.forward(0);
-  for (const char* variance : {"beta", "posterior"}) {
-    for (bool clip : {false, true}) {
-      for (int64_t tick : {0, 1, 500, 998, 999}) {
-        CAPTURE(std::string(variance));
-        CAPTURE(clip);
-        CAPTURE(tick);
-        const runtime::Tensor x = random_tensor({4, 1, 2, 2}, 1, -2.f, 2.f), pred = random_tensor({4, 1, 2, 2}, 2);
-        const float t = float(999 - tick);
-        runtime::NodeHarness old("diffusion.ddpm_step", {{"variance", variance}, {"clip_x0", clip}},
-                                 {{"x", x}, {"pred", pred}, {"t", timesteps({t, t, t, t})}, {"schedule", table}}, 5, 1000);
-        runtime::NodeHarness now("sampler.ddpm", {{"variance", variance}, {"clip_x0", clip}},
-                                 {{"x", x}, {"pred", pred}, {"t", timesteps({t, t, t, t})},
-                                  {"points", ts.output("points")}, {"history", ts.output("history")}},
-                                 5, 1000);
-        old.forward(tick);
-        now.forward(tick);
-        CHECK(max_rel_diff(now.output("x_next"), old.output("x_prev")) < 2e-5);
-      }
+TEST_CASE("sampler.timesteps for ddim: leading and trailing sequences, one per tick, largest first, then the data") {
+  auto sequence = [](int64_t T, int64_t K, const char* spacing) {
+    runtime::NodeHarness h("sampler.timesteps", {{"sampler", "ddim"}, {"steps", K}, {"spacing", spacing}},
+                           {{"like", runtime::Tensor({3, 2})}, {"schedule", schedule_table(T)}}, 1, K);
+    // Tick k evaluates t = the grid's k-th point and steps to the next one (-1: the data).
+    std::vector<std::pair<float, float>> out;
+    for (int64_t k = 0; k < K; ++k) {
+      h.forward(k);
+      const runtime::Tensor& t = h.output("t");
+      const runtime::Tensor& p = h.output("points");
+      REQUIRE(t.shape() == runtime::Shape{3});
+      REQUIRE(p.shape() == runtime::Shape{3, K + 1});
+      CHECK(t[0] == t[2]);
+      CHECK(t[0] == p[k]);
+      out.push_back({t[0], p[k + 1]});
     }
+    // Past the last step: an error naming `steps`.
+    try {
+      h.forward(K);
+      FAIL("expected a NodeError");
+    } catch (const runtime::NodeError& e) {
+      CHECK(e.field == "steps");
+    }
+    return out;
+  };
+  auto check_seq = [](const std::vector<std::pair<float, float>>& got, const std::vector<int64_t>& want) {
+    REQUIRE(got.size() == want.size());
+    for (size_t k = 0; k < want.size(); ++k) {
+      CAPTURE(k);
+      CHECK(got[k].first == float(want[k]));
+      CHECK(got[k].second == (k + 1 < want.size() ? float(want[k + 1]) : -1.f));
+    }
+  };
+  SUBCASE("K = 50, T = 1000: leading 980, 960, ..., 0, trailing 999, 979, ..., 19") {
+    std::vector<int64_t> leading, trailing;
+    for (int64_t k = 0; k < 50; ++k) leading.push_back(980 - 20 * k), trailing.push_back(999 - 20 * k);
+    check_seq(sequence(1000, 50, "leading"), leading);
+    check_seq(sequence(1000, 50, "trailing"), trailing);
   }
-  CHECK(all.t[0] == 999.0);
+  SUBCASE("the formulas: leading (K-1-i) floor(T / K), trailing round(T - i T / K) - 1 (half to even, like numpy)") {
+    for (auto [T, K] : std::vector<std::pair<int64_t, int64_t>>{{1000, 3}, {1000, 7}, {10, 10}, {1000, 1}, {37, 5}}) {
+      CAPTURE(T);
+      CAPTURE(K);
+      std::vector<int64_t> leading, trailing;
+      for (int64_t i = K - 1; i >= 0; --i) leading.push_back(i * (T / K));
+      for (int64_t i = 0; i < K; ++i)
+        trailing.push_back(int64_t(std::nearbyint(double(T) - double(i) * double(T) / double(K))) - 1);
+      check_seq(sequence(T, K, "leading"), leading);
+      check_seq(sequence(T, K, "trailing"), trailing);
+    }
+    // numpy: np.round(np.arange(1000, 0, -62.5)) - 1, with ties 937.5 -> 938, 812.5 -> 812, 687.5 -> 688, ...
+    check_seq(sequence(1000, 16, "trailing"),
+              {999, 937, 874, 811, 749, 687, 624, 561, 499, 437, 374, 311, 249, 187, 124, 61});
+    check_seq(sequence(1000, 3, "leading"), {666, 333, 0});
+    check_seq(sequence(1000, 3, "trailing"), {999, 666, 332});
+  }
 }
