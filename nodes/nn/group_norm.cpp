@@ -33,7 +33,7 @@
 #include <string>
 #include <vector>
 
-#include "nodes/nn/nchw16c.hpp"
+#include "nodes/kernels/nchw16c.hpp"
 #include "runtime/node.hpp"
 #include "runtime/random.hpp"
 
@@ -41,6 +41,7 @@ namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+namespace nchw16c = kernels::nchw16c;
 
 using nchw16c::kLanes;
 using nchw16c::kPixelChunk;

@@ -1,4 +1,4 @@
-// nodes/nn/winograd.cpp — Winograd F(4x4, 3x3) kernels (see winograd.hpp for the algorithm).
+// nodes/kernels/winograd.cpp — Winograd F(4x4, 3x3) kernels (see winograd.hpp for the algorithm).
 //
 // Layouts. Tensors are nChw16c: [n][c/16][h][w][16]. Per block of `tb` tiles the working memory holds
 //   V[36][tb][cin]   the transformed input tiles (B^T d B), channels contiguous
@@ -11,7 +11,7 @@
 // AVX-512, two ymm under AVX2, four xmm on baseline x86-64. Every kernel body is an always-inline template instantiated inside a function
 // compiled for each target (NF_KERNELS below), so one source gives three code paths; this file is built
 // with -ffp-contract=fast so that `s += a * b` becomes a fused multiply-add.
-#include "nodes/nn/winograd.hpp"
+#include "nodes/kernels/winograd.hpp"
 
 #include <omp.h>
 
@@ -22,9 +22,9 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "nodes/nn/dnnl_util.hpp"
+#include "nodes/kernels/dnnl_util.hpp"
 
-namespace noiseflow::nodes::winograd {
+namespace noiseflow::nodes::kernels::winograd {
 namespace {
 
 #define NF_INLINE inline __attribute__((always_inline))
@@ -547,4 +547,4 @@ void Conv3x3::backward_weights(const float* src, const float* ddst, float* dwei,
   if (dbias) std::memcpy(dbias, sums[0] + sum_n, size_t(g_.cout) * sizeof(float));
 }
 
-}  // namespace noiseflow::nodes::winograd
+}  // namespace noiseflow::nodes::kernels::winograd

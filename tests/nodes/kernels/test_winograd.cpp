@@ -1,7 +1,8 @@
-// tests/nodes/nn/test_winograd.cpp — noiseflow's Winograd F(4x4, 3x3) kernels (nodes/nn/winograd.hpp) against
-// a direct convolution in double: forward, backward-data, backward-weights and the bias gradient, for every
-// code path this CPU can run, on image sizes that are and are not multiples of the 4x4 tile, with one and
-// two threads; and repeatability (the same call twice gives the same bits).
+// tests/nodes/kernels/test_winograd.cpp — noiseflow's Winograd F(4x4, 3x3) kernels
+// (nodes/kernels/winograd.hpp) against a direct convolution in double: forward, backward-data,
+// backward-weights and the bias gradient, for every code path this CPU can run, on image sizes that are and
+// are not multiples of the 4x4 tile, with one and two threads; and repeatability (the same call twice gives
+// the same bits).
 #include <doctest/doctest.h>
 #include <omp.h>
 
@@ -10,9 +11,9 @@
 #include <random>
 #include <vector>
 
-#include "nodes/nn/winograd.hpp"
+#include "nodes/kernels/winograd.hpp"
 
-namespace wg = noiseflow::nodes::winograd;
+namespace wg = noiseflow::nodes::kernels::winograd;
 
 namespace {
 

@@ -1,5 +1,6 @@
-// nodes/nn/winograd.hpp — noiseflow's own Winograd F(4x4, 3x3) convolution for 3x3, stride-1, padding-1
-// layers: forward, backward-data and backward-weights, on nChw16c tensors.
+// nodes/kernels/winograd.hpp — noiseflow's own Winograd F(4x4, 3x3) convolution for 3x3, stride-1, padding-1
+// layers: forward, backward-data and backward-weights, on nChw16c tensors. Support code for nn.conv2d (the
+// kernels of nodes/kernels/), not a node type.
 //
 // oneDNN 2.6 has Winograd kernels only for AVX-512; on AVX2 CPUs its direct kernels are all there is.
 // These kernels fill that gap (and run on AVX-512 too, where they can be compared with oneDNN's):
@@ -19,7 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace noiseflow::nodes::winograd {
+namespace noiseflow::nodes::kernels::winograd {
 
 enum class Isa { generic, avx2, avx512 };
 
@@ -37,7 +38,7 @@ inline bool supports(int64_t cin, int64_t cout) { return cin > 0 && cout > 0 && 
 
 /// One 3x3 / stride 1 / padding 1 convolution layer. Tensors: src [n, cin, h, w] and dst [n, cout, h, w] in
 /// nChw16c, weights [cout, cin, 3, 3] (oihw), bias [cout]. The working memory comes from the calling
-/// threads' staging buffers (nodes/nn/dnnl_util.hpp): shared_bytes() on the caller, thread_bytes() on each.
+/// threads' staging buffers (nodes/kernels/dnnl_util.hpp): shared_bytes() on the caller, thread_bytes() on each.
 class Conv3x3 {
  public:
   Conv3x3() = default;
@@ -64,4 +65,4 @@ class Conv3x3 {
   int64_t block_fwd_ = 0, block_bwd_ = 0, block_wgt_ = 0;  // tiles per block
 };
 
-}  // namespace noiseflow::nodes::winograd
+}  // namespace noiseflow::nodes::kernels::winograd

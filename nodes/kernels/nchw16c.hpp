@@ -1,4 +1,5 @@
-// nodes/nn/nchw16c.hpp — loop helpers for tensors in the nChw16c layout (runtime::Layout).
+// nodes/kernels/nchw16c.hpp — loop helpers for tensors in the nChw16c layout (runtime::Layout), for the
+// nodes that handle it themselves (nn.add, nn.group_norm). Support code (nodes/kernels/), not a node type.
 //
 // An nChw16c tensor [N, C, H, W] is N * C/16 channel blocks; block k = n * C/16 + c/16 is H*W pixels of
 // 16 consecutive channels, contiguous at k * H*W * 16. Loops over a block run a 16-wide inner loop over
@@ -8,7 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 
-namespace noiseflow::nodes::nchw16c {
+namespace noiseflow::nodes::kernels::nchw16c {
 
 constexpr int kLanes = 16;
 /// Pixels summed in float per lane before adding into double: 256 terms, as each of the 16 float lanes of
@@ -28,4 +29,4 @@ inline void block_sums(const float* p, int64_t hw, double s[kLanes]) {
   }
 }
 
-}  // namespace noiseflow::nodes::nchw16c
+}  // namespace noiseflow::nodes::kernels::nchw16c
