@@ -1,4 +1,5 @@
-// nodes/kernels/group_norm.cpp — the group normalization kernels (see group_norm.hpp).
+// nodes/kernels/group_norm.cpp — the group normalization kernels (see group_norm.hpp), compiled for each
+// ISA of isa.hpp.
 #include "nodes/kernels/group_norm.hpp"
 
 #include <algorithm>
@@ -113,20 +114,8 @@ NF_INLINE float silu_grad(float z) {
   return s * (1.f + z * (1.f - s));
 }
 
-// ---- the fused SiLU loops -------------------------------------------------------------------------
-//
-// The polynomial costs ~25 float operations per element, which at the default x86-64 target (4-wide SSE)
-// made the fused node slower than group norm plus oneDNN's AVX-512 SiLU. These loops are therefore built
-// for x86-64-v4 (AVX-512) and x86-64-v3 (AVX2, FMA) as well, picked once at load time (GCC target_clones);
-// one call covers a channel (plain) or a channel block (nChw16c).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define NOISEFLOW_SIMD_CLONES [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), gnu::noinline]]
-#else
-#define NOISEFLOW_SIMD_CLONES
-#endif
-
 // y[i] = silu(x[i] * scale + shift) over one plain channel of n pixels.
-NOISEFLOW_SIMD_CLONES void silu_affine(const float* x, float* y, int64_t n, float scale, float shift) {
+NF_INLINE void silu_affine(const float* x, float* y, int64_t n, float scale, float shift) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float z = x[i] * scale + shift;
@@ -135,7 +124,7 @@ NOISEFLOW_SIMD_CLONES void silu_affine(const float* x, float* y, int64_t n, floa
 }
 
 // The same over one nChw16c block of hw pixels, with per-lane scale and shift.
-NOISEFLOW_SIMD_CLONES void block_silu_affine(const float* x, float* y, int64_t hw, const float* scale, const float* shift) {
+NF_INLINE void block_silu_affine(const float* x, float* y, int64_t hw, const float* scale, const float* shift) {
   for (int64_t i = 0; i < hw; ++i)
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) {
@@ -164,8 +153,8 @@ NF_INLINE void silu_dz_and_dot_body(const float* dy, const float* x, int64_t m, 
 }
 
 // dz may be null (not stored).
-NOISEFLOW_SIMD_CLONES void silu_dz_and_dot(const float* dy, const float* x, int64_t m, float mean, float scale,
-                                           float shift, float* dz, double& sdy, double& sdot) {
+NF_INLINE void silu_dz_and_dot(const float* dy, const float* x, int64_t m, float mean, float scale, float shift,
+                               float* dz, double& sdy, double& sdot) {
   if (dz) silu_dz_and_dot_body<true>(dy, x, m, mean, scale, shift, dz, sdy, sdot);
   else silu_dz_and_dot_body<false>(dy, x, m, mean, scale, shift, nullptr, sdy, sdot);
 }
@@ -227,9 +216,8 @@ NF_INLINE void block_silu_dz_and_dot_body(const float* dy, const float* x, int64
 }
 
 // dz may be null (not stored); mean, scale, shift, sdy and sdot have kLanes entries.
-NOISEFLOW_SIMD_CLONES void block_silu_dz_and_dot(const float* dy, const float* x, int64_t hw, const float* mean,
-                                                 const float* scale, const float* shift, float* dz, double* sdy,
-                                                 double* sdot) {
+NF_INLINE void block_silu_dz_and_dot(const float* dy, const float* x, int64_t hw, const float* mean,
+                                     const float* scale, const float* shift, float* dz, double* sdy, double* sdot) {
   if (dz) block_silu_dz_and_dot_body<true>(dy, x, hw, mean, scale, shift, dz, sdy, sdot);
   else block_silu_dz_and_dot_body<false>(dy, x, hw, mean, scale, shift, nullptr, sdy, sdot);
 }
@@ -435,7 +423,7 @@ NF_INLINE void backward_blocked(const Job& j, int64_t t) {
   }
 }
 
-// One task of each kind.
+// One task of each kind, compiled per ISA (NOISEFLOW_FOR_EACH_ISA below).
 struct Kernels {
   void (*forward_plain)(const Job&, int64_t);
   void (*forward_blocked)(const Job&, int64_t);
@@ -457,7 +445,7 @@ struct Kernels {
   constexpr Kernels kernels_##ISA{forward_plain_##ISA, forward_blocked_##ISA, backward_plain_##ISA,       \
                                   backward_blocked_##ISA};
 
-NF_GROUP_NORM_KERNELS(generic, )
+NOISEFLOW_FOR_EACH_ISA(NF_GROUP_NORM_KERNELS)
 
 // Runs task(job, t) for every task t, spread over the OpenMP threads.
 void run_tasks(void (*task)(const Job&, int64_t), const Job& job, int64_t tasks) {
@@ -467,7 +455,7 @@ void run_tasks(void (*task)(const Job&, int64_t), const Job& job, int64_t tasks)
 
 }  // namespace
 
-GroupNorm::GroupNorm(const Geometry& g) : g_(g) {
+GroupNorm::GroupNorm(const Geometry& g, Isa isa) : g_(g), isa_(isa) {
   mean_.assign(size_t(g.n * g.groups), 0.0);
   rstd_.assign(size_t(g.n * g.groups), 0.0);
   dsum_.assign(size_t(g.n * g.c), 0.0);
@@ -496,7 +484,7 @@ void GroupNorm::run_forward(const float* x, const float* gamma, const float* bet
                             Strides ys) {
   Job j;
   j.g = g_, j.x = x, j.gamma = gamma, j.beta = beta, j.y = y, j.ys = ys, j.mean = mean_.data(), j.rstd = rstd_.data();
-  const Kernels& kn = kernels_generic;
+  const Kernels& kn = pick(isa_, kernels_generic, kernels_avx2, kernels_avx512);
   if (blocked) run_tasks(kn.forward_blocked, j, g_.n * (g_.c / span_of(g_)));
   else run_tasks(kn.forward_plain, j, g_.n * g_.groups);
 }
@@ -506,7 +494,7 @@ void GroupNorm::run_backward(const float* x, const float* dy, Strides ds, const 
   Job j;
   j.g = g_, j.x = x, j.gamma = gamma, j.beta = beta, j.dy = dy, j.ds = ds, j.dx = dx, j.add = dx ? dx_add : nullptr;
   j.mean = mean_.data(), j.rstd = rstd_.data(), j.dsum = dsum_.data(), j.dxsum = dxsum_.data();
-  const Kernels& kn = kernels_generic;
+  const Kernels& kn = pick(isa_, kernels_generic, kernels_avx2, kernels_avx512);
   if (blocked) run_tasks(kn.backward_blocked, j, g_.n * (g_.c / span_of(g_)));
   else run_tasks(kn.backward_plain, j, g_.n * g_.groups);
 }

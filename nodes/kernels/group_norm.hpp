@@ -18,15 +18,20 @@
 // tensor kept for backward). Backward recomputes z = gn(x) from x and the saved statistics, forms
 // dz = dy * silu'(z) in the first pass (stored in dx, where the second pass reads it back from cache) and
 // runs the group-norm backward on dz. exp is a polynomial that GCC vectorises (std::exp does not vectorise
-// without -ffast-math); the loops that evaluate it are also built for AVX2 and AVX-512 (GCC target_clones).
+// without -ffast-math).
 //
 // Plain-layout outputs and output gradients may be laid out per channel elsewhere (Strides): nn.attention
 // normalises its plain input straight into its channel-major [C, N, H*W] buffer and reads the gradient
-// back from there. Work is split over OpenMP threads by task, so results do not depend on the thread count.
+// back from there. Every task is compiled for each ISA of nodes/kernels/isa.hpp (the polynomial's ~25 float
+// operations per element made the fused node slower than group norm plus oneDNN's AVX-512 SiLU at the
+// baseline 4-wide SSE) and picked by current_isa(), so ONEDNN_MAX_CPU_ISA holds them to what it holds
+// oneDNN to. Work is split over OpenMP threads by task, so results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>
 #include <vector>
+
+#include "nodes/kernels/isa.hpp"
 
 
 namespace noiseflow::nodes::kernels::group_norm {
@@ -52,7 +57,8 @@ inline Strides channel_major(const Geometry& g) { return {g.hw, g.n * g.hw}; }
 class GroupNorm {
  public:
   GroupNorm() = default;
-  explicit GroupNorm(const Geometry& g);
+  /// `isa`: which compiled kernels run (default: current_isa()).
+  explicit GroupNorm(const Geometry& g, Isa isa = current_isa());
 
   const Geometry& geometry() const { return g_; }
 
@@ -77,6 +83,7 @@ class GroupNorm {
                     bool blocked, const float* dx_add);
 
   Geometry g_{};
+  Isa isa_ = Isa::generic;
   std::vector<double> mean_, rstd_;   // [N, groups], saved by forward for backward
   std::vector<double> dsum_, dxsum_;  // [N, C]: sums of dy and of dy * xhat per channel
 };

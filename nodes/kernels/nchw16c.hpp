@@ -16,8 +16,9 @@ constexpr int kLanes = 16;
 /// nn.group_norm's plain-layout sums.
 constexpr int64_t kPixelChunk = 256;
 
-/// s[l] = sum over the hw pixels of block p of channel l.
-inline void block_sums(const float* p, int64_t hw, double s[kLanes]) {
+/// s[l] = sum over the hw pixels of block p of channel l. Always inlined, so that it is vectorised for the
+/// ISA its caller is compiled for (nodes/kernels/isa.hpp).
+[[gnu::always_inline]] inline void block_sums(const float* p, int64_t hw, double s[kLanes]) {
   std::fill(s, s + kLanes, 0.0);
   for (int64_t o = 0; o < hw; o += kPixelChunk) {
     const int64_t e = std::min(hw, o + kPixelChunk);

@@ -10,8 +10,9 @@
 // with the matrices of Lavin & Gray (2016), interpolation points 0, +-1, +-2, infinity. The 36 products of
 // each tile run as small matrix products over channels (forward) or tiles (backward-weights) on a
 // register-blocked micro-kernel; a block of tiles is transformed, multiplied and transformed back while it is
-// in cache. Code is generated for AVX-512, AVX2+FMA and baseline x86-64 and chosen from oneDNN's effective
-// ISA, so ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA restrict these kernels as they restrict oneDNN's.
+// in cache. Code is generated for AVX-512, AVX2+FMA and baseline x86-64 and chosen by nodes/kernels/isa.hpp's
+// current_isa() (oneDNN's effective ISA), so ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA restrict these kernels as
+// they restrict oneDNN's.
 //
 // Work is split over OpenMP threads by blocks of tiles in a fixed order, and the per-thread partial weight
 // gradients are summed in thread order: results are bitwise repeatable for a given thread count.
@@ -20,14 +21,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "nodes/kernels/isa.hpp"
+
 namespace noiseflow::nodes::kernels::winograd {
-
-enum class Isa { generic, avx2, avx512 };
-
-/// The widest kernels allowed: oneDNN's effective ISA (which honours ONEDNN_MAX_CPU_ISA), intersected
-/// with what the CPU reports.
-Isa detect_isa();
-const char* isa_name(Isa isa);
 
 struct Geometry {
   int64_t n = 0, cin = 0, cout = 0, h = 0, w = 0;

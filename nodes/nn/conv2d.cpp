@@ -123,7 +123,7 @@ graph::NodeMemory conv_memory(const graph::MemoryContext& m) {
   const auto kernel = choose(eng, g, m.attrs["algorithm"].get<std::string>(), bias, m.reference);
   if (!kernel) return {};
   if (*kernel == Kernel::own_winograd) {
-    const winograd::Conv3x3 c({g.n, g.cin, g.cout, g.h, g.w}, winograd::Isa::generic);
+    const winograd::Conv3x3 c({g.n, g.cin, g.cout, g.h, g.w}, kernels::Isa::generic);
     return {0, 0, int64_t(c.shared_bytes() + c.thread_bytes() * size_t(std::max(1, omp_get_max_threads())))};
   }
   try {
@@ -217,7 +217,7 @@ struct Conv2d final : Node {
     has_add_ = ctx.has_input("add");
     has_chan_ = ctx.has_input("channel_add");
     if (kernel_ == Kernel::own_winograd) {
-      wino_ = winograd::Conv3x3({g_.n, g_.cin, g_.cout, g_.h, g_.w}, winograd::detect_isa());
+      wino_ = winograd::Conv3x3({g_.n, g_.cin, g_.cout, g_.h, g_.w}, kernels::current_isa());
       const auto blocked = [](const dnnl::memory::desc& md) {
         return dnnl::memory::desc(md.dims(), dt::f32, tag::nChw16c);
       };

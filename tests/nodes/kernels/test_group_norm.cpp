@@ -1,7 +1,9 @@
 // tests/nodes/kernels/test_group_norm.cpp — the group normalization kernels (nodes/kernels/group_norm.hpp)
 // called directly: forward and backward against a naive double-precision group norm, plain and channel-major
-// output strides giving the same bits, and the dx_add term of backward (nn.attention's residual). The node
-// tests (tests/nodes/nn/test_group_norm.cpp, test_attention.cpp) cover layouts, SiLU and dropout.
+// output strides giving the same bits, the dx_add term of backward (nn.attention's residual), and every ISA
+// this CPU can run (nodes/kernels/isa.hpp) against the baseline code, plain and nChw16c, with and without
+// the fused SiLU. The node tests (tests/nodes/nn/test_group_norm.cpp, test_attention.cpp) cover layouts,
+// SiLU and dropout through the nodes.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 
 #include "nodes/kernels/group_norm.hpp"
 
+namespace kernels = noiseflow::nodes::kernels;
 namespace gn = noiseflow::nodes::kernels::group_norm;
 
 namespace {
@@ -93,15 +96,18 @@ TEST_CASE("group norm kernels: forward, backward and parameter gradients match a
     const auto x = random(total, 1, 2.f, 5.f), dy = random(total, 2), gamma = random(size_t(g.c), 3, 0.5f, 1.5f),
                beta = random(size_t(g.c), 4, -0.5f, 0.5f);
     const Reference r = reference(g, x, gamma, beta, dy);
-    gn::GroupNorm k(g);
-    std::vector<float> y(total, 7.f), dx(total, 7.f), dgamma(size_t(g.c)), dbeta(size_t(g.c));
-    k.forward(x.data(), gamma.data(), beta.data(), y.data(), false);
-    k.backward(x.data(), dy.data(), gamma.data(), beta.data(), dx.data(), false);
-    k.param_grads(dgamma.data(), dbeta.data());
-    CHECK(rel(y, r.y) < 2e-6);
-    CHECK(rel(dx, r.dx) < 2e-5);
-    CHECK(rel(dgamma, r.dgamma) < 1e-5);
-    CHECK(rel(dbeta, r.dbeta) < 1e-5);
+    for (kernels::Isa isa : kernels::usable_isas()) {
+      CAPTURE(kernels::isa_name(isa));
+      gn::GroupNorm k(g, isa);
+      std::vector<float> y(total, 7.f), dx(total, 7.f), dgamma(size_t(g.c)), dbeta(size_t(g.c));
+      k.forward(x.data(), gamma.data(), beta.data(), y.data(), false);
+      k.backward(x.data(), dy.data(), gamma.data(), beta.data(), dx.data(), false);
+      k.param_grads(dgamma.data(), dbeta.data());
+      CHECK(rel(y, r.y) < 2e-6);
+      CHECK(rel(dx, r.dx) < 2e-5);
+      CHECK(rel(dgamma, r.dgamma) < 1e-5);
+      CHECK(rel(dbeta, r.dbeta) < 1e-5);
+    }
   }
 }
 
@@ -132,4 +138,48 @@ TEST_CASE("group norm kernels: channel-major output and output gradient give the
   cm.param_grads(dgamma2.data(), dbeta2.data());
   CHECK(dgamma2 == dgamma);
   CHECK(dbeta2 == dbeta);
+}
+
+TEST_CASE("group norm kernels: every ISA's code agrees with the baseline's, plain and nChw16c, with and without SiLU") {
+  // [N, C, HW] read as plain or as nChw16c (the same floats; the ISAs are compared with each other).
+  const gn::Geometry shapes[] = {{2, 32, 30, 8}, {2, 48, 15, 16}, {2, 32, 400, 8}, {3, 16, 30, 1}};
+  for (gn::Geometry g : shapes)
+    for (bool silu : {false, true})
+      for (bool blocked : {false, true}) {
+        g.silu = silu;
+        CAPTURE(g.c);
+        CAPTURE(g.hw);
+        CAPTURE(g.groups);
+        CAPTURE(silu);
+        CAPTURE(blocked);
+        const size_t total = size_t(g.n * g.c * g.hw);
+        const auto x = random(total, 11, 2.f, 5.f), dy = random(total, 12), add = random(total, 13),
+                   gamma = random(size_t(g.c), 14, 0.5f, 1.5f), beta = random(size_t(g.c), 15, -0.5f, 0.5f);
+        struct Out {
+          std::vector<float> y, dx, dgamma, dbeta;
+        };
+        const auto run = [&](kernels::Isa isa) {
+          gn::GroupNorm k(g, isa);
+          Out o{std::vector<float>(total), std::vector<float>(total), std::vector<float>(size_t(g.c)),
+                std::vector<float>(size_t(g.c))};
+          k.forward(x.data(), gamma.data(), beta.data(), o.y.data(), blocked);
+          k.backward(x.data(), dy.data(), gamma.data(), beta.data(), o.dx.data(), blocked, add.data());
+          k.param_grads(o.dgamma.data(), o.dbeta.data());
+          return o;
+        };
+        const Out base = run(kernels::Isa::generic);
+        const auto as_double = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+        for (kernels::Isa isa : kernels::usable_isas()) {
+          CAPTURE(kernels::isa_name(isa));
+          const Out o = run(isa);
+          CHECK(rel(o.y, as_double(base.y)) < 1e-6);
+          CHECK(rel(o.dx, as_double(base.dx)) < 1e-5);
+          CHECK(rel(o.dgamma, as_double(base.dgamma)) < 1e-5);
+          CHECK(rel(o.dbeta, as_double(base.dbeta)) < 1e-5);
+          // The same call again: the same bits.
+          const Out again = run(isa);
+          CHECK(again.y == o.y);
+          CHECK(again.dx == o.dx);
+        }
+      }
 }
