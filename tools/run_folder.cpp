@@ -8,7 +8,7 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "nodes/io/loss_plot.hpp"
+#include "nodes/draw/loss_plot.hpp"
 #include "runtime/atomic_write.hpp"
 
 namespace noiseflow::tools {
@@ -79,7 +79,7 @@ void RunFolder::row(int64_t tick, const runtime::RunState& st, double seconds) {
 void RunFolder::plot() {
   if (written_ < 0) return;
   try {
-    if (nodes::io::write_loss_plot(dir_ + "/log.csv", dir_ + "/loss.png", name_ + ": training loss") > 0)
+    if (nodes::draw::write_loss_plot(dir_ + "/log.csv", dir_ + "/loss.png", name_ + ": training loss") > 0)
       plotted_ = true;
   } catch (const std::exception& e) {
     std::cerr << "\nnoiseflow: warning: no loss plot: " << e.what() << "\n";

@@ -14,7 +14,6 @@
 // (x_{T-1} = eps): train such a schedule with v (or x0) prediction, since eps
 // prediction cannot recover x0 there.
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <numbers>
 #include <vector>
@@ -27,16 +26,6 @@ namespace {
 
 using namespace noiseflow::runtime;
 using namespace noiseflow::nodes::diffusion;
-
-// The separate [T] outputs, in output order after `table`, with their table rows.
-constexpr std::array<std::pair<const char*, ScheduleRow>, 6> kRowOutputs{{
-    {"betas", kBeta},
-    {"alphas", kAlpha},
-    {"alpha_bar", kAlphaBar},
-    {"sqrt_alpha_bar", kSqrtAlphaBar},
-    {"sqrt_one_minus_alpha_bar", kSqrtOneMinusAlphaBar},
-    {"posterior_variance", kPosteriorVariance},
-}};
 
 // Linear grid of n points from a to b inclusive (a when n == 1), like numpy.linspace.
 double linspace_at(double a, double b, int64_t n, int64_t i) {
@@ -118,7 +107,7 @@ struct Schedule final : Node {
         if (!(v > 0.0 && v < 1.0)) c.fail(a, std::string(a) + " must be in (0, 1), got " + std::to_string(v));
       }
       c.set_output("table", {kScheduleRows, T});
-      for (auto& [name, row] : kRowOutputs) c.set_output(name, {T});
+      for (auto& [name, row] : kScheduleRowOutputs) c.set_output(name, {T});
     });
     return s;
   }
@@ -129,43 +118,13 @@ struct Schedule final : Node {
                                           ctx.attr_float("beta_end"), ctx.attr_float("cosine_s"),
                                           ctx.attr_float("max_beta"));
     if (ctx.attr_bool("zero_terminal_snr")) beta = zero_terminal_snr(beta);
-    table_.assign(size_t(kScheduleRows * T), 0.f);
-    auto put = [&](ScheduleRow r, int64_t t, double v) { table_[size_t(int64_t(r) * T + t)] = float(v); };
-    double abar = 1.0;
-    for (int64_t t = 0; t < T; ++t) {
-      const double b = beta[t], a = 1.0 - b, abar_prev = abar;
-      abar *= a;
-      put(kBeta, t, b);
-      put(kAlpha, t, a);
-      put(kAlphaBar, t, abar);
-      put(kSqrtAlphaBar, t, std::sqrt(abar));
-      put(kSqrtOneMinusAlphaBar, t, std::sqrt(1.0 - abar));
-      // abar_{-1} = 1, so the posterior variance at t = 0 is exactly 0 (avoid 0/0 for tiny beta_0).
-      put(kPosteriorVariance, t, t == 0 ? 0.0 : b * (1.0 - abar_prev) / (1.0 - abar));
-      // 1 / sqrt(alpha) is infinite where beta = 1 (the zero-SNR step): stored as inf, which only
-      // the eps-parametrised DDPM step reads.
-      put(kAlphaBarPrev, t, abar_prev);
-      put(kRecipSqrtAlpha, t, 1.0 / std::sqrt(a));
-    }
-    write(ctx);
+    table_ = schedule_table_from_betas(beta);
+    write_schedule_outputs(ctx, table_);
   }
 
-  // The outputs are constant; copying them each tick (14 T floats) keeps them
-  // right even if the plan ever reuses their buffers.
-  void forward(Context& ctx) override { write(ctx); }
+  void forward(Context& ctx) override { write_schedule_outputs(ctx, table_); }
 
  private:
-  void write(Context& ctx) const {
-    Tensor& table = ctx.output("table");
-    if (table.empty()) return;
-    const int64_t T = table.dim(1);
-    std::copy(table_.begin(), table_.end(), table.data());
-    for (auto& [name, row] : kRowOutputs) {
-      Tensor& out = ctx.output(name);
-      std::copy_n(table_.begin() + int64_t(row) * T, T, out.data());
-    }
-  }
-
   std::vector<float> table_;
 };
 

@@ -15,9 +15,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "graph/schema.hpp"
 #include "runtime/node.hpp"
@@ -37,6 +40,54 @@ enum ScheduleRow : int64_t {
 };
 /// Number of rows in the schedule table.
 inline constexpr int64_t kScheduleRows = 8;
+
+/// The separate [T] outputs of a schedule node, in output order after its `table`, with their table rows
+/// (diffusion.schedule's, and those of plugin schedules laid out like it).
+inline constexpr std::array<std::pair<const char*, ScheduleRow>, 6> kScheduleRowOutputs{{
+    {"betas", kBeta},
+    {"alphas", kAlpha},
+    {"alpha_bar", kAlphaBar},
+    {"sqrt_alpha_bar", kSqrtAlphaBar},
+    {"sqrt_one_minus_alpha_bar", kSqrtOneMinusAlphaBar},
+    {"posterior_variance", kPosteriorVariance},
+}};
+
+/// The [8, T] table (row-major) of the betas beta_0 .. beta_{T-1}: every row computed in double from
+/// them, stored as float.
+inline std::vector<float> schedule_table_from_betas(const std::vector<double>& beta) {
+  const int64_t T = int64_t(beta.size());
+  std::vector<float> table(size_t(kScheduleRows * T), 0.f);
+  auto put = [&](ScheduleRow r, int64_t t, double v) { table[size_t(int64_t(r) * T + t)] = float(v); };
+  double abar = 1.0;
+  for (int64_t t = 0; t < T; ++t) {
+    const double b = beta[size_t(t)], a = 1.0 - b, abar_prev = abar;
+    abar *= a;
+    put(kBeta, t, b);
+    put(kAlpha, t, a);
+    put(kAlphaBar, t, abar);
+    put(kSqrtAlphaBar, t, std::sqrt(abar));
+    put(kSqrtOneMinusAlphaBar, t, std::sqrt(1.0 - abar));
+    // abar_{-1} = 1, so the posterior variance at t = 0 is exactly 0 (avoid 0/0 for tiny beta_0).
+    put(kPosteriorVariance, t, t == 0 ? 0.0 : b * (1.0 - abar_prev) / (1.0 - abar));
+    // 1 / sqrt(alpha) is infinite where beta = 1 (the zero-SNR step): stored as inf, which only
+    // the eps-parametrised DDPM step reads.
+    put(kAlphaBarPrev, t, abar_prev);
+    put(kRecipSqrtAlpha, t, 1.0 / std::sqrt(a));
+  }
+  return table;
+}
+
+/// Copies a schedule node's constant `table` (from schedule_table_from_betas) into its outputs: `table`
+/// and the kScheduleRowOutputs rows. Constant outputs are copied every tick, so they stay right even if
+/// the plan shares their buffers.
+inline void write_schedule_outputs(runtime::Context& ctx, const std::vector<float>& table) {
+  runtime::Tensor& out = ctx.output("table");
+  if (out.empty()) return;
+  const int64_t T = out.dim(1);
+  std::copy(table.begin(), table.end(), out.data());
+  for (const auto& [name, row] : kScheduleRowOutputs)
+    std::copy_n(table.begin() + int64_t(row) * T, T, ctx.output(name).data());
+}
 
 /// Shape rule helper: fails unless input `name` is an [8, T] schedule table; returns T.
 inline int64_t schedule_steps(const graph::ShapeContext& c, const std::string& name = "schedule") {

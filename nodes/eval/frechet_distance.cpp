@@ -20,8 +20,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "nodes/io/atomic_file.hpp"
 #include "runtime/node.hpp"
+#include "runtime/node_files.hpp"
 #include "runtime/run_state.hpp"
 
 namespace noiseflow::nodes {
@@ -215,7 +215,7 @@ struct FrechetDistance final : Node {
       j["class_histogram"] = h;
     }
     const std::filesystem::path path = ctx.attr_string("path");
-    io::write_file_atomically(ctx, path, j.dump(2) + "\n");
+    runtime::write_file_atomically(ctx, path, j.dump(2) + "\n");
     if (ctx.run_state()) ctx.run_state()->artifact("metrics", path.string(), ctx.id());
   }
 };

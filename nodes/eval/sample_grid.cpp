@@ -22,8 +22,8 @@
 #include <string>
 
 #include "graph/pipeline.hpp"
+#include "nodes/draw/png_grid.hpp"
 #include "nodes/eval/run_weights.hpp"
-#include "nodes/io/png_grid.hpp"
 #include "runtime/exec/executor.hpp"
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
@@ -185,7 +185,7 @@ struct SampleGrid final : Node {
  private:
   graph::Graph graph_;
   graph::Shape shape_;
-  io::PngGrid grid_;
+  draw::PngGrid grid_;
 };
 
 NOISEFLOW_REGISTER_NODE(SampleGrid);

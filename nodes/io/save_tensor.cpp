@@ -2,10 +2,9 @@
 // atomically; io.load_tensor reads it back (e.g. samples to score with pipelines/eval/fd.json).
 #include <filesystem>
 
-#include "nodes/io/atomic_file.hpp"
-#include "nodes/io/png_grid.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/node.hpp"
+#include "runtime/node_files.hpp"
 #include "runtime/run_state.hpp"
 
 namespace noiseflow::nodes {
@@ -29,8 +28,8 @@ struct SaveTensor final : Node {
   }
 
   void forward(Context& ctx) override {
-    const std::filesystem::path path = io::expand_path(ctx.attr_string("path"), ctx.tick());
-    io::make_parent_folder(ctx, path);
+    const std::filesystem::path path = runtime::expand_path(ctx.attr_string("path"), ctx.tick());
+    runtime::make_parent_folder(ctx, path);
     Tensor copy = ctx.input("x").to_plain();
     try {
       write_safetensors(path.string(), {{ctx.attr_string("name"), std::move(copy)}}, {{"format", "pt"}});

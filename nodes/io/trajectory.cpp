@@ -11,8 +11,9 @@
 #include <cstring>
 #include <vector>
 
-#include "nodes/io/png_grid.hpp"
+#include "nodes/draw/png_grid.hpp"
 #include "runtime/node.hpp"
+#include "runtime/node_files.hpp"
 
 namespace noiseflow::nodes {
 namespace {
@@ -66,7 +67,7 @@ struct Trajectory final : Node {
     // This tick's t is where the images of the previous tick's snapshot (or x_T) are.
     const bool labelled = !labels_.empty();
     if (labelled && ctx.tick() == 0 && has_initial) pending_ = 0;
-    if (labelled && pending_ >= 0) labels_[size_t(pending_)] = "t=" + io::tick_label(ctx.input("t")[0]), pending_ = -1;
+    if (labelled && pending_ >= 0) labels_[size_t(pending_)] = "t=" + draw::tick_label(ctx.input("t")[0]), pending_ = -1;
     if (has_initial && ctx.tick() == 0) snapshot(ctx.input("initial"), 0);
     const bool last = ctx.last_tick();
     if ((ctx.tick() + 1) % interval == 0 || last) {
@@ -76,7 +77,7 @@ struct Trajectory final : Node {
     }
     if (last) {
       if (labelled) labels_[size_t(pending_)] = "x0";
-      grid_.write(ctx, snaps_.data(), io::expand_path(ctx.attr_string("path"), ctx.tick()), {}, labels_);
+      grid_.write(ctx, snaps_.data(), runtime::expand_path(ctx.attr_string("path"), ctx.tick()), {}, labels_);
     }
   }
 
@@ -91,7 +92,7 @@ struct Trajectory final : Node {
   int64_t pending_ = -1;             // the column whose label the next tick's t gives
   std::vector<std::string> labels_;  // one per column when `t` is connected
   std::vector<float> snaps_;
-  io::PngGrid grid_;
+  draw::PngGrid grid_;
 };
 
 NOISEFLOW_REGISTER_NODE(Trajectory);

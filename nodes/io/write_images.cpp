@@ -2,7 +2,7 @@
 //
 //   images [N, C, H, W] in [-1, 1]  ->  path (PNG, C = 1 gray or 3 RGB)
 //
-// The grid layout (nodes/io/png_grid.hpp): `cols` columns, `padding` pixels of
+// The grid layout (nodes/draw/png_grid.hpp): `cols` columns, `padding` pixels of
 // `pad_value` around and between the cells, upscaled `scale` times; rows labelled
 // on the left (`labels`), columns above (`col_labels`, after `col_prefix`).
 //
@@ -14,8 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "nodes/io/png_grid.hpp"
+#include "nodes/draw/png_grid.hpp"
 #include "runtime/node.hpp"
+#include "runtime/node_files.hpp"
 
 namespace noiseflow::nodes {
 namespace {
@@ -82,13 +83,13 @@ struct WriteImages final : Node {
     if (col_labelled_) {
       const Tensor& l = ctx.input("col_labels");
       for (int64_t c = 0; c < std::min(grid_.cols(), l.numel()); ++c)
-        cols.push_back(ctx.attr_string("col_prefix") + io::tick_label(l[c]));
+        cols.push_back(ctx.attr_string("col_prefix") + draw::tick_label(l[c]));
     }
-    grid_.write(ctx, ctx.input("images").data(), io::expand_path(ctx.attr_string("path"), ctx.tick()), rows, cols);
+    grid_.write(ctx, ctx.input("images").data(), runtime::expand_path(ctx.attr_string("path"), ctx.tick()), rows, cols);
   }
 
  private:
-  io::PngGrid grid_;
+  draw::PngGrid grid_;
   bool labelled_ = false, col_labelled_ = false;
 };
 

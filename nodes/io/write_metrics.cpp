@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "nodes/io/atomic_file.hpp"
 #include "runtime/node.hpp"
+#include "runtime/node_files.hpp"
 #include "runtime/run_state.hpp"
 
 namespace noiseflow::nodes {
@@ -64,7 +64,7 @@ struct WriteMetrics final : Node {
       if (ctx.run_state()) ctx.run_state()->scalar(name, ctx.tick(), v);
     }
     const fs::path path = ctx.attr_string("path");
-    io::write_file_atomically(ctx, path, j.dump(2) + "\n");
+    runtime::write_file_atomically(ctx, path, j.dump(2) + "\n");
     if (ctx.run_state()) ctx.run_state()->artifact("metrics", path.string(), ctx.id());
   }
 

@@ -13,13 +13,14 @@
 #include <cstring>
 #include <vector>
 
-#include "nodes/nn/nchw16c.hpp"
+#include "nodes/kernels/nchw16c.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+namespace nchw16c = kernels::nchw16c;
 
 // a's and b's shapes padded to the same rank: trailing prepends 1s to the shorter one, leading appends
 // 1s to b (which must not be longer than a).

@@ -10,19 +10,23 @@
 // N, P] with P = H*W, so that both 1x1 convolutions and their weight gradients
 // are single 2-D matmuls (no per-image loop and no batch reduction), and every
 // per-(image, head) attention matmul is a strided 4-D view [N, heads, ., .] of
-// those buffers. The group norm and the bias sums are plain loops.
+// those buffers. The group norm is nn.group_norm's kernels (nodes/kernels/group_norm.hpp), reading x and
+// writing the channel-major buffer directly, and adding the residual's gradient in its dx pass; the bias
+// sums are plain loops.
 #include <cmath>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include "nodes/nn/dnnl_util.hpp"
+#include "nodes/kernels/dnnl_util.hpp"
+#include "nodes/kernels/group_norm.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+namespace dnnl_util = kernels::dnnl_util;
 using dims = dnnl::memory::dims;
 using md = dnnl::memory::desc;
 using tag = dnnl::memory::format_tag;
@@ -41,13 +45,14 @@ struct Attention final : Node {
         .differentiable({"x"})
         .heavy()
         .memory([](const graph::MemoryContext& m) {
-          // The buffers plan() makes: 12 of [C, N*P] (6 with qkv at 3C), [N, groups], 3 of [N, heads, P, P].
+          // The buffers plan() makes: 11 of [C, N*P] (6 with qkv at 3C), 3 of [N, heads, P, P]; the group
+          // norm's statistics (2 of [N, groups]) and channel sums (2 of [N, C]) in double.
           if (!m.inputs[0] || m.inputs[0]->size() != 4) return graph::NodeMemory{};
           const auto& x = *m.inputs[0];
           const int64_t N = x[0], C = x[1], P = x[2] * x[3];
-          const int64_t floats = 12 * C * N * P + N * m.attrs["groups"].get<int64_t>() +
-                                 3 * N * m.attrs["heads"].get<int64_t>() * P * P;
-          return graph::NodeMemory{0, floats * int64_t(sizeof(float))};
+          const int64_t floats = 11 * C * N * P + 3 * N * m.attrs["heads"].get<int64_t>() * P * P;
+          const int64_t doubles = 2 * N * m.attrs["groups"].get<int64_t>() + 2 * N * C;
+          return graph::NodeMemory{0, floats * int64_t(sizeof(float)) + doubles * int64_t(sizeof(double))};
         })
         .shape([](graph::ShapeContext& c) {
           const auto& x = c.input_rank("x", 4);
@@ -72,13 +77,13 @@ struct Attention final : Node {
   void plan(Context& ctx) override {
     const Tensor& x = ctx.input("x");
     N_ = x.dim(0), C_ = x.dim(1), P_ = x.dim(2) * x.dim(3), NP_ = N_ * P_;
-    heads_ = ctx.attr_int("heads"), G_ = ctx.attr_int("groups"), D_ = C_ / heads_;
-    eps_ = float(ctx.attr_float("eps"));
+    heads_ = ctx.attr_int("heads"), D_ = C_ / heads_;
+    gn_ = kernels::group_norm::GroupNorm({N_, C_, P_, ctx.attr_int("groups"), ctx.attr_float("eps")});
     const float scale = float(1.0 / std::sqrt(double(D_)));
     const int64_t C = C_, N = N_, P = P_, NP = NP_, h = heads_, D = D_;
 
     // Node-owned buffers: forward values kept for backward, and backward scratch.
-    xhat_ = Tensor({C, NP}), nrm_ = Tensor({C, NP}), rstd_ = Tensor({N, G_});
+    nrm_ = Tensor({C, NP});
     qkv_ = Tensor({3 * C, NP}), att_ = Tensor({N, h, P, P}), hb_ = Tensor({C, NP});
     dyt_ = Tensor({C, NP}), dh_ = Tensor({C, NP}), datt_ = Tensor({N, h, P, P}), dsc_ = Tensor({N, h, P, P});
     dqkv_ = Tensor({3 * C, NP}), dnrm_ = Tensor({C, NP});
@@ -121,7 +126,9 @@ struct Attention final : Node {
 
   void forward(Context& ctx) override {
     const Tensor& x = ctx.input("x");
-    group_norm_forward(x.data(), ctx.param("norm.weight").data(), ctx.param("norm.bias").data());
+    // The normalised x, channel-major: [C, NP].
+    gn_.forward(x.data(), ctx.param("norm.weight").data(), ctx.param("norm.bias").data(), nrm_.data(),
+                kernels::group_norm::channel_major(gn_.geometry()));
 
     const int64_t C = C_, NP = NP_;
     float* q = qkv_.data();
@@ -187,9 +194,12 @@ struct Attention final : Node {
     ctx.stream().wait();
     row_sums(dqkv_.data(), 3 * C, NP, ctx.param_grad("qkv.bias").data());
 
-    group_norm_backward(ctx.param("norm.weight").data(), ctx.param_grad("norm.weight").data(),
-                        ctx.param_grad("norm.bias").data(), dy.data(),
-                        ctx.wants_grad("x") ? ctx.grad_input("x").data() : nullptr);
+    // Group norm from dnrm (channel-major): its parameter gradients, and dx = GroupNorm'(dnrm) + dy (the
+    // residual) when dx is wanted.
+    gn_.backward(ctx.input("x").data(), dnrm_.data(), kernels::group_norm::channel_major(gn_.geometry()),
+                 ctx.param("norm.weight").data(), ctx.param("norm.bias").data(),
+                 ctx.wants_grad("x") ? ctx.grad_input("x").data() : nullptr, dy.data());
+    gn_.param_grads(ctx.param_grad("norm.weight").data(), ctx.param_grad("norm.bias").data());
   }
 
  private:
@@ -247,77 +257,10 @@ struct Attention final : Node {
     }
   }
 
-  // GroupNorm of x [N, C, P] into xhat_ and nrm_ (channel-major [C, N, P]).
-  void group_norm_forward(const float* x, const float* gamma, const float* beta) {
-    const int64_t C = C_, P = P_, NP = NP_, G = G_, cg = C_ / G_;
-    const double m = double(cg * P);
-#pragma omp parallel for
-    for (int64_t ng = 0; ng < N_ * G; ++ng) {
-      const int64_t n = ng / G, g = ng % G;
-      const float* xs = x + (n * C + g * cg) * P;  // the group's cg*P values are contiguous
-      double s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < cg * P; ++i) s += xs[i];
-      const float mean = float(s / m);
-      double s2 = 0;
-#pragma omp simd reduction(+ : s2)
-      for (int64_t i = 0; i < cg * P; ++i) s2 += double(xs[i] - mean) * (xs[i] - mean);
-      const float rstd = float(1.0 / std::sqrt(s2 / m + eps_));
-      rstd_[ng] = rstd;
-      for (int64_t j = 0; j < cg; ++j) {
-        const int64_t c = g * cg + j;
-        const float* xc = xs + j * P;
-        float* xh = xhat_.data() + c * NP + n * P;
-        float* nr = nrm_.data() + c * NP + n * P;
-        for (int64_t p = 0; p < P; ++p) {
-          xh[p] = (xc[p] - mean) * rstd;
-          nr[p] = xh[p] * gamma[c] + beta[c];
-        }
-      }
-    }
-  }
-
-  // From dnrm_: norm parameter gradients, and dx = GroupNorm'(dnrm) + dy (the residual) when dx is wanted.
-  void group_norm_backward(const float* gamma, float* dgamma, float* dbeta, const float* dy, float* dx) {
-    const int64_t C = C_, P = P_, NP = NP_, G = G_, cg = C_ / G_;
-    const float* xh = xhat_.data();
-    const float* dn = dnrm_.data();
-#pragma omp parallel for
-    for (int64_t c = 0; c < C; ++c) {
-      float sg = 0.f, sb = 0.f;
-#pragma omp simd reduction(+ : sg, sb)
-      for (int64_t i = 0; i < NP; ++i) sg += dn[c * NP + i] * xh[c * NP + i], sb += dn[c * NP + i];
-      dgamma[c] = sg, dbeta[c] = sb;
-    }
-    if (!dx) return;
-    const float inv_m = 1.f / float(cg * P);
-#pragma omp parallel for
-    for (int64_t ng = 0; ng < N_ * G; ++ng) {
-      const int64_t n = ng / G, g = ng % G;
-      // dxhat = dn * gamma; dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)).
-      float s1 = 0.f, s2 = 0.f;
-      for (int64_t j = 0; j < cg; ++j) {
-        const int64_t c = g * cg + j, o = c * NP + n * P;
-#pragma omp simd reduction(+ : s1, s2)
-        for (int64_t p = 0; p < P; ++p) {
-          const float d = dn[o + p] * gamma[c];
-          s1 += d, s2 += d * xh[o + p];
-        }
-      }
-      s1 *= inv_m, s2 *= inv_m;
-      const float rstd = rstd_[ng];
-      for (int64_t j = 0; j < cg; ++j) {
-        const int64_t c = g * cg + j, o = c * NP + n * P, xo = (n * C + c) * P;
-        for (int64_t p = 0; p < P; ++p)
-          dx[xo + p] = rstd * (dn[o + p] * gamma[c] - s1 - xh[o + p] * s2) + dy[xo + p];
-      }
-    }
-  }
-
-  int64_t N_ = 0, C_ = 0, P_ = 0, NP_ = 0, heads_ = 1, G_ = 1, D_ = 0;
-  float eps_ = 1e-5f;
+  int64_t N_ = 0, C_ = 0, P_ = 0, NP_ = 0, heads_ = 1, D_ = 0;
+  kernels::group_norm::GroupNorm gn_;  // its statistics kept for backward
   // Forward values kept for backward (channel-major), and backward scratch.
-  Tensor xhat_, nrm_, rstd_, qkv_, att_, hb_;
+  Tensor nrm_, qkv_, att_, hb_;
   Tensor dyt_, dh_, datt_, dsc_, dqkv_, dnrm_;
   md att_md_;
   Matmul mm_qkv_, mm_s_, mm_h_, mm_proj_;

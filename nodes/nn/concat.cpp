@@ -9,13 +9,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "nodes/nn/dnnl_util.hpp"
+#include "nodes/kernels/dnnl_util.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+namespace dnnl_util = kernels::dnnl_util;
 
 constexpr const char* kInputs[] = {"a", "b", "c", "d"};
 

@@ -6,7 +6,7 @@
 // descs differ. Running them is nodes/nn/weighted_layer.hpp's part.
 //
 // Algorithm: 3x3 stride-1 convolutions use oneDNN's Winograd F(4x4, 3x3) kernels when the CPU has them
-// (AVX-512), else noiseflow's own (nodes/nn/winograd.hpp: AVX2 and every other CPU, channel counts that are
+// (AVX-512), else noiseflow's own (nodes/kernels/winograd.hpp: AVX2 and every other CPU, channel counts that are
 // multiples of 16): 4x fewer multiplications in the tile products, measured faster than the direct kernels at
 // every unet-small shape in forward, backward-data and backward-weights (docs/PERFORMANCE.md), with float32
 // rounding differences around 1e-6 relative. "direct" forces the direct kernels; the reference path
@@ -18,15 +18,17 @@
 #include <cstdlib>
 #include <optional>
 
-#include "nodes/nn/dnnl_util.hpp"
+#include "nodes/kernels/dnnl_util.hpp"
+#include "nodes/kernels/winograd.hpp"
 #include "nodes/nn/weighted_layer.hpp"
-#include "nodes/nn/winograd.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+namespace dnnl_util = kernels::dnnl_util;
+namespace winograd = kernels::winograd;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
@@ -121,7 +123,7 @@ graph::NodeMemory conv_memory(const graph::MemoryContext& m) {
   const auto kernel = choose(eng, g, m.attrs["algorithm"].get<std::string>(), bias, m.reference);
   if (!kernel) return {};
   if (*kernel == Kernel::own_winograd) {
-    const winograd::Conv3x3 c({g.n, g.cin, g.cout, g.h, g.w}, winograd::Isa::generic);
+    const winograd::Conv3x3 c({g.n, g.cin, g.cout, g.h, g.w}, kernels::Isa::generic);
     return {0, 0, int64_t(c.shared_bytes() + c.thread_bytes() * size_t(std::max(1, omp_get_max_threads())))};
   }
   try {
@@ -215,7 +217,7 @@ struct Conv2d final : Node {
     has_add_ = ctx.has_input("add");
     has_chan_ = ctx.has_input("channel_add");
     if (kernel_ == Kernel::own_winograd) {
-      wino_ = winograd::Conv3x3({g_.n, g_.cin, g_.cout, g_.h, g_.w}, winograd::detect_isa());
+      wino_ = winograd::Conv3x3({g_.n, g_.cin, g_.cout, g_.h, g_.w}, kernels::current_isa());
       const auto blocked = [](const dnnl::memory::desc& md) {
         return dnnl::memory::desc(md.dims(), dt::f32, tag::nChw16c);
       };
@@ -286,7 +288,7 @@ struct Conv2d final : Node {
   }
 
  private:
-  void plan_with(Context& ctx, dnnl::algorithm alg, const dnnl_util::TensorLayouts& layouts) {
+  void plan_with(Context& ctx, dnnl::algorithm alg, const nn::TensorLayouts& layouts) {
     const ConvPds pds = make_pds(ctx.engine(), g_, alg, bias_);
     layer_.plan(ctx.engine(), pds.fwd, pds.bwd_d, pds.bwd_w, layouts, bias_);
   }
@@ -332,7 +334,7 @@ struct Conv2d final : Node {
   winograd::Conv3x3 wino_;
   dnnl_util::Staged w_src_, w_dst_, w_dsrc_, w_ddst_;  // noiseflow's Winograd: the tensors in nChw16c
   dnnl_util::Staged add_;  // the residual in the layout the output pass reads
-  dnnl_util::WeightedLayer<dnnl::convolution_forward, dnnl::convolution_backward_data,
+  nn::WeightedLayer<dnnl::convolution_forward, dnnl::convolution_backward_data,
                            dnnl::convolution_backward_weights>
       layer_;
 };

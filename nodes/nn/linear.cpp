@@ -1,7 +1,7 @@
 // nodes/nn/linear.cpp — fully connected layer (PyTorch nn.Linear), oneDNN inner product forward,
 // backward_data and backward_weights (with bias) primitives built once at plan time and run by
 // nodes/nn/weighted_layer.hpp.
-#include "nodes/nn/dnnl_util.hpp"
+#include "nodes/kernels/dnnl_util.hpp"
 #include "nodes/nn/weighted_layer.hpp"
 #include "runtime/node.hpp"
 
@@ -9,6 +9,7 @@ namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+namespace dnnl_util = kernels::dnnl_util;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
@@ -63,7 +64,7 @@ struct Linear final : Node {
 
  private:
   bool bias_ = true;
-  dnnl_util::WeightedLayer<dnnl::inner_product_forward, dnnl::inner_product_backward_data,
+  nn::WeightedLayer<dnnl::inner_product_forward, dnnl::inner_product_backward_data,
                            dnnl::inner_product_backward_weights>
       layer_;
 };

@@ -13,10 +13,10 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "nodes/nn/dnnl_util.hpp"
+#include "nodes/kernels/dnnl_util.hpp"
 #include "runtime/node.hpp"
 
-namespace noiseflow::nodes::dnnl_util {
+namespace noiseflow::nodes::nn {
 
 /// The names a layer node reads and writes in its Context.
 struct LayerNames {
@@ -37,6 +37,8 @@ class WeightedLayer {
   using FwdPd = typename Fwd::primitive_desc;
   using BwdDataPd = typename BwdData::primitive_desc;
   using BwdWeightsPd = typename BwdWeights::primitive_desc;
+  using Staged = kernels::dnnl_util::Staged;
+  using Scratchpad = kernels::dnnl_util::Scratchpad;
 
   explicit WeightedLayer(LayerNames names = {}) : names_(std::move(names)) {}
 
@@ -133,4 +135,4 @@ class WeightedLayer {
   Scratchpad scratch_;
 };
 
-}  // namespace noiseflow::nodes::dnnl_util
+}  // namespace noiseflow::nodes::nn

@@ -12,10 +12,9 @@
 //   w    -= lr_t / (1 - beta1^s) * m / (sqrt(v) / sqrt(1 - beta2^s) + eps)
 // The gradients themselves are left unscaled (clipping only scales what enters the moments).
 //
-// Work is cut into fixed blocks of kBlock elements per parameter; the norm is summed per block in
+// Work is cut into the fixed blocks of nodes/optim/param_blocks.hpp; the norm is summed per block in
 // double and the block sums are combined in block order, so every result is independent of the
-// thread count. The node is heavy (it runs on the compute lane), so it parallelises with OpenMP
-// like the other lane kernels instead of starting TBB workers that would fight OpenMP's threads.
+// thread count.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -23,6 +22,7 @@
 
 #include "nodes/optim/finite_loss.hpp"
 #include "nodes/optim/lr_schedule.hpp"
+#include "nodes/optim/param_blocks.hpp"
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
 
@@ -30,9 +30,6 @@ namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
-
-constexpr int64_t kBlock = 16384;        // elements per block (fixed: results must not depend on threads)
-constexpr int64_t kParallelMin = 65536;  // below this many elements one thread is faster
 
 struct Adam final : Node {
   static Schema schema() {
@@ -69,11 +66,9 @@ struct Adam final : Node {
     for (size_t k = 0; k < ps.size(); ++k) {
       m_.emplace_back(ps[k]->value.shape());
       v_.emplace_back(ps[k]->value.shape());
-      const int64_t n = ps[k]->value.numel();
-      for (int64_t b = 0; b < n; b += kBlock) blocks_.push_back({k, b, std::min(n, b + kBlock)});
-      total_ += n;
     }
-    partial_.assign(blocks_.size(), 0.0);
+    blocks_ = optim::ParamBlocks(ps);
+    partial_.assign(size_t(blocks_.size()), 0.0);
   }
 
   void forward(Context& ctx) override {
@@ -83,21 +78,18 @@ struct Adam final : Node {
     const double eps = ctx.attr_float("eps"), wd = ctx.attr_float("weight_decay");
     const double clip = ctx.attr_float("clip_norm");
     const auto& ps = ctx.trainable();
-    const int64_t nb = int64_t(blocks_.size());
 
     // Global gradient norm: a double sum per block, the blocks combined in order.
     double* partial = partial_.data();
-#pragma omp parallel for schedule(static) if (total_ >= kParallelMin)
-    for (int64_t b = 0; b < nb; ++b) {
-      const Block& bl = blocks_[b];
+    blocks_.for_each([&](int64_t b, const optim::ParamBlocks::Block& bl) {
       const float* g = ps[bl.param]->grad.data();
       double s = 0;
 #pragma omp simd reduction(+ : s)
       for (int64_t i = bl.begin; i < bl.end; ++i) s += double(g[i]) * double(g[i]);
       partial[b] = s;
-    }
+    });
     double sum = 0;
-    for (int64_t b = 0; b < nb; ++b) sum += partial[b];
+    for (int64_t b = 0; b < blocks_.size(); ++b) sum += partial[b];
     const double norm = std::sqrt(sum);
     if (!std::isfinite(norm))
       ctx.fail("loss", "the gradient norm is " + std::to_string(norm) + " at step " + std::to_string(step) +
@@ -115,9 +107,7 @@ struct Adam final : Node {
     const float c = float(coef), b1 = float(beta1), b2 = float(beta2), ob1 = float(1.0 - beta1),
                 ob2 = float(1.0 - beta2), step_size = float(lr_t / bc1), inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2)),
                 e = float(eps), keep = float(1.0 - lr_t * wd);
-#pragma omp parallel for schedule(static) if (total_ >= kParallelMin)
-    for (int64_t b = 0; b < nb; ++b) {
-      const Block& bl = blocks_[b];
+    blocks_.for_each([&](int64_t, const optim::ParamBlocks::Block& bl) {
       float* w = ps[bl.param]->value.data();
       const float* g = ps[bl.param]->grad.data();
       float* m = m_[bl.param].data();
@@ -129,7 +119,7 @@ struct Adam final : Node {
         v[i] = b2 * v[i] + ob2 * gi * gi;
         w[i] = w[i] * keep - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + e);
       }
-    }
+    });
     ctx.output("step")[0] = float(step);
   }
 
@@ -143,15 +133,10 @@ struct Adam final : Node {
   }
 
  private:
-  struct Block {
-    size_t param;
-    int64_t begin, end;
-  };
   optim::LrSchedule schedule_;
   std::vector<Tensor> m_, v_;
-  std::vector<Block> blocks_;
-  std::vector<double> partial_;
-  int64_t total_ = 0;
+  optim::ParamBlocks blocks_;
+  std::vector<double> partial_;  // the norm's sum per block
 };
 
 NOISEFLOW_REGISTER_NODE(Adam);

@@ -19,15 +19,13 @@
 #include <string>
 #include <vector>
 
+#include "nodes/optim/param_blocks.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
-
-constexpr int64_t kBlock = 16384;
-constexpr int64_t kParallelMin = 65536;
 
 struct Ema final : Node {
   static Schema schema() {
@@ -76,12 +74,8 @@ struct Ema final : Node {
     const auto& ps = ctx.trainable();
     if (ps.empty())
       ctx.fail("step", "no trainable parameters: connect `step` to an optimizer's step output (e.g. \"opt.step\")");
-    for (size_t k = 0; k < ps.size(); ++k) {
-      ema_.push_back(ps[k]->value.clone());
-      const int64_t n = ps[k]->value.numel();
-      for (int64_t b = 0; b < n; b += kBlock) blocks_.push_back({k, b, std::min(n, b + kBlock)});
-      total_ += n;
-    }
+    for (size_t k = 0; k < ps.size(); ++k) ema_.push_back(ps[k]->value.clone());
+    blocks_ = optim::ParamBlocks(ps);
   }
 
   void forward(Context& ctx) override {
@@ -89,15 +83,12 @@ struct Ema final : Node {
     const double d = decay_at(step);
     const float keep = float(d), take = float(1.0 - d);
     const auto& ps = ctx.trainable();
-    const int64_t nb = int64_t(blocks_.size());
-#pragma omp parallel for schedule(static) if (total_ >= kParallelMin)
-    for (int64_t b = 0; b < nb; ++b) {
-      const Block& bl = blocks_[b];
+    blocks_.for_each([&](int64_t, const optim::ParamBlocks::Block& bl) {
       const float* w = ps[bl.param]->value.data();
       float* e = ema_[bl.param].data();
 #pragma omp simd
       for (int64_t i = bl.begin; i < bl.end; ++i) e[i] = keep * e[i] + take * w[i];
-    }
+    });
     ctx.output("step")[0] = ctx.input("step")[0];
   }
 
@@ -124,13 +115,8 @@ struct Ema final : Node {
   Ramp ramp_ = Ramp::None;
   double decay_ = 0.999, power_ = 2.0 / 3.0, inv_gamma_ = 1.0, min_decay_ = 0.0;
   int64_t update_after_ = 0;
-  struct Block {
-    size_t param;
-    int64_t begin, end;
-  };
   std::vector<Tensor> ema_;
-  std::vector<Block> blocks_;
-  int64_t total_ = 0;
+  optim::ParamBlocks blocks_;
 };
 
 NOISEFLOW_REGISTER_NODE(Ema);

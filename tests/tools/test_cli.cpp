@@ -15,7 +15,7 @@
 
 #include <stb/stb_image.h>
 
-#include "nodes/io/loss_plot.hpp"
+#include "nodes/draw/loss_plot.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/node.hpp"
 #include "tests/test_util.hpp"
@@ -264,9 +264,9 @@ TEST_CASE("train.json draws loss.png from the whole log.csv at each checkpoint a
   INFO(resumed.err);
   REQUIRE(resumed.status == 0);
   std::vector<double> steps, loss;
-  noiseflow::nodes::io::read_loss_log(folder + "/log.csv", steps, loss);
+  noiseflow::nodes::draw::read_loss_log(folder + "/log.csv", steps, loss);
   CHECK(steps == std::vector<double>{1, 2, 3, 4, 5, 6});
-  REQUIRE(noiseflow::nodes::io::write_loss_plot(folder + "/log.csv", (dir.path / "again.png").string(),
+  REQUIRE(noiseflow::nodes::draw::write_loss_plot(folder + "/log.csv", (dir.path / "again.png").string(),
                                                 "mnist: training loss") == 6);
   CHECK(noiseflow::test::read_bytes(folder + "/loss.png") == noiseflow::test::read_bytes((dir.path / "again.png").string()));
   int w = 0, h = 0, c = 0;

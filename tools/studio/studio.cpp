@@ -40,8 +40,8 @@
 #include <nlohmann/json.hpp>
 
 #include "graph/pipeline.hpp"
-#include "nodes/io/plot.hpp"
-#include "nodes/io/png_grid.hpp"
+#include "nodes/draw/plot.hpp"
+#include "nodes/draw/png_grid.hpp"
 #include "runtime/atomic_write.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/exec/executor.hpp"
@@ -307,15 +307,15 @@ std::string x0_png(const runtime::Tensor& x0) {
   const int64_t cols = int64_t(std::ceil(std::sqrt(double(n)))), rows = (n + cols - 1) / cols, pad = 2;
   const int64_t scale = std::max<int64_t>(1, 256 / (cols * (w + pad)));
   const int W = int((cols * (w + pad) + pad) * scale), H = int((rows * (h + pad) + pad) * scale);
-  nodes::io::Canvas canvas(W, H, ch, {40, 40, 40});
+  nodes::draw::Canvas canvas(W, H, ch, {40, 40, 40});
   const float* d = x0.data();
   for (int64_t k = 0; k < n; ++k) {
     const int64_t x_at = (pad + (k % cols) * (w + pad)) * scale, y_at = (pad + (k / cols) * (h + pad)) * scale;
     for (int64_t y = 0; y < h * scale; ++y)
       for (int64_t x = 0; x < w * scale; ++x) {
         const int64_t yy = y / scale, xx = x / scale;
-        nodes::io::Rgb px;
-        auto at = [&](int64_t cc) { return nodes::io::to_byte(d[((k * c + cc) * h + yy) * w + xx]); };
+        nodes::draw::Rgb px;
+        auto at = [&](int64_t cc) { return nodes::draw::to_byte(d[((k * c + cc) * h + yy) * w + xx]); };
         if (ch == 3) px = {at(0), at(1), at(2)};
         else px = {at(0), at(0), at(0)};
         canvas.set(int(x_at + x), int(y_at + y), px);

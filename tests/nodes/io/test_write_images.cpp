@@ -11,7 +11,7 @@
 
 #include <stb/stb_image.h>
 
-#include "nodes/io/plot.hpp"
+#include "nodes/draw/plot.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/run_state.hpp"
 #include "tests/test_util.hpp"
@@ -41,7 +41,7 @@ Png read_png(const std::string& path) {
 /// Lit pixels of a character of the 5x7 font.
 int lit_cells(char c) {
   int n = 0;
-  for (uint8_t row : noiseflow::nodes::io::font::glyph(c)) n += std::popcount(row);
+  for (uint8_t row : noiseflow::nodes::draw::font::glyph(c)) n += std::popcount(row);
   return n;
 }
 

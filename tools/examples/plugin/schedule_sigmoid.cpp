@@ -11,13 +11,14 @@
 //
 // g falls from 1 to 0: alpha_bar_{T-1} would be 0, so the last beta is clipped to max_beta. Its outputs are
 // laid out like diffusion.schedule's (the [8, T] table of nodes/diffusion/schedule_table.hpp and the six [T]
-// rows), so add_noise, the timestep samplers and every sampler take it unchanged.
+// rows, filled from the betas and written by that header's schedule_table_from_betas and
+// write_schedule_outputs, as diffusion.schedule's are), so add_noise, the timestep samplers and every sampler
+// take it unchanged.
 //
 // The plugin contract (docs/NOTES.md, "Plugins and embedding"): the library registers its node types with
 // NOISEFLOW_REGISTER_NODE, which runs when it is loaded; it links no noiseflow library, its references to
 // the registry and runtime resolve against the noiseflow executable (ENABLE_EXPORTS).
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -30,16 +31,6 @@ namespace {
 
 using namespace noiseflow::runtime;
 using namespace noiseflow::nodes::diffusion;
-
-// The separate [T] outputs after `table`, with their rows (as diffusion.schedule).
-constexpr std::array<std::pair<const char*, ScheduleRow>, 6> kRowOutputs{{
-    {"betas", kBeta},
-    {"alphas", kAlpha},
-    {"alpha_bar", kAlphaBar},
-    {"sqrt_alpha_bar", kSqrtAlphaBar},
-    {"sqrt_one_minus_alpha_bar", kSqrtOneMinusAlphaBar},
-    {"posterior_variance", kPosteriorVariance},
-}};
 
 // 3, 0.5, 1e-09: a number as an error message shows it.
 std::string num(double v) {
@@ -120,7 +111,7 @@ struct ScheduleSigmoid final : Node {
                             num(start / tau) + " and end / tau = " + num(end / tau) +
                             " (raise tau or bring start and end closer to 0)");
       c.set_output("table", {kScheduleRows, T});
-      for (auto& [name, row] : kRowOutputs) c.set_output(name, {T});
+      for (auto& [name, row] : kScheduleRowOutputs) c.set_output(name, {T});
     });
     return s;
   }
@@ -129,36 +120,13 @@ struct ScheduleSigmoid final : Node {
     const int64_t T = ctx.attr_int("T");
     const std::vector<double> beta = make_betas(
         {T, ctx.attr_float("start"), ctx.attr_float("end"), ctx.attr_float("tau"), ctx.attr_float("max_beta")});
-    table_.assign(size_t(kScheduleRows * T), 0.f);
-    auto put = [&](ScheduleRow r, int64_t t, double v) { table_[size_t(int64_t(r) * T + t)] = float(v); };
-    double abar = 1.0;
-    for (int64_t t = 0; t < T; ++t) {
-      const double b = beta[size_t(t)], a = 1.0 - b, abar_prev = abar;
-      abar *= a;
-      put(kBeta, t, b);
-      put(kAlpha, t, a);
-      put(kAlphaBar, t, abar);
-      put(kSqrtAlphaBar, t, std::sqrt(abar));
-      put(kSqrtOneMinusAlphaBar, t, std::sqrt(1.0 - abar));
-      put(kPosteriorVariance, t, t == 0 ? 0.0 : b * (1.0 - abar_prev) / (1.0 - abar));
-      put(kAlphaBarPrev, t, abar_prev);
-      put(kRecipSqrtAlpha, t, 1.0 / std::sqrt(a));
-    }
-    write(ctx);
+    table_ = schedule_table_from_betas(beta);
+    write_schedule_outputs(ctx, table_);
   }
 
-  // Constant outputs, copied every tick (the plan may share their buffers).
-  void forward(Context& ctx) override { write(ctx); }
+  void forward(Context& ctx) override { write_schedule_outputs(ctx, table_); }
 
  private:
-  void write(Context& ctx) const {
-    Tensor& table = ctx.output("table");
-    if (table.empty()) return;
-    const int64_t T = table.dim(1);
-    std::copy(table_.begin(), table_.end(), table.data());
-    for (auto& [name, row] : kRowOutputs) std::copy_n(table_.begin() + int64_t(row) * T, T, ctx.output(name).data());
-  }
-
   std::vector<float> table_;
 };
 

@@ -1,9 +1,10 @@
-// nodes/io/png_grid.hpp — composing images [N, C, H, W] in [-1, 1] into one
-// padded PNG grid and writing it atomically (PATH.tmp, then rename).
+// nodes/draw/png_grid.hpp — composing images [N, C, H, W] in [-1, 1] into one padded PNG grid and
+// writing it atomically (PATH.tmp, then rename). Support code of the picture library (nodes/draw/), not a
+// node type: the image writers (io.write_images, io.trajectory, eval.sample_grid) and the studio use it.
 //
 //          title                 an optional title line on top, an optional label
 //       t=999 t=500 t=0          above each column and left of each row, in the
-//     +-----+-----+-----+        5x7 font of nodes/io/plot.hpp (white on a dark
+//     +-----+-----+-----+        5x7 font of nodes/draw/plot.hpp (white on a dark
 //   7 |  0  |  1  |  2  |        padding colour, black on a light one);
 //     +-----+-----+-----+        cols columns (0: ceil(sqrt(N))), `padding` pixels of
 //   1 |  3  |  4  |     |        `pad_value` around and between the cells, empty cells
@@ -15,15 +16,13 @@
 #include <string>
 #include <vector>
 
-#include "nodes/io/plot.hpp"
+#include "nodes/draw/plot.hpp"
 #include "runtime/node.hpp"
 
-namespace noiseflow::nodes::io {
+namespace noiseflow::nodes::draw {
 
 /// [-1, 1] -> 0..255 (clamped; NaN -> 0).
 unsigned char to_byte(float v);
-/// `pattern` with every "{tick}" replaced by the tick, zero-padded to 6 digits.
-std::string expand_path(const std::string& pattern, int64_t tick);
 
 /// The text margins a grid leaves room for.
 struct GridText {
@@ -63,4 +62,4 @@ class PngGrid {
   Canvas canvas_{1, 1, 1};
 };
 
-}  // namespace noiseflow::nodes::io
+}  // namespace noiseflow::nodes::draw

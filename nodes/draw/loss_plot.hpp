@@ -1,4 +1,5 @@
-// nodes/io/loss_plot.hpp — a run's loss curve as a PNG, drawn from its log.csv:
+// nodes/draw/loss_plot.hpp — a run's loss curve as a PNG, drawn from its log.csv (support code of the
+// picture library, not a node type):
 //
 //   log.csv (tick,loss,...)  ->  loss.png: the raw loss per step, thin and light, its smoothed curve
 //                                over it (a centred moving average of about n / 40 steps), log-scale y,
@@ -12,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace noiseflow::nodes::io {
+namespace noiseflow::nodes::draw {
 
 /// The smoothing window for a log of `n` rows: about n / 40 steps, odd, from 1 to 101.
 int64_t smoothing_window(int64_t n);
@@ -32,4 +33,4 @@ void read_loss_log(const std::string& csv, std::vector<double>& steps, std::vect
 /// std::runtime_error naming the file when one cannot be read or written.
 int64_t write_loss_plot(const std::string& csv, const std::string& png, const std::string& title);
 
-}  // namespace noiseflow::nodes::io
+}  // namespace noiseflow::nodes::draw

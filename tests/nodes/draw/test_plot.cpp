@@ -1,5 +1,5 @@
-// tests/nodes/io/test_plot.cpp — the canvas, font and line chart of nodes/io/plot.hpp, and the loss curve
-// drawn from a log.csv (nodes/io/loss_plot.hpp), read back with stb_image.
+// tests/nodes/draw/test_plot.cpp — the canvas, font and line chart of nodes/draw/plot.hpp, and the loss curve
+// drawn from a log.csv (nodes/draw/loss_plot.hpp), read back with stb_image.
 #include <doctest/doctest.h>
 
 #include <bit>
@@ -11,11 +11,11 @@
 
 #include <stb/stb_image.h>
 
-#include "nodes/io/loss_plot.hpp"
-#include "nodes/io/plot.hpp"
+#include "nodes/draw/loss_plot.hpp"
+#include "nodes/draw/plot.hpp"
 #include "tests/test_util.hpp"
 
-using namespace noiseflow::nodes::io;
+using namespace noiseflow::nodes::draw;
 using noiseflow::test::TempDir;
 namespace fs = std::filesystem;
 

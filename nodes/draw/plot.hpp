@@ -1,5 +1,7 @@
-// nodes/io/plot.hpp — pictures with words on them: an 8-bit canvas (gray or RGB), a 5x7 pixel font for
+// nodes/draw/plot.hpp — pictures with words on them: an 8-bit canvas (gray or RGB), a 5x7 pixel font for
 // printable ASCII, lines, and a line chart with a logarithmic or linear y axis; PNGs written atomically.
+// The picture library (nodes/draw/: this file, png_grid.hpp, loss_plot.hpp) is support code for the node
+// library and the tools, not node types.
 //
 //            title
 //        +-----------------------+
@@ -17,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-namespace noiseflow::nodes::io {
+namespace noiseflow::nodes::draw {
 
 /// An 8-bit colour.
 struct Rgb {
@@ -110,4 +112,4 @@ std::vector<double> log_ticks(double lo, double hi);
 /// A tick label: integers as integers, others with up to 3 significant digits ("0.05", "2.5e-05").
 std::string tick_label(double v);
 
-}  // namespace noiseflow::nodes::io
+}  // namespace noiseflow::nodes::draw

@@ -1,5 +1,6 @@
-// nodes/nn/winograd.hpp — noiseflow's own Winograd F(4x4, 3x3) convolution for 3x3, stride-1, padding-1
-// layers: forward, backward-data and backward-weights, on nChw16c tensors.
+// nodes/kernels/winograd.hpp — noiseflow's own Winograd F(4x4, 3x3) convolution for 3x3, stride-1, padding-1
+// layers: forward, backward-data and backward-weights, on nChw16c tensors. Support code for nn.conv2d (the
+// kernels of nodes/kernels/), not a node type.
 //
 // oneDNN 2.6 has Winograd kernels only for AVX-512; on AVX2 CPUs its direct kernels are all there is.
 // These kernels fill that gap (and run on AVX-512 too, where they can be compared with oneDNN's):
@@ -9,8 +10,9 @@
 // with the matrices of Lavin & Gray (2016), interpolation points 0, +-1, +-2, infinity. The 36 products of
 // each tile run as small matrix products over channels (forward) or tiles (backward-weights) on a
 // register-blocked micro-kernel; a block of tiles is transformed, multiplied and transformed back while it is
-// in cache. Code is generated for AVX-512, AVX2+FMA and baseline x86-64 and chosen from oneDNN's effective
-// ISA, so ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA restrict these kernels as they restrict oneDNN's.
+// in cache. Code is generated for AVX-512, AVX2+FMA and baseline x86-64 and chosen by nodes/kernels/isa.hpp's
+// current_isa() (oneDNN's effective ISA), so ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA restrict these kernels as
+// they restrict oneDNN's.
 //
 // Work is split over OpenMP threads by blocks of tiles in a fixed order, and the per-thread partial weight
 // gradients are summed in thread order: results are bitwise repeatable for a given thread count.
@@ -19,14 +21,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace noiseflow::nodes::winograd {
+#include "nodes/kernels/isa.hpp"
 
-enum class Isa { generic, avx2, avx512 };
-
-/// The widest kernels allowed: oneDNN's effective ISA (which honours ONEDNN_MAX_CPU_ISA), intersected
-/// with what the CPU reports.
-Isa detect_isa();
-const char* isa_name(Isa isa);
+namespace noiseflow::nodes::kernels::winograd {
 
 struct Geometry {
   int64_t n = 0, cin = 0, cout = 0, h = 0, w = 0;
@@ -37,7 +34,7 @@ inline bool supports(int64_t cin, int64_t cout) { return cin > 0 && cout > 0 && 
 
 /// One 3x3 / stride 1 / padding 1 convolution layer. Tensors: src [n, cin, h, w] and dst [n, cout, h, w] in
 /// nChw16c, weights [cout, cin, 3, 3] (oihw), bias [cout]. The working memory comes from the calling
-/// threads' staging buffers (nodes/nn/dnnl_util.hpp): shared_bytes() on the caller, thread_bytes() on each.
+/// threads' staging buffers (nodes/kernels/dnnl_util.hpp): shared_bytes() on the caller, thread_bytes() on each.
 class Conv3x3 {
  public:
   Conv3x3() = default;
@@ -64,4 +61,4 @@ class Conv3x3 {
   int64_t block_fwd_ = 0, block_bwd_ = 0, block_wgt_ = 0;  // tiles per block
 };
 
-}  // namespace noiseflow::nodes::winograd
+}  // namespace noiseflow::nodes::kernels::winograd

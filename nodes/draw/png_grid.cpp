@@ -1,14 +1,14 @@
-#include "nodes/io/png_grid.hpp"
+// nodes/draw/png_grid.cpp — the PNG grid of png_grid.hpp.
+#include "nodes/draw/png_grid.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 
-#include "nodes/io/atomic_file.hpp"
+#include "runtime/node_files.hpp"
 #include "runtime/run_state.hpp"
 
-namespace noiseflow::nodes::io {
+namespace noiseflow::nodes::draw {
 
 namespace fs = std::filesystem;
 using runtime::Context;
@@ -17,15 +17,6 @@ unsigned char to_byte(float v) {
   if (!(v > -1.f)) return 0;
   if (v >= 1.f) return 255;
   return (unsigned char)std::lround((v + 1.f) * 127.5f);
-}
-
-std::string expand_path(const std::string& pattern, int64_t tick) {
-  char digits[32];
-  std::snprintf(digits, sizeof digits, "%06lld", (long long)tick);
-  std::string out = pattern;
-  for (size_t at = out.find("{tick}"); at != std::string::npos; at = out.find("{tick}", at + std::strlen(digits)))
-    out.replace(at, 6, digits);
-  return out;
 }
 
 void PngGrid::plan(Context& ctx, int64_t n, int64_t c, int64_t h, int64_t w, int64_t cols, int64_t padding,
@@ -101,8 +92,8 @@ void PngGrid::write(Context& ctx, const float* images, const std::string& path_s
   } catch (const std::exception& e) {
     ctx.fail("path", std::string(e.what()) + " for '" + path.string() + "'");
   }
-  write_file_atomically(ctx, path, bytes);
+  runtime::write_file_atomically(ctx, path, bytes);
   if (ctx.run_state()) ctx.run_state()->artifact("image", path.string(), ctx.id());
 }
 
-}  // namespace noiseflow::nodes::io
+}  // namespace noiseflow::nodes::draw

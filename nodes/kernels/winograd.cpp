@@ -1,4 +1,4 @@
-// nodes/nn/winograd.cpp — Winograd F(4x4, 3x3) kernels (see winograd.hpp for the algorithm).
+// nodes/kernels/winograd.cpp — Winograd F(4x4, 3x3) kernels (see winograd.hpp for the algorithm).
 //
 // Layouts. Tensors are nChw16c: [n][c/16][h][w][16]. Per block of `tb` tiles the working memory holds
 //   V[36][tb][cin]   the transformed input tiles (B^T d B), channels contiguous
@@ -8,10 +8,11 @@
 // S[36][cin][cout] per thread.
 //
 // A 16-channel block is handled as GCC vector extensions of the target's native width: one zmm under
-// AVX-512, two ymm under AVX2, four xmm on baseline x86-64. Every kernel body is an always-inline template instantiated inside a function
-// compiled for each target (NF_KERNELS below), so one source gives three code paths; this file is built
-// with -ffp-contract=fast so that `s += a * b` becomes a fused multiply-add.
-#include "nodes/nn/winograd.hpp"
+// AVX-512, two ymm under AVX2, four xmm on baseline x86-64. Every kernel body is an always-inline template
+// instantiated inside a function compiled for each ISA (NF_KERNELS below, through isa.hpp's
+// NOISEFLOW_FOR_EACH_ISA), so one source gives three code paths; this file is built with
+// -ffp-contract=fast so that `s += a * b` becomes a fused multiply-add.
+#include "nodes/kernels/winograd.hpp"
 
 #include <omp.h>
 
@@ -20,11 +21,9 @@
 #include <cstring>
 #include <vector>
 
-#include <oneapi/dnnl/dnnl.hpp>
+#include "nodes/kernels/dnnl_util.hpp"
 
-#include "nodes/nn/dnnl_util.hpp"
-
-namespace noiseflow::nodes::winograd {
+namespace noiseflow::nodes::kernels::winograd {
 namespace {
 
 #define NF_INLINE inline __attribute__((always_inline))
@@ -387,37 +386,52 @@ struct Kernels {
   void (*add)(float*, const float*, int64_t);
 };
 
-// One set of entry points per target: V its native vector, R the micro-kernel's rows (R * 16 / L
-// accumulator registers: 12 ymm under AVX2, 12 zmm under AVX-512, 12 xmm on baseline x86-64).
-#define NF_KERNELS(NAME, TARGET, V, R)                                                                           \
-  TARGET void fwd_##NAME(const FwdJob& j, int64_t t0, int64_t nt, float* ws) { fwd_block<V, R>(j, t0, nt, ws); } \
-  TARGET void wgt_##NAME(const WgtJob& j, int64_t t0, int64_t nt, float* ws, float* s, float* b) {               \
-    wgt_block<V, R>(j, t0, nt, ws, s, b);                                                                         \
-  }                                                                                                               \
-  TARGET void wtiles_##NAME(const float* w, int64_t ji, int64_t jo, float* u, int64_t p0, int64_t p1) {           \
-    weight_tiles<V, false>(w, ji, jo, u, p0, p1);                                                                 \
-  }                                                                                                               \
-  TARGET void wtiles_swapped_##NAME(const float* w, int64_t ji, int64_t jo, float* u, int64_t p0, int64_t p1) {   \
-    weight_tiles<V, true>(w, ji, jo, u, p0, p1);                                                                  \
-  }                                                                                                               \
-  TARGET void wgrads_##NAME(const float* s, int64_t ci, int64_t co, float* dw, int64_t p0, int64_t p1) {          \
-    weight_grads<V>(s, ci, co, dw, p0, p1);                                                                       \
-  }                                                                                                               \
-  TARGET void add_##NAME(float* d, const float* s, int64_t n) { add_into<V>(d, s, n); }                           \
-  constexpr Kernels kernels_##NAME{fwd_##NAME,           wgt_##NAME,    wtiles_##NAME,                            \
-                                   wtiles_swapped_##NAME, wgrads_##NAME, add_##NAME};
+// Each ISA's native vector V and the micro-kernel's rows R (R * 16 / L accumulator registers: 12 ymm under
+// AVX2, 12 zmm under AVX-512, 12 xmm on baseline x86-64).
+template <Isa>
+struct Native;
+template <>
+struct Native<Isa::avx512> {
+  using V = v16;
+  static constexpr int kRows = 12;
+};
+template <>
+struct Native<Isa::avx2> {
+  using V = v8;
+  static constexpr int kRows = 6;
+};
+template <>
+struct Native<Isa::generic> {
+  using V = v4;
+  static constexpr int kRows = 3;
+};
 
-NF_KERNELS(avx512, __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))), v16, 12)
-NF_KERNELS(avx2, __attribute__((target("avx2,fma"))), v8, 6)
-NF_KERNELS(generic, , v4, 3)
+// One set of entry points per ISA.
+#define NF_KERNELS(ISA, TARGET)                                                                                 \
+  using V_##ISA = Native<Isa::ISA>::V;                                                                          \
+  constexpr int kRows_##ISA = Native<Isa::ISA>::kRows;                                                          \
+  TARGET void fwd_##ISA(const FwdJob& j, int64_t t0, int64_t nt, float* ws) {                                   \
+    fwd_block<V_##ISA, kRows_##ISA>(j, t0, nt, ws);                                                             \
+  }                                                                                                             \
+  TARGET void wgt_##ISA(const WgtJob& j, int64_t t0, int64_t nt, float* ws, float* s, float* b) {               \
+    wgt_block<V_##ISA, kRows_##ISA>(j, t0, nt, ws, s, b);                                                       \
+  }                                                                                                             \
+  TARGET void wtiles_##ISA(const float* w, int64_t ji, int64_t jo, float* u, int64_t p0, int64_t p1) {          \
+    weight_tiles<V_##ISA, false>(w, ji, jo, u, p0, p1);                                                         \
+  }                                                                                                             \
+  TARGET void wtiles_swapped_##ISA(const float* w, int64_t ji, int64_t jo, float* u, int64_t p0, int64_t p1) {  \
+    weight_tiles<V_##ISA, true>(w, ji, jo, u, p0, p1);                                                          \
+  }                                                                                                             \
+  TARGET void wgrads_##ISA(const float* s, int64_t ci, int64_t co, float* dw, int64_t p0, int64_t p1) {         \
+    weight_grads<V_##ISA>(s, ci, co, dw, p0, p1);                                                               \
+  }                                                                                                             \
+  TARGET void add_##ISA(float* d, const float* s, int64_t n) { add_into<V_##ISA>(d, s, n); }                    \
+  constexpr Kernels kernels_##ISA{fwd_##ISA,           wgt_##ISA,    wtiles_##ISA,                              \
+                                  wtiles_swapped_##ISA, wgrads_##ISA, add_##ISA};
 
-const Kernels& kernels(Isa isa) {
-  switch (isa) {
-    case Isa::avx512: return kernels_avx512;
-    case Isa::avx2: return kernels_avx2;
-    default: return kernels_generic;
-  }
-}
+NOISEFLOW_FOR_EACH_ISA(NF_KERNELS)
+
+const Kernels& kernels(Isa isa) { return pick(isa, kernels_generic, kernels_avx2, kernels_avx512); }
 
 /// Tiles per block so that a block's two buffers take about `bytes` (NOISEFLOW_WINOGRAD_BLOCK_KB overrides).
 int64_t block_tiles(int64_t ci, int64_t co, int64_t bytes) {
@@ -465,25 +479,6 @@ void run_forward(const Kernels& kn, const FwdJob& job0, const float* w, bool swa
 }
 
 }  // namespace
-
-Isa detect_isa() {
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto has = [&](dnnl_cpu_isa_t want) { return (isa & unsigned(want)) == unsigned(want); };
-  __builtin_cpu_init();
-  if (has(dnnl_cpu_isa_avx512_core) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    return Isa::avx512;
-  if (has(dnnl_cpu_isa_avx2) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
-  return Isa::generic;
-}
-
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "generic";
-  }
-}
 
 Conv3x3::Conv3x3(const Geometry& g, Isa isa) : g_(g), isa_(isa) {
   tiles_y_ = (g.h + 3) / 4;
@@ -547,4 +542,4 @@ void Conv3x3::backward_weights(const float* src, const float* ddst, float* dwei,
   if (dbias) std::memcpy(dbias, sums[0] + sum_n, size_t(g_.cout) * sizeof(float));
 }
 
-}  // namespace noiseflow::nodes::winograd
+}  // namespace noiseflow::nodes::kernels::winograd

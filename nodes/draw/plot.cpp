@@ -1,4 +1,5 @@
-#include "nodes/io/plot.hpp"
+// nodes/draw/plot.cpp — the font, canvas and line chart of plot.hpp.
+#include "nodes/draw/plot.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +11,7 @@
 
 #include "runtime/atomic_write.hpp"
 
-namespace noiseflow::nodes::io {
+namespace noiseflow::nodes::draw {
 
 // ---- font ------------------------------------------------------------------------------------------
 
@@ -376,4 +377,4 @@ Canvas draw_chart(const LineChart& chart, ChartLayout* layout_out) {
   return cv;
 }
 
-}  // namespace noiseflow::nodes::io
+}  // namespace noiseflow::nodes::draw

@@ -1,5 +1,6 @@
-// nodes/nn/dnnl_util.hpp — the "reorder only if the descs differ" recipe and a node-owned
-// user-mode scratchpad, shared by the oneDNN-backed layer nodes (conv2d, linear).
+// nodes/kernels/dnnl_util.hpp — the "reorder only if the descs differ" recipe and a node-owned
+// user-mode scratchpad, shared by the oneDNN-backed nodes (conv2d, linear, concat, attention) and the
+// Winograd kernels' working memory. Support code (nodes/kernels/), not a node type.
 //
 // A tensor reaches a node in its own layout (plain, or nChw16c where the executor keeps it blocked). A
 // primitive built with format_tag::any may want another one (nChw16c, blocked or Winograd weights); a
@@ -20,7 +21,7 @@
 
 #include "runtime/tensor.hpp"
 
-namespace noiseflow::nodes::dnnl_util {
+namespace noiseflow::nodes::kernels::dnnl_util {
 
 /// The calling thread's staging buffer `slot`, at least `bytes` long (64-byte aligned; grows, never
 /// shrinks). Valid until the next call for the same slot on the same thread.
@@ -118,4 +119,4 @@ inline dnnl::primitive_attr user_scratchpad_attr() {
   return attr;
 }
 
-}  // namespace noiseflow::nodes::dnnl_util
+}  // namespace noiseflow::nodes::kernels::dnnl_util

@@ -1,4 +1,5 @@
-#include "nodes/io/loss_plot.hpp"
+// nodes/draw/loss_plot.cpp — the loss curve of loss_plot.hpp.
+#include "nodes/draw/loss_plot.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -8,9 +9,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "nodes/io/plot.hpp"
+#include "nodes/draw/plot.hpp"
 
-namespace noiseflow::nodes::io {
+namespace noiseflow::nodes::draw {
 
 int64_t smoothing_window(int64_t n) { return std::clamp<int64_t>((n / 40) | 1, 1, 101); }
 
@@ -83,4 +84,4 @@ int64_t write_loss_plot(const std::string& csv, const std::string& png, const st
   return shown;
 }
 
-}  // namespace noiseflow::nodes::io
+}  // namespace noiseflow::nodes::draw
