@@ -39,7 +39,14 @@ std::variant<NodeRef, RefError> Resolver::resolve(const std::string& ref, int de
   if (depth > 64) return RefError{RefError::Kind::unknown_output, "reference loops through subgraph aliases"};
   if (is_broken(ref)) return RefError{RefError::Kind::already_reported, ""};
   auto node = index_.find(ref);
-  if (node != index_.end()) return NodeRef{node->second, 0};
+  if (node != index_.end()) {
+    // A bare name means the node's first output; a node without outputs (an optimizer, a sink) has none to give.
+    const GraphNode& src = g_.nodes[node->second];
+    if (src.schema && src.schema->outputs().empty())
+      return RefError{RefError::Kind::unknown_output,
+                      "node " + quote(ref) + " (" + src.op + ") has no outputs to read"};
+    return NodeRef{node->second, 0};
+  }
   auto alias = ex_.aliases.find(ref);
   if (alias != ex_.aliases.end()) {
     if (auto* ambiguous = std::get_if<AmbiguousInstance>(&alias->second))

@@ -234,6 +234,19 @@ TEST_CASE("input referencing a missing node gets a suggestion") {
   }
 }
 
+TEST_CASE("an input reading a node without outputs is an error, not a crash") {
+  // Found by review: a bare reference to an optimizer was taken as its output 0, which it lacks (SIGSEGV).
+  auto d = one_error(pipeline(R"(
+    "x":    { "op": "input", "attrs": { "shape": [4, 3] } },
+    "fc":   { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 2 } },
+    "y":    { "op": "input", "attrs": { "shape": [4, 2] } },
+    "loss": { "op": "loss.mse", "inputs": { "pred": "fc", "target": "y" } },
+    "opt":  { "op": "optim.sgd", "inputs": { "loss": "loss" }, "attrs": { "lr": 0.1 } },
+    "s":    { "op": "tensor.scale", "inputs": { "x": "opt" } })"));
+  CHECK(d.code == "unknown_output");
+  CHECK(d.str() == R"(bad/x.json: node "s", input "x": node "opt" (optim.sgd) has no outputs to read)");
+}
+
 TEST_CASE("missing required attribute") {
   auto d = one_error(pipeline(R"(
     "x": { "op": "random.normal", "attrs": { "shape": [2, 3] } },
