@@ -4,7 +4,7 @@
 
 #include "nodes/io/atomic_file.hpp"
 #include "nodes/io/png_grid.hpp"
-#include "runtime/checkpoint.hpp"
+#include "runtime/safetensors.hpp"
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
 
