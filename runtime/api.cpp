@@ -71,7 +71,7 @@ void Pipeline::resume(runtime::Executor& ex) {
   if (!std::filesystem::exists(path))
     throw runtime::plan_error(*ck, "attr \"path\"", "nothing_to_resume",
                               "nothing to resume: no checkpoint at " + path + " (run without --resume to start)");
-  int64_t step = runtime::load_checkpoint(ex, path, runtime::LoadMode::Resume);
+  int64_t step = runtime::load_checkpoint(ex, path, {.mode = runtime::LoadMode::Resume});
   if (step > graph_->ticks)
     throw RunError({path, "", "", "checkpoint_past_run",
                     "checkpoint is at step " + std::to_string(step) + ", past the run's " +

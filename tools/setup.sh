@@ -45,8 +45,12 @@ if [ ! -f web/node_modules/@dagrejs/dagre/package.json ]; then
   npm install --prefix web --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
+# NOISEFLOW_WERROR=ON (tools/test.sh sets it): the project's warnings are errors, so CI fails on a new one.
+# Unset, a configured build/ keeps what it has (switching it rebuilds everything).
 if [ ! -f build/CMakeCache.txt ]; then
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNOISEFLOW_WERROR="${NOISEFLOW_WERROR:-OFF}" >/dev/null
+elif [ -n "${NOISEFLOW_WERROR:-}" ] && ! grep -qx "NOISEFLOW_WERROR:BOOL=$NOISEFLOW_WERROR" build/CMakeCache.txt; then
+  cmake -S . -B build -DNOISEFLOW_WERROR="$NOISEFLOW_WERROR" >/dev/null
 fi
 echo "setup: building (build/)"
 cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|warning|Error" || true

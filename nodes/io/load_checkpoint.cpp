@@ -43,8 +43,13 @@ struct LoadCheckpoint final : Node {
     try {
       const std::string weights = ctx.attr_string("weights");
       LoadMode mode = weights == "raw" ? LoadMode::Weights : LoadMode::Ema;
-      step_ = load_checkpoint(*ctx.executor(), path, mode, ctx.attr_string("prefix"), ctx.attr_string("scope"),
-                              ctx.attr_string("file_scope"), weights, ctx.attr_bool("allow_nonfinite"));
+      step_ = load_checkpoint(*ctx.executor(), path,
+                              {.mode = mode,
+                               .prefix = ctx.attr_string("prefix"),
+                               .scope = ctx.attr_string("scope"),
+                               .file_scope = ctx.attr_string("file_scope"),
+                               .ema_prefix = weights,
+                               .allow_nonfinite = ctx.attr_bool("allow_nonfinite")});
     } catch (const CheckpointError& e) {
       ctx.fail("path", e.what());
     }

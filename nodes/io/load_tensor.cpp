@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "runtime/checkpoint.hpp"
+#include "runtime/safetensors.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {

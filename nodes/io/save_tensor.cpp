@@ -2,7 +2,7 @@
 // atomically; io.load_tensor reads it back (e.g. samples to score with pipelines/eval/fd.json).
 #include <filesystem>
 
-#include "runtime/checkpoint.hpp"
+#include "runtime/safetensors.hpp"
 #include "runtime/node.hpp"
 #include "runtime/node_files.hpp"
 #include "runtime/run_state.hpp"

@@ -40,7 +40,7 @@ struct ExecutorOptions {
   int64_t memory_limit = 0;
   /// Data parallelism: the ranks this executor trains with (runtime/distributed.hpp); null or one rank:
   /// a single process. The graph must be loaded for as many ranks (graph::LoadOptions::ranks).
-  std::shared_ptr<Communicator> comm;
+  std::shared_ptr<Communicator> comm = nullptr;
 };
 
 /// Accumulated time of one node (ExecutorOptions::profile).

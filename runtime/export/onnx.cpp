@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "runtime/atomic_write.hpp"
-#include "runtime/checkpoint.hpp"
+#include "runtime/safetensors.hpp"
 #include "runtime/export/protobuf.hpp"
 #include "runtime/node.hpp"
 

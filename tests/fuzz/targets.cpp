@@ -205,7 +205,7 @@ int fuzz_safetensors(const uint8_t* data, size_t size) {
   // A file that reads: into the pipeline as a resume, as raw weights without the "fc." prefix, as EMA weights.
   const auto load = [&](runtime::LoadMode mode, const std::string& prefix) {
     try {
-      runtime::load_checkpoint(ex, path, mode, prefix);
+      runtime::load_checkpoint(ex, path, {.mode = mode, .prefix = prefix});
       note("safetensors", "loaded");
     } catch (const runtime::CheckpointError& e) {
       expect_path_first(e);
