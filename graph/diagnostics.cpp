@@ -24,7 +24,10 @@ void Diagnostics::throw_if_any() const {
 
 static std::string join_lines(const std::vector<Diagnostic>& d) {
   std::string s;
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "\n" : "") + d[i].str();
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i) s += '\n';
+    s += d[i].str();
+  }
   return s;
 }
 

@@ -149,7 +149,7 @@ std::optional<NodeDecl> Expander::read_node(const FileFrame& f, const std::strin
     diag_.add(f.path, qid, "op", "wrong_type", "\"op\" must name a node type, got " + op.dump());
     return std::nullopt;
   }
-  NodeDecl decl{qid, op.get<std::string>(), nd.value("attrs", Json::object()), {}};
+  NodeDecl decl{qid, op.get<std::string>(), nd.value("attrs", Json::object()), {}, {}};
   if (op != nd["op"]) decl.op_written = nd["op"].get<std::string>();
   if (!decl.attrs.is_object()) {
     diag_.add(f.path, qid, "attrs", "wrong_type", "expected an object of attribute: value");
