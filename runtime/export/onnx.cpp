@@ -165,7 +165,7 @@ NetSelection select_net(const graph::Graph& g, const std::string& instance) {
   NetSelection net;
   std::vector<int> placeholders;
   for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (g.nodes[i].op == "input") placeholders.push_back(int(i));
+    if (g.nodes[i].op == graph::kInputOp) placeholders.push_back(int(i));
 
   if (instance.empty() && !placeholders.empty()) {
     // A net file: its inputs are placeholders, its output what "outputs" names ("out", or the only one).
@@ -229,7 +229,7 @@ NetSelection select_net(const graph::Graph& g, const std::string& instance) {
     todo.pop_back();
     if (is_input(r) || region.count(r.node)) continue;
     const graph::GraphNode& n = g.nodes[r.node];
-    if (n.id.rfind(net.prefix, 0) != 0 || n.op == "input")
+    if (n.id.rfind(net.prefix, 0) != 0 || n.op == graph::kInputOp)
       fail(n.file, n.id, "", "no_net", "the net's output depends on node " + q(n.id) + ", which is not part of it");
     region.insert(r.node);
     for (auto& in : n.inputs)
