@@ -3,12 +3,14 @@
 // nodes/nn/weighted_layer.hpp.
 #include "nodes/nn/dnnl_util.hpp"
 #include "nodes/nn/weighted_layer.hpp"
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+using runtime::onnx::Attribute;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
@@ -33,6 +35,13 @@ struct Linear final : Node {
           if (c.attr_bool("bias"))
             c.param("bias", {out}, zero ? graph::Init::zeros() : graph::Init::uniform_fan_in(x[1]));
         });
+  }
+
+  // Gemm with transB = 1.
+  static void onnx(onnx::OpContext& c) {
+    std::vector<std::string> ins{c.input("x"), c.param("weight")};
+    if (c.attr_bool("bias")) ins.push_back(c.param("bias"));
+    c.add("Gemm", ins, {c.output()}, {Attribute::of_int("transB", 1)});
   }
 
   void plan(Context& ctx) override {
