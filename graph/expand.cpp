@@ -94,7 +94,7 @@ void Expander::add_placeholder_inputs(FileFrame& f, const Substituter& subst) {
     }
     FlatNode n;
     n.id = name;
-    n.op = "input";
+    n.op = kInputOp;
     n.file = f.path;
     n.attrs = Json{{"shape", subst(spec["shape"], name, "inputs")}};
     out_.nodes.push_back(std::move(n));

@@ -20,6 +20,11 @@
 
 namespace noiseflow::graph {
 
+/// The op of the placeholder nodes the loader makes of a subgraph file's declared inputs, so the file can
+/// be checked or run on its own: a tensor the caller writes (nodes/core/input.cpp implements it; the
+/// embedding API writes into it, the ONNX exporter takes a net file's placeholders as the net's inputs).
+inline constexpr const char* kInputOp = "input";
+
 /// Where an input comes from: node index and output index.
 struct NodeRef {
   int node = -1;

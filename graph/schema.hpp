@@ -190,6 +190,12 @@ class Schema {
   Schema& back_edge(std::string input) { back_edges_.push_back(std::move(input)); return *this; }
   /// An optimizer: the runtime derives the backward pass from its `loss` input.
   Schema& optimizer() { optimizer_ = true; return *this; }
+  /// Carries a value from one tick to the next (a `state` node): it runs every tick, whether or not a
+  /// consumer is due.
+  Schema& stateful() { stateful_ = true; return *this; }
+  /// Writes the run's checkpoint to the file its string attribute `path_attr` names: `--resume` reads the
+  /// checkpoint to continue from there.
+  Schema& checkpoint_writer(std::string path_attr) { checkpoint_path_attr_ = std::move(path_attr); return *this; }
   /// Integer attribute `attr` is the global batch of a data source. Loading for data parallelism over N
   /// ranks (LoadOptions::ranks) divides it by N before shapes are inferred: each rank draws its slice.
   Schema& batch_attr(std::string attr) { batch_attr_ = std::move(attr); return *this; }
@@ -220,6 +226,9 @@ class Schema {
   LayoutSupport layout_support() const { return layouts_; }
   bool is_sink() const { return sink_; }
   bool is_optimizer() const { return optimizer_; }
+  bool is_stateful() const { return stateful_; }
+  /// The attribute naming the checkpoint file of a checkpoint_writer, empty for other nodes.
+  const std::string& checkpoint_path_attr() const { return checkpoint_path_attr_; }
   /// The attribute holding a data source's global batch (batch_attr), empty for other nodes.
   const std::string& batch_attr_name() const { return batch_attr_; }
   const MemoryFn& memory_fn() const { return memory_fn_; }
@@ -256,10 +265,11 @@ class Schema {
   bool backward_reads_outputs_ = true;
   ShapeFn shape_fn_;
   MemoryFn memory_fn_;
-  bool heavy_ = false, sink_ = false, optimizer_ = false;
+  bool heavy_ = false, sink_ = false, optimizer_ = false, stateful_ = false;
   LayoutSupport layouts_ = LayoutSupport::plain;
   std::vector<RecipeAttr> recipe_;
   std::string batch_attr_;
+  std::string checkpoint_path_attr_;
 };
 
 /// How graph/ looks node types up; the runtime's registry implements it.

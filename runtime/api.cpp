@@ -61,15 +61,24 @@ const runtime::plan::ExecutionPlan& Pipeline::plan() {
 }
 
 void Pipeline::resume(runtime::Executor& ex) {
+  // The (last) node that writes the run's checkpoint (Schema::checkpoint_writer).
   const graph::GraphNode* ck = nullptr;
   for (auto& n : graph_->nodes)
-    if (n.op == "io.checkpoint") ck = &n;
-  if (!ck)
-    throw RunError({graph_->file, "", "", "no_checkpoint_node", "--resume needs an io.checkpoint node in the pipeline"},
+    if (!n.schema->checkpoint_path_attr().empty()) ck = &n;
+  if (!ck) {
+    std::string writers;
+    for (auto& op : runtime::Registry::global().ops())
+      if (!runtime::Registry::global().find_schema(op)->checkpoint_path_attr().empty())
+        writers += (writers.empty() ? "" : " or ") + op;
+    throw RunError({graph_->file, "", "", "no_checkpoint_node",
+                    "--resume needs an " + (writers.empty() ? std::string("checkpoint-writing") : writers) +
+                        " node in the pipeline"},
                    "plan");
-  std::string path = ck->attrs["path"];
+  }
+  const std::string& path_attr = ck->schema->checkpoint_path_attr();
+  std::string path = ck->attrs[path_attr];
   if (!std::filesystem::exists(path))
-    throw runtime::plan_error(*ck, "attr \"path\"", "nothing_to_resume",
+    throw runtime::plan_error(*ck, "attr \"" + path_attr + "\"", "nothing_to_resume",
                               "nothing to resume: no checkpoint at " + path + " (run without --resume to start)");
   int64_t step = runtime::load_checkpoint(ex, path, {.mode = runtime::LoadMode::Resume});
   if (step > graph_->ticks)

@@ -1,10 +1,11 @@
 // runtime/node.hpp — the node interface, its run context, and the registry.
 //
 // A node type is one C++ file: a static schema(), optional plan(), forward()
-// and, when differentiable, backward(); NOISEFLOW_REGISTER_NODE(Type) makes
-// it known. Nodes write into the output tensors the plan allocated for them
-// (never reassign them), and backward() overwrites grad_input(...) for every
-// input where wants_grad(...) and param_grad(...) for every parameter.
+// and, when differentiable, backward(); optionally a static onnx() that
+// writes it as ONNX ops (runtime/export/onnx.hpp); NOISEFLOW_REGISTER_NODE(Type)
+// makes it known. Nodes write into the output tensors the plan allocated for
+// them (never reassign them), and backward() overwrites grad_input(...) for
+// every input where wants_grad(...) and param_grad(...) for every parameter.
 #pragma once
 
 #include <atomic>
@@ -42,6 +43,9 @@ struct Param {
 
 class RunState;
 class Executor;
+namespace onnx {
+class OpContext;
+}
 
 /// Everything a node sees while it plans and runs.
 class Context {
@@ -147,11 +151,32 @@ class Node {
   virtual std::vector<std::pair<std::string, Tensor>> state_tensors(Context&) { return {}; }
 };
 
+/// Emits the ONNX nodes of one noiseflow node (runtime/export/onnx.hpp).
+using OnnxMapping = std::function<void(onnx::OpContext&)>;
+
 /// A registered node type.
 struct NodeType {
   Schema schema;
   std::function<std::unique_ptr<Node>()> make;
+  /// How `noiseflow export onnx` writes the node (T::onnx); empty when the type has no ONNX mapping.
+  OnnxMapping onnx;
 };
+
+/// The NodeType of T: its schema, a factory, and T::onnx when T declares
+/// `static void onnx(runtime::onnx::OpContext&)` (what NOISEFLOW_REGISTER_NODE registers).
+template <class T>
+NodeType node_type_of() {
+  NodeType t;
+  t.schema = T::schema();
+  t.make = []() -> std::unique_ptr<Node> { return std::make_unique<T>(); };
+  if constexpr (requires { &T::onnx; }) {
+    // A member named onnx with another signature would otherwise leave the type silently unmapped.
+    static_assert(requires(onnx::OpContext& c) { T::onnx(c); },
+                  "a node type's ONNX mapping is `static void onnx(runtime::onnx::OpContext&)`");
+    t.onnx = [](onnx::OpContext& c) { T::onnx(c); };
+  }
+  return t;
+}
 
 /// All known node types. Nodes register themselves at static-initialisation
 /// time; plugins register when loaded (noiseflow::load_plugin, between begin_load and end_load).
@@ -197,12 +222,10 @@ class Registry : public graph::SchemaProvider {
 
 #define NOISEFLOW_CONCAT_INNER(a, b) a##b
 #define NOISEFLOW_CONCAT(a, b) NOISEFLOW_CONCAT_INNER(a, b)
-/// Registers a node type T (with `static Schema schema()`) in the global registry.
-#define NOISEFLOW_REGISTER_NODE(T)                                                      \
-  static const bool NOISEFLOW_CONCAT(noiseflow_registered_, __LINE__) =                  \
-      ::noiseflow::runtime::Registry::global().add_from([] {                             \
-        return ::noiseflow::runtime::NodeType{                                           \
-            T::schema(), []() -> std::unique_ptr<::noiseflow::runtime::Node> { return std::make_unique<T>(); }}; \
-      })
+/// Registers a node type T (with `static Schema schema()`, and its ONNX mapping when it has a
+/// `static void onnx(runtime::onnx::OpContext&)`) in the global registry.
+#define NOISEFLOW_REGISTER_NODE(T)                                     \
+  static const bool NOISEFLOW_CONCAT(noiseflow_registered_, __LINE__) = \
+      ::noiseflow::runtime::Registry::global().add_from([] { return ::noiseflow::runtime::node_type_of<T>(); })
 
 }  // namespace noiseflow::runtime

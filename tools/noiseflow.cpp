@@ -19,9 +19,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "graph/unet.hpp"
 #include "noiseflow/noiseflow.hpp"
 #include "runtime/atomic_write.hpp"
+#include "tools/net/unet.hpp"
 #include "tools/nodes_markdown.hpp"
 #include "tools/run_folder.hpp"
 #include "tools/studio/studio.hpp"
@@ -294,13 +294,13 @@ int cmd_export_onnx(const noiseflow::runtime::onnx::ExportRequest& r) {
   return 0;
 }
 
-// Writes a generated UNet net file (graph/unet.hpp) to stdout, or to `output` atomically after checking
+// Writes a generated UNet net file (tools/net/unet.hpp) to stdout, or to `output` atomically after checking
 // that the ResBlock file it includes is there; the written file is then loaded and shape-checked.
-int cmd_net_unet(const graph::UnetSpec& spec, const std::string& output) {
-  const auto problems = graph::unet_problems(spec);
+int cmd_net_unet(const noiseflow::tools::UnetSpec& spec, const std::string& output) {
+  const auto problems = noiseflow::tools::unet_problems(spec);
   for (auto& p : problems) std::cerr << "noiseflow net unet: " << p << "\n";
   if (!problems.empty()) return 2;
-  const std::string text = graph::unet_net_file(spec);
+  const std::string text = noiseflow::tools::unet_net_file(spec);
   if (output.empty()) {
     std::cout << text;
     return 0;
@@ -319,7 +319,7 @@ int cmd_net_unet(const graph::UnetSpec& spec, const std::string& output) {
   try {
     noiseflow::Pipeline p(output, {});
     std::cout << "wrote " << output << ": " << with_commas(p.graph().param_count()) << " parameters, "
-              << p.graph().nodes.size() << " nodes (" << graph::unet_command(spec) << ")\n";
+              << p.graph().nodes.size() << " nodes (" << noiseflow::tools::unet_command(spec) << ")\n";
   } catch (...) {
     fs::remove(output);
     throw;
@@ -386,7 +386,7 @@ int main(int argc, char** argv) {
   bool markdown = false;
   nodes->add_flag("--markdown", markdown, "print the node reference as Markdown (docs/nodes.md)")->excludes("--json");
 
-  graph::UnetSpec unet_spec;
+  noiseflow::tools::UnetSpec unet_spec;
   std::vector<int64_t> unet_attn;
   std::string net_output;
   bool no_mid_attn = false;

@@ -2,6 +2,7 @@
 // embedding application writes into it (Pipeline::output("id")) before a
 // tick; it starts as zeros. Subgraph files checked on their own get one per
 // declared input.
+#include "graph/pipeline.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -11,7 +12,7 @@ using namespace noiseflow::runtime;
 
 struct Input final : Node {
   static Schema schema() {
-    return Schema("input", "a tensor supplied by the embedding application (zeros until written)")
+    return Schema(graph::kInputOp, "a tensor supplied by the embedding application (zeros until written)")
         .attr_ints("shape", std::nullopt, "the tensor's shape")
         .output("y", "the tensor")
         .shape([](graph::ShapeContext& c) {

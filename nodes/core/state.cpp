@@ -15,6 +15,7 @@ struct State final : Node {
         .input("next", "the value for the following tick (may come from downstream: closes a loop)")
         .output("value", "the current value")
         .back_edge("next")
+        .stateful()
         .shape([](graph::ShapeContext& c) { c.set_output("value", c.input("init")); });
   }
 

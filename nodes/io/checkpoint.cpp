@@ -17,6 +17,7 @@ struct Checkpoint final : Node {
                   "`noiseflow run --resume` continues from it")
         .optional_input("after", "anything that must be computed first (connect the optimizer's or EMA's step)")
         .attr_string("path", std::nullopt, {}, "file to write, e.g. runs/mnist/checkpoint.safetensors")
+        .checkpoint_writer("path")
         .sink();
   }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "nodes/kernels/nchw16c.hpp"
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -93,6 +94,19 @@ struct Add final : Node {
           if (y.empty()) y = {1};
           c.set_output("y", y);
         });
+  }
+
+  // Add (numpy broadcasting); align leading first Unsqueezes b at its end.
+  static void onnx(onnx::OpContext& c) {
+    std::string b = c.input("b");
+    const size_t ra = c.input_shape("a").size(), rb = c.input_shape("b").size();
+    if (c.attr_string("align") == "leading" && rb < ra) {
+      // b's dimensions match a's first ones: append 1s so numpy broadcasting lines them up.
+      std::vector<int64_t> axes;
+      for (size_t i = rb; i < ra; ++i) axes.push_back(int64_t(i));
+      b = c.add_temp("b_leading", "Unsqueeze", {b, c.ints(axes)});
+    }
+    c.add("Add", {c.input("a"), b}, {c.output()});
   }
 
   void plan(Context& ctx) override {

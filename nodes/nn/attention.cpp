@@ -20,6 +20,7 @@
 
 #include "nodes/kernels/dnnl_util.hpp"
 #include "nodes/kernels/group_norm.hpp"
+#include "nodes/nn/onnx_ops.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -27,6 +28,7 @@ namespace {
 
 using namespace noiseflow::runtime;
 namespace dnnl_util = kernels::dnnl_util;
+using runtime::onnx::Attribute;
 using dims = dnnl::memory::dims;
 using md = dnnl::memory::desc;
 using tag = dnnl::memory::format_tag;
@@ -72,6 +74,37 @@ struct Attention final : Node {
           c.param("proj.weight", {C, C, 1, 1}, zero ? graph::Init::zeros() : graph::Init::kaiming_uniform(C));
           c.param("proj.bias", {C}, zero ? graph::Init::zeros() : graph::Init::uniform_fan_in(C));
         });
+  }
+
+  // Group norm (nodes/nn/onnx_ops.hpp) - Conv 1x1 to q, k, v - Reshape [N, 3, heads, D, HW] - Gather
+  // - MatMul(q^T, k) * 1/sqrt(D) - Softmax - MatMul(v, a^T) - Reshape - Conv 1x1 - Add x.
+  static void onnx(onnx::OpContext& c) {
+    const graph::Shape& x = c.input_shape("x");
+    const int64_t C = x[1], H = x[2], W = x[3], heads = c.attr_int("heads"), D = C / heads, P = H * W;
+    const std::string in = c.input("x");
+    const std::string n = c.temp("norm");
+    onnx_ops::group_norm(c, in, x, c.attr_int("groups"), c.attr_float("eps"), c.param("norm.weight", {C, 1, 1}),
+                         c.param("norm.bias", {C, 1, 1}), n, "norm");
+    const std::vector<Attribute> one_by_one{Attribute::of_ints("kernel_shape", {1, 1})};
+    const std::string qkv = c.temp("qkv");
+    c.add("Conv", {n, c.param("qkv.weight"), c.param("qkv.bias")}, {qkv}, one_by_one, "qkv");
+    // Channels [q | k | v], each split into heads of D channels: [N, 3, heads, D, P].
+    const std::string split = c.add_temp("qkv_heads", "Reshape", {qkv, c.ints({0, 3, heads, D, P})});
+    auto pick = [&](int64_t i, const std::string& what) {
+      return c.add_temp(what, "Gather", {split, c.ints({i}, std::vector<int64_t>{})}, {Attribute::of_int("axis", 1)});
+    };
+    const std::string q = pick(0, "q"), k = pick(1, "k"), v = pick(2, "v");  // [N, heads, D, P]
+    const std::vector<Attribute> swap_last{Attribute::of_ints("perm", {0, 1, 3, 2})};
+    const std::string qt = c.add_temp("q_t", "Transpose", {q}, swap_last);
+    const std::string s = c.add_temp("scores", "MatMul", {qt, k});  // [N, heads, P(q), P(k)]
+    const std::string ss = c.add_temp("scores_scaled", "Mul", {s, c.floats({float(1.0 / std::sqrt(double(D)))}, {})});
+    const std::string a = c.add_temp("weights", "Softmax", {ss}, {Attribute::of_int("axis", -1)});
+    const std::string at = c.add_temp("weights_t", "Transpose", {a}, swap_last);
+    const std::string h = c.add_temp("mixed", "MatMul", {v, at});  // [N, heads, D, P(q)]
+    const std::string hi = c.add_temp("mixed_image", "Reshape", {h, c.ints({0, C, H, W})});
+    const std::string p = c.temp("proj");
+    c.add("Conv", {hi, c.param("proj.weight"), c.param("proj.bias")}, {p}, one_by_one, "proj");
+    c.add("Add", {in, p}, {c.output()}, {}, "residual");
   }
 
   void plan(Context& ctx) override {

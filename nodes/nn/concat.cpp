@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nodes/kernels/dnnl_util.hpp"
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -17,6 +18,7 @@ namespace {
 
 using namespace noiseflow::runtime;
 namespace dnnl_util = kernels::dnnl_util;
+using runtime::onnx::Attribute;
 
 constexpr const char* kInputs[] = {"a", "b", "c", "d"};
 
@@ -55,6 +57,15 @@ struct Concat final : Node {
           }
           c.set_output("y", out);
         });
+  }
+
+  static void onnx(onnx::OpContext& c) {
+    std::vector<std::string> ins;
+    for (const char* p : {"a", "b", "c", "d"})
+      if (c.has_input(p)) ins.push_back(c.input(p));
+    int64_t axis = c.attr_int("axis");
+    if (axis < 0) axis += int64_t(c.input_shape("a").size());
+    c.add("Concat", ins, {c.output()}, {Attribute::of_int("axis", axis)});
   }
 
   void plan(Context& ctx) override {

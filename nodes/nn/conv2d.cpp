@@ -21,6 +21,7 @@
 #include "nodes/kernels/dnnl_util.hpp"
 #include "nodes/kernels/winograd.hpp"
 #include "nodes/nn/weighted_layer.hpp"
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -29,6 +30,7 @@ namespace {
 using namespace noiseflow::runtime;
 namespace dnnl_util = kernels::dnnl_util;
 namespace winograd = kernels::winograd;
+using runtime::onnx::Attribute;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
@@ -190,6 +192,31 @@ struct Conv2d final : Node {
           if (c.attr_bool("bias"))
             c.param("bias", {g.cout}, zero ? graph::Init::zeros() : graph::Init::uniform_fan_in(fan_in));
         });
+  }
+
+  // Conv (kernel, stride, padding; bias as the third input when present), then Add of channel_add Unsqueezed
+  // to [N, C, 1, 1] and Add of add, where connected.
+  static void onnx(onnx::OpContext& c) {
+    const int64_t k = c.attr_int("kernel"), stride = c.attr_int("stride");
+    int64_t pad = c.attr_int("padding");
+    if (pad < 0) pad = k / 2;
+    std::vector<std::string> ins{c.input("x"), c.param("weight")};
+    if (c.attr_bool("bias")) ins.push_back(c.param("bias"));
+    const std::vector<Attribute> attrs{Attribute::of_ints("kernel_shape", {k, k}),
+                                       Attribute::of_ints("strides", {stride, stride}),
+                                       Attribute::of_ints("pads", {pad, pad, pad, pad}),
+                                       Attribute::of_ints("dilations", {1, 1}), Attribute::of_int("group", 1)};
+    const bool add = c.has_input("add"), chan = c.has_input("channel_add");
+    if (!add && !chan) return c.add("Conv", ins, {c.output()}, attrs);
+    // The fused additions as their own Add nodes: + channel_add[N, C, 1, 1], + add.
+    std::string y = c.add_temp("conv", "Conv", ins, attrs);
+    if (chan) {
+      const std::string per_pixel =
+          c.add_temp("channel_add_nc11", "Unsqueeze", {c.input("channel_add"), c.ints({2, 3})});
+      if (!add) return c.add("Add", {y, per_pixel}, {c.output()}, {}, "channel_add");
+      y = c.add_temp("channel_add", "Add", {y, per_pixel});
+    }
+    c.add("Add", {y, c.input("add")}, {c.output()}, {}, "add");
   }
 
   void plan(Context& ctx) override {

@@ -3,12 +3,14 @@
 // back.
 #include <cstring>
 
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+using runtime::onnx::Attribute;
 
 struct Flatten final : Node {
   static Schema schema() {
@@ -21,6 +23,10 @@ struct Flatten final : Node {
           if (x.size() < 2) c.fail("x", "expected [N, ...] with at least two dimensions, got " + graph::shape_str(x));
           c.set_output("y", {x[0], graph::numel(x) / x[0]});
         });
+  }
+
+  static void onnx(onnx::OpContext& c) {
+    c.add("Flatten", {c.input("x")}, {c.output()}, {Attribute::of_int("axis", 1)});
   }
 
   void forward(Context& ctx) override { ctx.output("y").copy_from(ctx.input("x")); }

@@ -19,6 +19,7 @@
 
 #include "nodes/kernels/group_norm.hpp"
 #include "nodes/kernels/nchw16c.hpp"
+#include "nodes/nn/onnx_ops.hpp"
 #include "runtime/node.hpp"
 #include "runtime/random.hpp"
 
@@ -60,6 +61,21 @@ struct GroupNorm final : Node {
             c.param("bias", {x[1]}, graph::Init::zeros());
           }
         });
+  }
+
+  // Reshape [N, G, -1] - InstanceNormalization (scale 1, shift 0) - Reshape back - Mul weight [C, 1, 1]
+  // - Add bias [C, 1, 1] (nodes/nn/onnx_ops.hpp), then Sigmoid and Mul for activation silu.
+  static void onnx(onnx::OpContext& c) {
+    const graph::Shape& x = c.input_shape("x");
+    // [C] seen as [C, 1, ...] to broadcast over the spatial dimensions.
+    std::vector<int64_t> per_channel{x[1]};
+    per_channel.resize(x.size() < 2 ? 1 : x.size() - 1, 1);
+    const bool affine = c.attr_bool("affine"), act = c.attr_string("activation") == "silu";
+    const std::string w = affine ? c.param("weight", per_channel) : std::string();
+    const std::string b = affine ? c.param("bias", per_channel) : std::string();
+    const std::string out = act ? c.temp("norm") : c.output();
+    onnx_ops::group_norm(c, c.input("x"), x, c.attr_int("groups"), c.attr_float("eps"), w, b, out, "norm");
+    if (act) onnx_ops::silu(c, out, c.output(), "silu");
   }
 
   void plan(Context& ctx) override {

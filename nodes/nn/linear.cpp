@@ -3,6 +3,7 @@
 // nodes/nn/weighted_layer.hpp.
 #include "nodes/kernels/dnnl_util.hpp"
 #include "nodes/nn/weighted_layer.hpp"
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -10,6 +11,7 @@ namespace {
 
 using namespace noiseflow::runtime;
 namespace dnnl_util = kernels::dnnl_util;
+using runtime::onnx::Attribute;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
@@ -34,6 +36,13 @@ struct Linear final : Node {
           if (c.attr_bool("bias"))
             c.param("bias", {out}, zero ? graph::Init::zeros() : graph::Init::uniform_fan_in(x[1]));
         });
+  }
+
+  // Gemm with transB = 1.
+  static void onnx(onnx::OpContext& c) {
+    std::vector<std::string> ins{c.input("x"), c.param("weight")};
+    if (c.attr_bool("bias")) ins.push_back(c.param("bias"));
+    c.add("Gemm", ins, {c.output()}, {Attribute::of_int("transB", 1)});
   }
 
   void plan(Context& ctx) override {

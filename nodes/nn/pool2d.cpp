@@ -1,12 +1,14 @@
 // nodes/nn/pool2d.cpp — 2-D max or average pooling (PyTorch MaxPool2d / AvgPool2d with count_include_pad
 // false), oneDNN pooling forward and backward on x's physical layout. Max pooling keeps the workspace
 // (argmax positions) its forward writes for its backward.
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+using runtime::onnx::Attribute;
 
 struct PoolGeometry {
   int64_t k, stride, pad, ho, wo;
@@ -47,6 +49,19 @@ struct Pool2d final : Node {
                             " is smaller than the kernel " + std::to_string(g.k));
           c.set_output("y", {x[0], x[1], g.ho, g.wo});
         });
+  }
+
+  // MaxPool, or AveragePool without the padding counted.
+  static void onnx(onnx::OpContext& c) {
+    const int64_t k = c.attr_int("kernel"), pad = c.attr_int("padding");
+    int64_t stride = c.attr_int("stride");
+    if (stride <= 0) stride = k;
+    std::vector<Attribute> attrs{Attribute::of_ints("kernel_shape", {k, k}),
+                                 Attribute::of_ints("strides", {stride, stride}),
+                                 Attribute::of_ints("pads", {pad, pad, pad, pad})};
+    const bool max = c.attr_string("mode") == "max";
+    if (!max) attrs.push_back(Attribute::of_int("count_include_pad", 0));
+    c.add(max ? "MaxPool" : "AveragePool", {c.input("x")}, {c.output()}, attrs);
   }
 
   void plan(Context& ctx) override {

@@ -1,6 +1,7 @@
 // nodes/nn/relu.cpp — y = max(x, 0), oneDNN eltwise relu forward and backward, on x's physical layout
 // (plain or nChw16c; y and the gradients share it).
 #include "nodes/nn/eltwise.hpp"
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -19,6 +20,8 @@ struct Relu final : Node {
         .layouts(graph::LayoutSupport::uniform)
         .shape([](graph::ShapeContext& c) { c.set_output("y", c.input("x")); });
   }
+
+  static void onnx(onnx::OpContext& c) { c.add("Relu", {c.input("x")}, {c.output()}); }
 
   void plan(Context& ctx) override { body_.plan(ctx, dnnl::algorithm::eltwise_relu, 0.f); }
   void forward(Context& ctx) override { body_.forward(ctx); }

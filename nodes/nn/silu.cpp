@@ -1,6 +1,7 @@
 // nodes/nn/silu.cpp — y = x * sigmoid(x), oneDNN eltwise swish forward and backward, on x's physical
 // layout (plain or nChw16c; y and the gradients share it).
 #include "nodes/nn/eltwise.hpp"
+#include "nodes/nn/onnx_ops.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
@@ -19,6 +20,9 @@ struct Silu final : Node {
         .layouts(graph::LayoutSupport::uniform)
         .shape([](graph::ShapeContext& c) { c.set_output("y", c.input("x")); });
   }
+
+  // x * Sigmoid(x).
+  static void onnx(onnx::OpContext& c) { onnx_ops::silu(c, c.input("x"), c.output(), "silu"); }
 
   void plan(Context& ctx) override { body_.plan(ctx, dnnl::algorithm::eltwise_swish, 1.f); }
   void forward(Context& ctx) override { body_.forward(ctx); }

@@ -6,12 +6,14 @@
 #include <cmath>
 #include <vector>
 
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+using runtime::onnx::Attribute;
 
 struct TimestepEmbedding final : Node {
   static Schema schema() {
@@ -29,6 +31,21 @@ struct TimestepEmbedding final : Node {
           if (dim < 4 || dim % 2 != 0) c.fail("dim", "must be even and at least 4, got " + std::to_string(dim));
           c.set_output("y", {t[0], dim});
         });
+  }
+
+  // Unsqueeze t - Mul by the frequencies - Sin, Cos - Concat (t stays float32).
+  static void onnx(onnx::OpContext& c) {
+    // The frequencies exactly as the node computes them (float32).
+    const int64_t half = c.attr_int("dim") / 2;
+    const float neg_log = -float(std::log(c.attr_float("max_period")));
+    std::vector<float> freqs(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i) freqs[size_t(i)] = std::exp(neg_log * float(i) / float(half - 1));
+    std::string t = c.input("t");
+    if (c.input_shape("t").size() == 1) t = c.add_temp("t_column", "Unsqueeze", {t, c.ints({1})});
+    const std::string a = c.add_temp("angles", "Mul", {t, c.floats(freqs, {half})});
+    const std::string sin = c.add_temp("sin", "Sin", {a});
+    const std::string cos = c.add_temp("cos", "Cos", {a});
+    c.add("Concat", {sin, cos}, {c.output()}, {Attribute::of_int("axis", 1)});
   }
 
   void plan(Context& ctx) override {

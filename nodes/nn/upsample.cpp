@@ -11,12 +11,14 @@
 #include <cstring>
 #include <vector>
 
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace noiseflow::nodes {
 namespace {
 
 using namespace noiseflow::runtime;
+using runtime::onnx::Attribute;
 
 struct Upsample final : Node {
   static Schema schema() {
@@ -33,6 +35,14 @@ struct Upsample final : Node {
           int64_t s = c.attr_int("scale");
           c.set_output("y", {x[0], x[1], x[2] * s, x[3] * s});
         });
+  }
+
+  // Resize nearest, asymmetric coordinates, floor: y[i] = x[i / scale].
+  static void onnx(onnx::OpContext& c) {
+    const float s = float(c.attr_int("scale"));
+    c.add("Resize", {c.input("x"), "", c.floats({1.f, 1.f, s, s}, {4})}, {c.output()},
+          {Attribute::of_string("mode", "nearest"), Attribute::of_string("coordinate_transformation_mode", "asymmetric"),
+           Attribute::of_string("nearest_mode", "floor")});
   }
 
   void plan(Context& ctx) override { scale_ = ctx.attr_int("scale"); }

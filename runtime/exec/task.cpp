@@ -39,7 +39,7 @@ TaskRunner::TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, 
       gates_[i] = {int(i)};
       continue;
     }
-    if (back[i] || consumers[i].empty() || gn.op == "state" || update[i]) {
+    if (back[i] || consumers[i].empty() || gn.schema->is_stateful() || update[i]) {
       always_[i] = true;
       continue;
     }

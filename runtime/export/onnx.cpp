@@ -165,7 +165,7 @@ NetSelection select_net(const graph::Graph& g, const std::string& instance) {
   NetSelection net;
   std::vector<int> placeholders;
   for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (g.nodes[i].op == "input") placeholders.push_back(int(i));
+    if (g.nodes[i].op == graph::kInputOp) placeholders.push_back(int(i));
 
   if (instance.empty() && !placeholders.empty()) {
     // A net file: its inputs are placeholders, its output what "outputs" names ("out", or the only one).
@@ -229,7 +229,7 @@ NetSelection select_net(const graph::Graph& g, const std::string& instance) {
     todo.pop_back();
     if (is_input(r) || region.count(r.node)) continue;
     const graph::GraphNode& n = g.nodes[r.node];
-    if (n.id.rfind(net.prefix, 0) != 0 || n.op == "input")
+    if (n.id.rfind(net.prefix, 0) != 0 || n.op == graph::kInputOp)
       fail(n.file, n.id, "", "no_net", "the net's output depends on node " + q(n.id) + ", which is not part of it");
     region.insert(r.node);
     for (auto& in : n.inputs)
@@ -297,26 +297,12 @@ CheckpointWeights load_net_weights(const graph::Graph& g, const NetSelection& ne
   return out;
 }
 
-// ---- OpMappings and OpContext --------------------------------------------------------------------------------------
+// ---- op mappings and OpContext -------------------------------------------------------------------------------------
 
-OpMappings& OpMappings::global() {
-  static OpMappings m;
-  return m;
-}
-
-bool OpMappings::add(const std::string& op, OpMapping fn) {
-  if (!mappings_.emplace(op, std::move(fn)).second) throw std::logic_error("ONNX mapping of " + op + " registered twice");
-  return true;
-}
-
-const OpMapping* OpMappings::find(const std::string& op) const {
-  auto it = mappings_.find(op);
-  return it == mappings_.end() ? nullptr : &it->second;
-}
-
-std::vector<std::string> OpMappings::ops() const {
+std::vector<std::string> mapped_ops() {
   std::vector<std::string> v;
-  for (auto& [op, fn] : mappings_) v.push_back(op);
+  for (auto& op : Registry::global().ops())
+    if (Registry::global().find(op)->onnx) v.push_back(op);
   return v;
 }
 
@@ -492,10 +478,10 @@ Model build_model(const graph::Graph& g, const NetSelection& net, const Weights&
   for (int i : net.nodes) {
     const graph::GraphNode& n = g.nodes[i];
     current = &n;
-    const OpMapping* mapping = OpMappings::global().find(n.op);
-    if (!mapping) {
+    const NodeType* type = Registry::global().find(n.op);
+    if (!type || !type->onnx) {
       std::string list;
-      for (auto& op : OpMappings::global().ops()) list += (list.empty() ? "" : ", ") + op;
+      for (auto& op : mapped_ops()) list += (list.empty() ? "" : ", ") + op;
       fail(n.file, n.id, "op", "unsupported_op",
            "node type " + n.op + " has no ONNX mapping (mapped: " + (list.empty() ? "none" : list) + ")");
     }
@@ -509,7 +495,7 @@ Model build_model(const graph::Graph& g, const NetSelection& net, const Weights&
       outs.push_back(v);
     }
     OpContext ctx(g, n, local, ins, outs, param_fn, constant_fn, m.nodes);
-    (*mapping)(ctx);
+    type->onnx(ctx);
     for (auto& p : n.params)
       if (!used_params.count(local + "." + p.name))
         fail(n.file, n.id, "op", "unsupported_op", "the ONNX mapping of " + n.op + " leaves out parameter " + q(p.name));

@@ -2,16 +2,25 @@
 //
 //   pipeline or net file ──load──> Graph ──select_net──> NetSelection (inputs, output, nodes)
 //   checkpoint ──load_net_weights──> Weights (net-local names: "down.0.conv1.weight")
-//   Graph + NetSelection + Weights ──build_model──> Model (one op mapping per node type)
+//   Graph + NetSelection + Weights ──build_model──> Model (each node type's own ONNX mapping)
 //        ──serialize──> ONNX protobuf bytes ──write_model_file──> FILE (temp file + rename)
 //
 // The model: ONNX opset 17 (IR version 8), float32 throughout. Inputs are the net's inputs by name (unet-small:
 // x [N, 1, 28, 28] and t [N], t as float32 timesteps because noiseflow's samplers feed fractional ones);
 // the output is named `eps`. N is the symbolic dimension "N" unless a batch is fixed. Each node type maps to
-// standard ops through a mapping registered for its op name (NOISEFLOW_REGISTER_ONNX_OP; the built-in node
-// library registers its nn.* types in nodes/nn/onnx_export.cpp); a node type without one is an error naming
-// the node and its type. Group normalization is Reshape-InstanceNormalization-Reshape-Mul-Add (opset 18's
-// GroupNormalization was redefined in 21; the decomposition runs everywhere).
+// standard ops through its own mapping, declared in its file next to its schema:
+//
+//   struct Relu final : Node {
+//     static Schema schema();
+//     static void onnx(runtime::onnx::OpContext& c) { c.add("Relu", {c.input("x")}, {c.output()}); }
+//     ...
+//   };
+//   NOISEFLOW_REGISTER_NODE(Relu);  // registers onnx() with the type (runtime::NodeType::onnx)
+//
+// A plugin's node types do the same. The exporter asks the registry; a node type without a mapping is an
+// error naming the node and its type. Group normalization is Reshape-InstanceNormalization-Reshape-Mul-Add
+// (opset 18's GroupNormalization was redefined in 21; the decomposition runs everywhere; nodes/nn/onnx_ops.hpp
+// holds it for nn.group_norm and nn.attention).
 #pragma once
 
 #include <cstdint>
@@ -193,25 +202,10 @@ struct ExportSummary {
 /// writes it. Throws graph::GraphError for an invalid file, ExportError otherwise.
 ExportSummary export_onnx(const ExportRequest& request);
 
-// ---- op mappings -------------------------------------------------------------------------------------
+// ---- op mappings: a node type's static onnx(OpContext&) (runtime::NodeType::onnx) -------------------
 
-class OpContext;
-/// Emits the ONNX nodes of one noiseflow node.
-using OpMapping = std::function<void(OpContext&)>;
-
-/// The op mappings by noiseflow op name.
-class OpMappings {
- public:
-  static OpMappings& global();
-  /// Adds a mapping; throws if the op has one.
-  bool add(const std::string& op, OpMapping fn);
-  const OpMapping* find(const std::string& op) const;
-  /// The op names with a mapping, sorted.
-  std::vector<std::string> ops() const;
-
- private:
-  std::map<std::string, OpMapping> mappings_;
-};
+/// The op names of the registry's node types that have an ONNX mapping, sorted.
+std::vector<std::string> mapped_ops();
 
 /// What a mapping sees of its node and how it adds ONNX nodes. Values are named after the noiseflow node
 /// ("down.0.conv1"); the parts of a decomposition after it ("down.0.norm1/norm"). Shapes are the graph's, at
@@ -275,10 +269,3 @@ class OpContext {
 };
 
 }  // namespace noiseflow::runtime::onnx
-
-#define NOISEFLOW_ONNX_CONCAT_(a, b) a##b
-#define NOISEFLOW_ONNX_CONCAT(a, b) NOISEFLOW_ONNX_CONCAT_(a, b)
-/// Registers the ONNX mapping of node type OP (a string) at static-initialisation time.
-#define NOISEFLOW_REGISTER_ONNX_OP(OP, FN)                                           \
-  static const bool NOISEFLOW_ONNX_CONCAT(noiseflow_onnx_registered_, __LINE__) = \
-      ::noiseflow::runtime::onnx::OpMappings::global().add(OP, FN)

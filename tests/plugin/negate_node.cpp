@@ -1,5 +1,7 @@
 // A node type in its own shared library, loaded at run time with
-// `noiseflow run --plugin libnoiseflow_test_plugin.so ...` (tests/tools/test_plugin.cpp).
+// `noiseflow run --plugin libnoiseflow_test_plugin.so ...` (tests/tools/test_plugin.cpp). It carries its
+// own ONNX mapping (a Neg node), which `noiseflow --plugin ... export onnx` uses.
+#include "runtime/export/onnx.hpp"
 #include "runtime/node.hpp"
 
 namespace {
@@ -13,6 +15,7 @@ struct Negate final : Node {
         .output("y", "same shape")
         .shape([](noiseflow::graph::ShapeContext& c) { c.set_output("y", c.input("x")); });
   }
+  static void onnx(onnx::OpContext& c) { c.add("Neg", {c.input("x")}, {c.output()}); }
   void forward(Context& ctx) override {
     const Tensor& x = ctx.input("x");
     Tensor& y = ctx.output("y");

@@ -90,4 +90,15 @@ TEST_CASE("resume without a checkpoint is a clear error") {
   o.resume = true;
   noiseflow::Pipeline p(pipeline(), o);
   CHECK_THROWS_WITH(p.executor(), doctest::Contains("nothing to resume: no checkpoint at /nonexistent/nf/ck.safetensors"));
+  // A pipeline with no node that writes checkpoints (Schema::checkpoint_writer) has nothing to resume from.
+  noiseflow::test::TempDir dir;
+  const std::string file = dir.write("no_checkpoint.json", R"({
+    "noiseflow": 1,
+    "nodes": { "noise": { "op": "random.normal", "attrs": { "shape": [2, 3] } } },
+    "run": { "ticks": 2 }
+  })");
+  noiseflow::Options none;
+  none.resume = true;
+  noiseflow::Pipeline q(file, none);
+  CHECK_THROWS_WITH(q.executor(), doctest::Contains("--resume needs an io.checkpoint node in the pipeline"));
 }

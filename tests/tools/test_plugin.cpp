@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 
 #include "noiseflow/noiseflow.hpp"
+#include "runtime/checkpoint.hpp"
+#include "tests/runtime/export/proto_reader.hpp"
 #include "tests/test_util.hpp"
 
 namespace {
@@ -45,6 +47,38 @@ TEST_CASE("a plugin library adds node types to the CLI") {
   auto bad = sh(exe + " --plugin " + dir.file("nope.so") + " nodes");
   CHECK(bad.first == 1);
   CHECK(bad.second.find(dir.file("nope.so") + ": cannot load plugin:") != std::string::npos);
+}
+
+TEST_CASE("a plugin's node type exports to ONNX with its own static onnx()") {
+  noiseflow::test::TempDir dir;
+  const std::string exe = NOISEFLOW_BINARY_DIR "/tools/noiseflow";
+  const std::string net = dir.write("neg_net.json", R"({
+    "noiseflow": 1,
+    "inputs": { "x": { "shape": [2, 3] } },
+    "outputs": { "out": "neg" },
+    "nodes": { "neg": { "op": "plugin.negate", "inputs": { "x": "x" } } }
+  })");
+  // The net has no parameters: any checkpoint will do.
+  noiseflow::runtime::Tensor unused({1});
+  unused.fill(0.f);
+  noiseflow::runtime::write_safetensors(dir.file("ck.safetensors"), {{"unused", unused}}, {});
+  const std::string args = " export onnx " + dir.file("ck.safetensors") + " -o " + dir.file("neg.onnx") + " --net " +
+                           net + " --weights raw";
+  auto r = sh(exe + " --plugin " NOISEFLOW_TEST_PLUGIN + args);
+  CHECK(r.first == 0);
+  CHECK(r.second.find("wrote onnx: " + dir.file("neg.onnx") + " (opset 17, 1 nodes") != std::string::npos);
+  const std::string bytes = noiseflow::test::read_bytes(dir.file("neg.onnx"));
+  const noiseflow::test::ProtoMessage graph = noiseflow::test::ProtoMessage(bytes).message(7);
+  const auto nodes = graph.messages(1);
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0].str(4) == "Neg");  // op_type
+  CHECK(nodes[0].str(3) == "neg");  // name
+  CHECK(nodes[0].strings(1) == std::vector<std::string>{"x"});
+  CHECK(nodes[0].strings(2) == std::vector<std::string>{"eps"});
+  // Without the plugin the op is unknown.
+  auto missing = sh(exe + args);
+  CHECK(missing.first == 1);
+  CHECK(missing.second.find("unknown node type \"plugin.negate\"") != std::string::npos);
 }
 
 // The plugin contract (docs/NOTES.md, "Plugins and embedding"): a library must register at least one

@@ -354,6 +354,31 @@ TEST_CASE("a node that only feeds gated sinks runs when one of them does") {
   CHECK(ex.output("deep")[0] == 8.f);  // computed at the last tick it was needed
 }
 
+TEST_CASE("a state node runs every tick even when only a gated sink reads it (Schema::stateful)") {
+  const std::string text = R"({ "noiseflow": 1,
+    "nodes": {
+      "zero": { "op": "tensor.constant", "attrs": { "shape": [1], "fill": 0.5 } },
+      "src":  { "op": "test.source", "attrs": { "shape": [1] } },
+      "held": { "op": "state", "inputs": { "init": "zero", "next": "src" } },
+      "look": { "op": "test.join", "inputs": { "a": "held" } },
+      "s3":   { "op": "test.sink", "inputs": { "x": "look" }, "every": 3 }
+    },
+    "run": { "ticks": 9 } })";
+  auto g = load(text);
+  run_log().clear();
+  ExecutorOptions one_thread;
+  one_thread.threads = 1;
+  Executor ex(g, one_thread);
+  std::vector<float> seen;
+  ex.run([&](const runtime::TickInfo&) { seen.push_back(ex.output("look")[0]); });
+  CHECK(run_log().ticks_of("look") == std::vector<int64_t>{2, 5, 8});
+  // At tick k the state holds src's value of tick k - 1: it took init at tick 0, not when look first ran.
+  REQUIRE(seen.size() == 9);
+  CHECK(seen[2] == 1.f);
+  CHECK(seen[5] == 4.f);
+  CHECK(seen[8] == 7.f);
+}
+
 TEST_CASE("a state node accumulates across ticks: x_{k+1} = x_k + 1") {
   const std::string text = R"({ "noiseflow": 1,
     "nodes": {

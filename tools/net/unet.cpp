@@ -1,4 +1,5 @@
-#include "graph/unet.hpp"
+// tools/net/unet.cpp — the UNet net-file generator of `noiseflow net unet` (tools/net/unet.hpp).
+#include "tools/net/unet.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace noiseflow::graph {
+namespace noiseflow::tools {
 
 namespace {
 
@@ -331,4 +332,4 @@ std::string unet_net_file(const UnetSpec& s) {
   return f.str();
 }
 
-}  // namespace noiseflow::graph
+}  // namespace noiseflow::tools

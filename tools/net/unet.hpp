@@ -1,4 +1,6 @@
-// graph/unet.hpp — a DDPM UNet of any size as a net file, so nobody writes 40 nodes by hand.
+// tools/net/unet.hpp — a DDPM UNet of any size as a net file (`noiseflow net unet`), so nobody writes 40
+// nodes by hand. It writes nn.* op names and the ResBlock subgraph's wiring, so it sits with the CLI, not in
+// graph/ (which knows no op).
 //
 //   x ─stem─ [ResBlock x R (+attn)] ─down─ [ResBlock x R (+attn)] ─down─ ... ─ mid: ResBlock, attn, ResBlock
 //             │ skips pushed ...                                                          │
@@ -20,7 +22,7 @@
 #include <string>
 #include <vector>
 
-namespace noiseflow::graph {
+namespace noiseflow::tools {
 
 /// What `noiseflow net unet` takes. The defaults are unet-small (shared/UNET_SMALL.md).
 struct UnetSpec {
@@ -54,4 +56,4 @@ int64_t unet_parameter_count(const UnetSpec& spec);
 /// The net file's text (a `noiseflow: 1` subgraph, one node a line). The spec must have no problems.
 std::string unet_net_file(const UnetSpec& spec);
 
-}  // namespace noiseflow::graph
+}  // namespace noiseflow::tools

@@ -1,4 +1,4 @@
-// tests/graph/test_unet.cpp — the UNet generator (graph/unet.hpp): the committed nets are exactly what it
+// tests/tools/test_unet.cpp — the UNet generator (tools/net/unet.hpp): the committed nets are exactly what it
 // writes, every generated net loads and shape-checks with the parameter count it announces, and specs that
 // cannot make a net are refused naming the option.
 #include <doctest/doctest.h>
@@ -7,11 +7,11 @@
 #include <string>
 
 #include "graph/pipeline.hpp"
-#include "graph/unet.hpp"
 #include "tests/test_util.hpp"
+#include "tools/net/unet.hpp"
 
 namespace fs = std::filesystem;
-using noiseflow::graph::UnetSpec;
+using noiseflow::tools::UnetSpec;
 using noiseflow::test::read_bytes;
 using noiseflow::test::TempDir;
 using noiseflow::test::write_bytes;
@@ -25,7 +25,7 @@ noiseflow::graph::Graph load_generated(UnetSpec s) {
   s.res_block = kNets + "res_block.json";
   TempDir dir;
   const std::string path = (dir.path / (s.name + ".json")).string();
-  write_bytes(path, noiseflow::graph::unet_net_file(s));
+  write_bytes(path, noiseflow::tools::unet_net_file(s));
   return noiseflow::graph::load_pipeline(path, noiseflow::test::load_options());
 }
 
@@ -33,7 +33,7 @@ bool has_node(const noiseflow::graph::Graph& g, const std::string& id) { return 
 
 std::string problems(const UnetSpec& s) {
   std::string all;
-  for (auto& p : noiseflow::graph::unet_problems(s)) all += p + "\n";
+  for (auto& p : noiseflow::tools::unet_problems(s)) all += p + "\n";
   return all;
 }
 
@@ -43,9 +43,9 @@ TEST_CASE("net unet: the defaults are unet-small, pipelines/nets/unet_small.json
   UnetSpec s;
   s.name = "unet_small";
   CHECK(problems(s).empty());
-  CHECK(noiseflow::graph::unet_parameter_count(s) == 1539329);  // shared/UNET_SMALL.md
+  CHECK(noiseflow::tools::unet_parameter_count(s) == 1539329);  // shared/UNET_SMALL.md
   const std::string file = read_bytes(kNets + "unet_small.json");
-  CHECK_MESSAGE(noiseflow::graph::unet_net_file(s) == file,
+  CHECK_MESSAGE(noiseflow::tools::unet_net_file(s) == file,
                 "regenerate it: build/tools/noiseflow net unet --name unet_small -o pipelines/nets/unet_small.json");
   const auto g = load_generated(s);
   CHECK(g.param_count() == 1539329);
@@ -55,7 +55,7 @@ TEST_CASE("net unet --classes 10 is unet_cond, pipelines/nets/unet_cond.json to 
   UnetSpec s;
   s.name = "unet_cond";
   s.classes = 10;
-  CHECK_MESSAGE(noiseflow::graph::unet_net_file(s) == read_bytes(kNets + "unet_cond.json"),
+  CHECK_MESSAGE(noiseflow::tools::unet_net_file(s) == read_bytes(kNets + "unet_cond.json"),
                 "regenerate it: build/tools/noiseflow net unet --name unet_cond --classes 10 -o "
                 "pipelines/nets/unet_cond.json");
   CHECK(load_generated(s).param_count() == 1539329 + 11 * 128);
@@ -67,7 +67,7 @@ TEST_CASE("net unet: the committed image nets are what their commands write") {
     s.name = "unet_images" + std::to_string(size);
     s.in_channels = 3, s.size = size, s.ch = 64, s.mult = {1, 2, 2, 2}, s.attn = {16}, s.dropout = 0.1;
     CAPTURE(s.name);
-    CHECK_MESSAGE(noiseflow::graph::unet_net_file(s) == read_bytes(kNets + s.name + ".json"),
+    CHECK_MESSAGE(noiseflow::tools::unet_net_file(s) == read_bytes(kNets + s.name + ".json"),
                   "regenerate it: build/tools/noiseflow net unet --name ", s.name, " --in-channels 3 --size ", size,
                   " --ch 64 --mult 1,2,2,2 --attn 16 --dropout 0.1 -o pipelines/nets/", s.name, ".json");
   }
@@ -104,7 +104,7 @@ TEST_CASE("net unet: generated nets load, shape-check and have the parameters th
     CAPTURE(c.what);
     REQUIRE(problems(c.s).empty());
     const auto g = load_generated(c.s);
-    CHECK(g.param_count() == noiseflow::graph::unet_parameter_count(c.s));
+    CHECK(g.param_count() == noiseflow::tools::unet_parameter_count(c.s));
     const int out = g.find("out_conv");
     REQUIRE(out >= 0);
     const int64_t oc = c.s.out_channels > 0 ? c.s.out_channels : c.s.in_channels;
@@ -140,7 +140,7 @@ TEST_CASE("net unet: dropout reaches every ResBlock's second group norm") {
   // 2 levels: 4 down, 2 middle, 6 up ResBlocks; each has norm1 and norm2, plus out_norm.
   CHECK(with_dropout == 12);
   CHECK(norms == 25);
-  CHECK(noiseflow::graph::unet_command(s).find("--dropout 0.25") != std::string::npos);
+  CHECK(noiseflow::tools::unet_command(s).find("--dropout 0.25") != std::string::npos);
 }
 
 TEST_CASE("net unet: specs that make no net are refused, naming the option") {
