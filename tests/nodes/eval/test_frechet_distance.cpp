@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -111,4 +112,133 @@ TEST_CASE("eval.frechet_distance: per class FD and the share classified as asked
   CHECK(shape_error_field("eval.frechet_distance", {},
                           {{"features", f}, {"reference", ref}, {"labels", runtime::Tensor({3})},
                            {"reference_labels", ref_labels}}) == "labels");
+}
+
+namespace {
+
+/// n draws of N(mu, 1) in one dimension, as [n, 1] (std::normal_distribution with a fixed seed).
+runtime::Tensor normal_column(int64_t n, double mu, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> z(mu, 1.0);
+  runtime::Tensor t({n, 1});
+  for (int64_t i = 0; i < n; ++i) t[i] = float(z(rng));
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("eval.frechet_distance: KID against its closed form for 1-d Gaussians, within its standard error") {
+  // With k(x, y) = (x y + 1)^3 in one dimension, E k = m3 m3' + 3 m2 m2' + 3 m1 m1' + 1 for independent x ~ P,
+  // y ~ Q with raw moments m1, m2, m3, so MMD^2(P, Q) = (m3 - m3')^2 + 3 (m2 - m2')^2 + 3 (m1 - m1')^2.
+  // P = N(0, 1): (0, 1, 0); Q = N(mu, 1): (mu, 1 + mu^2, mu^3 + 3 mu).
+  const int64_t n = 2000;
+  const double mu = 0.5;
+  const double exact = std::pow(mu * mu * mu + 3 * mu, 2) + 3 * std::pow(mu, 4) + 3 * mu * mu;  // 3.578125
+  const runtime::Json attrs = {{"bootstrap", 0}, {"pr_k", 0}, {"kid_blocks", 10}, {"path", "build/test_kid.json"}};
+  runtime::NodeHarness h("eval.frechet_distance", attrs, {{"features", normal_column(n, mu, 11)},
+                                                           {"reference", normal_column(n, 0.0, 12)}});
+  h.forward();
+  const nlohmann::json r = nlohmann::json::parse(test::read_bytes("build/test_kid.json"));
+  const double kid = r["kid"], se = r["kid_se"];
+  CHECK(h.output("kid")[0] == doctest::Approx(kid).epsilon(1e-6));
+  CHECK(se > 0.0);
+  CHECK(se < 0.2 * exact);
+  CHECK(std::fabs(kid - exact) < 4 * se);
+  // The same distribution: KID within 4 standard errors of 0.
+  runtime::NodeHarness same("eval.frechet_distance", attrs, {{"features", normal_column(n, 0.0, 13)},
+                                                              {"reference", normal_column(n, 0.0, 14)}});
+  same.forward();
+  const nlohmann::json r2 = nlohmann::json::parse(test::read_bytes("build/test_kid.json"));
+  CHECK(std::fabs(double(r2["kid"])) < 4 * double(r2["kid_se"]));
+  CHECK(double(r2["kid_se"]) < 0.1 * exact);
+}
+
+TEST_CASE("eval.frechet_distance: KID over all pairs equals the unbiased estimate summed by hand") {
+  const int64_t n = 40, m = 30, d = 5;
+  const runtime::Tensor X = random_tensor({n, d}, 21), Y = random_tensor({m, d}, 22, -0.5f, 1.5f);
+  auto k = [&](const runtime::Tensor& a, int64_t i, const runtime::Tensor& b, int64_t j) {
+    double dot = 0;
+    for (int64_t c = 0; c < d; ++c) dot += double(a[i * d + c]) * double(b[j * d + c]);
+    return std::pow(dot / double(d) + 1.0, 3);
+  };
+  double xx = 0, yy = 0, xy = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) xx += i == j ? 0.0 : k(X, i, X, j);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < m; ++j) yy += i == j ? 0.0 : k(Y, i, Y, j);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < m; ++j) xy += k(X, i, Y, j);
+  const double want = xx / double(n * (n - 1)) + yy / double(m * (m - 1)) - 2 * xy / double(n * m);
+  runtime::NodeHarness h("eval.frechet_distance", {{"bootstrap", 0}, {"pr_k", 0}, {"kid_blocks", 5}},
+                         {{"features", X}, {"reference", Y}});
+  h.forward();
+  CHECK(h.output("kid")[0] == doctest::Approx(want).epsilon(1e-5));
+}
+
+TEST_CASE("eval.frechet_distance: precision and recall of sets whose k-NN balls are known") {
+  // Reference: the integers 0..99 on a line. Samples: 0..49 (copies) and 50 points far away (1000 + i).
+  // k = 3: a copy is inside its own reference point's ball, a far point in none: precision = 1/2. The samples'
+  // balls: the end copy 49 has radius 3 (46, 47, 48), the others 2 or 3, the far points 2 and far away; so the
+  // reference points 0..52 are inside a sample's ball and 53..99 are not: recall = 53/100.
+  const int64_t m = 100;
+  runtime::Tensor R({m, 1}), S({m, 1});
+  for (int64_t i = 0; i < m; ++i) R[i] = float(i), S[i] = i < m / 2 ? float(i) : float(1000 + i);
+  runtime::NodeHarness h("eval.frechet_distance", {{"bootstrap", 0}, {"kid_blocks", 0}, {"pr_k", 3}},
+                         {{"features", S}, {"reference", R}});
+  h.forward();
+  CHECK(h.output("precision")[0] == doctest::Approx(0.5));
+  CHECK(h.output("recall")[0] == doctest::Approx(0.53));
+  CHECK(h.output("kid")[0] == 0.f);
+  // A set against itself: every point is in its own ball.
+  runtime::NodeHarness same("eval.frechet_distance", {{"bootstrap", 0}, {"kid_blocks", 0}}, {{"features", R}, {"reference", R}});
+  same.forward();
+  CHECK(same.output("precision")[0] == 1.f);
+  CHECK(same.output("recall")[0] == 1.f);
+}
+
+TEST_CASE("eval.frechet_distance: the bootstrap deviation of FD matches its spread over independent draws") {
+  // 40 independent pairs of 200-vector sets from N(0, I) and N(0.3, I) in 4 dimensions: the standard deviation
+  // of their FDs, against the bootstrap estimate from one pair (within a factor of 2).
+  const int64_t n = 200, d = 4;
+  auto draw = [&](double mu, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> z(mu, 1.0);
+    runtime::Tensor t({n, d});
+    for (int64_t i = 0; i < n * d; ++i) t[i] = float(z(rng));
+    return t;
+  };
+  std::vector<double> fds;
+  for (uint64_t s = 0; s < 40; ++s) {
+    runtime::NodeHarness h("eval.frechet_distance", {{"bootstrap", 0}, {"kid_blocks", 0}, {"pr_k", 0}},
+                           {{"features", draw(0.3, 100 + 2 * s)}, {"reference", draw(0.0, 101 + 2 * s)}});
+    h.forward();
+    fds.push_back(h.output("fd")[0]);
+  }
+  double mean = 0, var = 0;
+  for (double f : fds) mean += f / double(fds.size());
+  for (double f : fds) var += (f - mean) * (f - mean) / double(fds.size() - 1);
+  runtime::NodeHarness h("eval.frechet_distance", {{"bootstrap", 50}, {"kid_blocks", 0}, {"pr_k", 0},
+                                                    {"path", "build/test_fd_se.json"}},
+                         {{"features", draw(0.3, 7)}, {"reference", draw(0.0, 8)}});
+  h.forward();
+  const double se = nlohmann::json::parse(test::read_bytes("build/test_fd_se.json"))["fd_se"];
+  CHECK(se > 0.5 * std::sqrt(var));
+  CHECK(se < 2.0 * std::sqrt(var));
+}
+
+TEST_CASE("eval.frechet_distance: one KID block is an error; small sets get fewer blocks, or no KID, P and R") {
+  const runtime::Tensor f = random_tensor({6, 2}, 1), r = random_tensor({8, 2}, 2);
+  CHECK(shape_error_field("eval.frechet_distance", {{"kid_blocks", 1}}, {{"features", f}, {"reference", r}}) == "kid_blocks");
+  runtime::NodeHarness h("eval.frechet_distance", {{"path", "build/test_fd_small.json"}}, {{"features", f}, {"reference", r}});
+  h.forward();
+  const nlohmann::json j = nlohmann::json::parse(test::read_bytes("build/test_fd_small.json"));
+  CHECK(j["kid_blocks"] == 3);  // 6 vectors: 3 blocks of 2
+  CHECK(j["pr_n"] == 6);
+  const runtime::Tensor tiny = random_tensor({3, 2}, 3);
+  runtime::NodeHarness t("eval.frechet_distance", {{"path", "build/test_fd_small.json"}}, {{"features", tiny}, {"reference", r}});
+  t.forward();
+  const nlohmann::json k = nlohmann::json::parse(test::read_bytes("build/test_fd_small.json"));
+  CHECK_FALSE(k.contains("kid"));        // 3 vectors: 1 block
+  CHECK_FALSE(k.contains("precision"));  // k = 3 needs 4
+  CHECK(t.output("kid")[0] == 0.f);
 }
