@@ -10,23 +10,6 @@
 
 namespace noiseflow::studio {
 
-namespace {
-
-std::string type_name(graph::AttrType t) {
-  switch (t) {
-    case graph::AttrType::Int: return "int";
-    case graph::AttrType::Float: return "float";
-    case graph::AttrType::Bool: return "bool";
-    case graph::AttrType::String: return "string";
-    case graph::AttrType::IntList: return "int_list";
-    case graph::AttrType::FloatList: return "float_list";
-    case graph::AttrType::Any: return "any";
-  }
-  return "any";
-}
-
-}  // namespace
-
 Json object_info(const graph::Schema& s) {
   Json required = Json::object(), optional = Json::object(), req_order = Json::array(), opt_order = Json::array();
   for (const auto& in : s.inputs()) {
@@ -38,7 +21,7 @@ Json object_info(const graph::Schema& s) {
   for (const auto& o : s.outputs()) outputs.push_back("TENSOR"), names.push_back(o.name), tips.push_back(o.doc);
   Json attrs = Json::array();
   for (const auto& a : s.attrs()) {
-    Json j = {{"name", a.name}, {"type", type_name(a.type)}, {"required", a.required()}, {"doc", a.doc}};
+    Json j = {{"name", a.name}, {"type", graph::attr_type_name(a.type)}, {"required", a.required()}, {"doc", a.doc}};
     if (!a.required()) j["default"] = a.default_value;
     if (a.min) j["min"] = *a.min;
     if (a.max) j["max"] = *a.max;
@@ -70,9 +53,12 @@ Json history_entry(const RunEntry& e) {
   Json l = Json::array();
   for (auto& [t, v] : e.loss) l.push_back({t, std::isfinite(v) ? Json(v) : Json(nullptr)});
   const bool done = e.status == "success" || e.status == "error" || e.status == "interrupted";
-  const Json prompt = {{"path", e.path}, {"params", e.params}, {"name", e.name}, {"pipeline", e.doc}};
+  // ComfyUI's [number, prompt_id, prompt, extra_data, outputs_to_execute]; noiseflow's own fields beside it.
+  const Json prompt = Json::array({e.number, e.id, e.submitted, e.extra_data, e.outputs_to_execute});
+  const Json own = {{"path", e.path}, {"params", e.params}, {"name", e.name}, {"pipeline", e.doc}};
   return {{"number", e.number},
           {"prompt", prompt},
+          {"noiseflow", own},
           {"status", {{"status_str", e.status}, {"completed", e.status == "success"}, {"done", done},
                       {"messages", e.messages}}},
           {"progress", e.progress},
@@ -90,8 +76,21 @@ Json system_stats() {
       cpu = line.substr(line.find(':') + 2);
       break;
     }
-  return {{"system", {{"os", "linux"}, {"cpu", cpu}, {"cores", std::thread::hardware_concurrency()},
-                      {"noiseflow_version", "1"}, {"root", fs::current_path().string()}}}};
+  // RAM from /proc/meminfo (kB): the devices' memory is the machine's, as noiseflow runs on the CPU.
+  int64_t total = 0, available = 0;
+  std::ifstream mi("/proc/meminfo");
+  for (std::string line; std::getline(mi, line);) {
+    auto kb = [&] { return std::stoll(line.substr(line.find(':') + 1)) * 1024; };
+    if (line.rfind("MemTotal:", 0) == 0) total = kb();
+    if (line.rfind("MemAvailable:", 0) == 0) available = kb();
+  }
+  const Json device = {{"name", cpu.empty() ? std::string("cpu") : cpu}, {"type", "cpu"}, {"index", 0},
+                       {"vram_total", total}, {"vram_free", available}, {"torch_vram_total", total},
+                       {"torch_vram_free", available}};
+  return {{"system", {{"os", "posix"}, {"ram_total", total}, {"ram_free", available}, {"cpu", cpu},
+                      {"cores", std::thread::hardware_concurrency()}, {"noiseflow_version", "1"},
+                      {"root", fs::current_path().string()}}},
+          {"devices", Json::array({device})}};
 }
 
 }  // namespace noiseflow::studio

@@ -17,6 +17,7 @@
 #include "runtime/atomic_write.hpp"
 #include "runtime/exec/executor.hpp"
 #include "runtime/node.hpp"
+#include "tools/studio/comfy_prompt.hpp"
 #include "tools/studio/studio_impl.hpp"
 
 #ifndef NOISEFLOW_WEB_DIR
@@ -44,6 +45,20 @@ Json parse_body(const Request& req) {
     if (const auto p = m.find("parse error"); p != std::string::npos) m = m.substr(p);
     throw ApiError(http::status::bad_request, "bad_json", "malformed JSON in the request body: " + m);
   }
+}
+
+// A POST body is JSON. A browser's request (it carries an Origin, this server's: same_origin() refused the
+// others) must say so with Content-Type: application/json, as the page does; a request without an Origin
+// (a program: Node's fetch sends a string body as text/plain) may send JSON under any type but a form's.
+void check_content_type(const Request& req) {
+  const auto ct = req.find(http::field::content_type);
+  const std::string type = ct == req.end() ? std::string() : std::string(ct->value());
+  const bool json = type.rfind("application/json", 0) == 0;
+  const bool form = type.rfind("application/x-www-form-urlencoded", 0) == 0 || type.rfind("multipart/form-data", 0) == 0;
+  const bool browser = req.find(http::field::origin) != req.end();
+  if (!json && (browser || form))
+    throw ApiError(http::status::unsupported_media_type, "bad_content_type",
+                   "POST bodies are JSON: send Content-Type: application/json");
 }
 
 }  // namespace
@@ -161,10 +176,7 @@ Response Studio::route(const Request& req, const Target& t) {
   if (method == http::verb::post) {
     if (!same_origin(req))
       throw ApiError(http::status::forbidden, "cross_origin", "requests from another site's page are refused");
-    const auto ct = req.find(http::field::content_type);
-    if (!req.body().empty() && (ct == req.end() || std::string(ct->value()).rfind("application/json", 0) != 0))
-      throw ApiError(http::status::unsupported_media_type, "bad_content_type",
-                     "POST bodies are JSON: send Content-Type: application/json");
+    if (!req.body().empty()) check_content_type(req);
     const Json body = parse_body(req);
     if (p == "/check") return json_response(req, http::status::ok, check(body, false, nullptr, nullptr, nullptr, nullptr));
     if (p == "/prompt") return json_response(req, http::status::ok, prompt(body));
@@ -178,7 +190,7 @@ Response Studio::route(const Request& req, const Target& t) {
         if (body.contains("delete") && body["delete"].is_array())
           for (auto& d : body["delete"])
             if (d.is_string()) ids.insert(d.get<std::string>());
-        const bool clear = body.value("clear", false);
+        const bool clear = body.contains("clear") && body["clear"] == true;
         for (auto it = pending_.begin(); it != pending_.end();) {
           if (clear || ids.count((*it)->id)) {
             deleted.push_back((*it)->id);
@@ -192,6 +204,7 @@ Response Studio::route(const Request& req, const Target& t) {
       send_status();
       return json_response(req, http::status::ok, {{"deleted", deleted}});
     }
+    if (p == "/history") return json_response(req, http::status::ok, clear_history(body));
     throw ApiError(http::status::not_found, "not_found", "no POST endpoint " + p + " (docs/API.md)");
   }
   if (method != http::verb::get && method != http::verb::head)
@@ -207,7 +220,7 @@ Response Studio::route(const Request& req, const Target& t) {
     const std::string op = p.substr(13);
     auto& reg = runtime::Registry::global();
     if (auto* e = reg.find(op)) return json_response(req, http::status::ok, {{op, object_info(e->schema)}});
-    throw ApiError(http::status::not_found, "unknown_op", "no node type \"" + op + "\"" + graph::suggest(op, reg.ops()));
+    return json_response(req, http::status::ok, Json::object());  // as ComfyUI answers an unknown node type
   }
   if (p == "/pipelines") {
     std::vector<std::string> files;
@@ -227,6 +240,11 @@ Response Studio::route(const Request& req, const Target& t) {
     return file_response(req, std::move(*text), "application/json", "no-store");
   }
   if (p == "/queue") return json_response(req, http::status::ok, queue_json());
+  if (p == "/prompt") {
+    std::lock_guard lock(m_);
+    const size_t remaining = pending_.size() + (running_ ? 1 : 0);
+    return json_response(req, http::status::ok, {{"exec_info", {{"queue_remaining", remaining}}}});
+  }
   if (p == "/history") return json_response(req, http::status::ok, history_json(t, ""));
   if (p.rfind("/history/", 0) == 0) return json_response(req, http::status::ok, history_json(t, p.substr(9)));
   if (p == "/view") return view(req, t);
@@ -322,49 +340,66 @@ Json Studio::check(const Json& body, bool for_run, std::string* text_out, std::s
   return {{"ok", diags.empty()}, {"diagnostics", dj}, {"graph", diags.empty() ? gj : Json(nullptr)}};
 }
 
-namespace {
-
-// The op of a node the document declares (top-level ids), null for others (nodes inside an include).
-Json op_of(const Json& doc, const std::string& node) {
-  try {
-    const Json& n = doc.at("nodes").at(node);
-    if (n.contains("op") && n["op"].is_string()) return n["op"];
-  } catch (...) {
+Json Studio::prompt(const Json& body_in) {
+  Json body = body_in;
+  // ComfyUI's API format: translated to a document first (tools/studio/comfy_prompt.hpp).
+  Json submitted = body.contains("pipeline") ? body["pipeline"] : body.contains("prompt") ? body["prompt"] : Json(nullptr);
+  const bool api = !body.contains("pipeline") && body.contains("prompt") && is_api_format(body["prompt"]);
+  std::string run_node;
+  Json outputs = Json::array();
+  if (api) {
+    ApiPrompt t = translate_api_prompt(body["prompt"], runtime::Registry::global());
+    if (!t.error.is_null()) {
+      std::string details;
+      for (auto& [id, ne] : t.node_errors.items())
+        for (auto& e : ne["errors"]) details += "node \"" + id + "\": " + e["message"].get<std::string>() + "\n";
+      throw ApiError(http::status::bad_request, t.error["type"].get<std::string>(), t.error["message"].get<std::string>(),
+                     {{"node_errors", t.node_errors}, {"diagnostics", Json::array()}, {"details", details},
+                      {"extra_info", t.error["extra_info"]}});
+    }
+    for (auto& [id, n] : body["prompt"].items())
+      if (n.is_object() && n.value("class_type", Json()) == kRunClass) run_node = id;
+    body["pipeline"] = t.doc;
+    body.erase("prompt");
+    for (auto& o : t.outputs) outputs.push_back(o);
   }
-  return nullptr;
-}
-
-}  // namespace
-
-Json Studio::prompt(const Json& body) {
+  if (!body.contains("path")) body["path"] = kPromptPath;
   std::string text, path;
   Json params;
   std::vector<graph::Diagnostic> diags;
   Json checked = check(body, true, &text, &path, &params, &diags);
   const Json doc = Json::parse(text, nullptr, false);  // discarded (not thrown) when the text is no JSON
   if (!diags.empty()) {
-    Json node_errors = Json::object();
-    for (auto& d : diags) {
-      if (d.node.empty()) continue;
-      Json& ne = node_errors[d.node];
-      if (!ne.contains("errors")) ne["errors"] = Json::array();
-      ne["errors"].push_back({{"type", d.code}, {"message", d.message}, {"details", d.field}});
-      ne["class_type"] = op_of(doc, d.node);
-    }
+    // The run settings' problems belong to the noiseflow.run node of an API-format prompt.
+    if (!run_node.empty())
+      for (auto& d : diags)
+        if (d.node.empty() && (d.field == "run" || d.field == "name")) d.node = run_node;
+    Json ne = node_errors(diags, doc);
+    if (!run_node.empty() && ne.contains(run_node)) ne[run_node]["class_type"] = kRunClass;
     std::string details;
     for (auto& d : diags) details += d.str() + "\n";
     throw ApiError(http::status::bad_request, "invalid_prompt",
-                   std::to_string(diags.size()) + (diags.size() == 1 ? " problem" : " problems") + " in " + path,
-                   {{"node_errors", node_errors}, {"diagnostics", checked["diagnostics"]}, {"details", details}});
+                   std::to_string(diags.size()) + (diags.size() == 1 ? " problem" : " problems") + " in " +
+                       (api ? std::string("the prompt") : path),
+                   {{"node_errors", ne}, {"diagnostics", checked["diagnostics"]}, {"details", details},
+                    {"extra_info", Json::object()}});
   }
+  if (!api)  // the output nodes: the document's own nodes without outputs
+    for (auto& n : checked["graph"]["nodes"])
+      if (n["outputs"].empty() && doc.is_object() && doc.contains("nodes") && doc["nodes"].contains(n["id"].get<std::string>()))
+        outputs.push_back(n["id"]);
   auto e = std::make_shared<RunEntry>();
   e->id = new_id();
   e->path = path;
   e->text = text;
   e->doc = doc;
+  e->submitted = submitted.is_null() ? doc : submitted;  // the file's document when none was sent
+  e->outputs_to_execute = outputs;
   e->params = params;
   e->name = checked["graph"]["name"].get<std::string>();
-  e->client_id = body.value("client_id", std::string());
+  e->client_id = body.contains("client_id") && body["client_id"].is_string() ? body["client_id"].get<std::string>() : "";
+  e->extra_data = body.contains("extra_data") && body["extra_data"].is_object() ? body["extra_data"] : Json::object();
+  if (!e->client_id.empty()) e->extra_data["client_id"] = e->client_id;
   {
     std::lock_guard lock(m_);
     if (stopping_) throw ApiError(http::status::service_unavailable, "stopping", "the server is stopping");
@@ -422,7 +457,7 @@ Json Studio::history_json(const Target& t, const std::string& id) {
   if (!id.empty()) {
     for (auto& e : history_)
       if (e->id == id) return {{id, history_entry(*e)}};
-    throw ApiError(http::status::not_found, "not_found", "no run " + id + " in the history");
+    return Json::object();  // as ComfyUI answers an unknown id
   }
   size_t max_items = history_.size();
   if (const std::string m = t.arg("max_items"); !m.empty()) {
@@ -434,6 +469,22 @@ Json Studio::history_json(const Target& t, const std::string& id) {
   }
   for (size_t i = history_.size() - max_items; i < history_.size(); ++i) out[history_[i]->id] = history_entry(*history_[i]);
   return out;
+}
+
+Json Studio::clear_history(const Json& body) {
+  std::lock_guard lock(m_);
+  std::set<std::string> ids;
+  if (body.contains("delete") && body["delete"].is_array())
+    for (auto& d : body["delete"])
+      if (d.is_string()) ids.insert(d.get<std::string>());
+  const bool clear = body.contains("clear") && body["clear"] == true;
+  // Waiting and running runs stay: POST /queue and /interrupt are for those.
+  history_.erase(std::remove_if(history_.begin(), history_.end(),
+                                [&](const std::shared_ptr<RunEntry>& e) {
+                                  return e->status != "pending" && e->status != "running" && (clear || ids.count(e->id));
+                                }),
+                 history_.end());
+  return Json::object();
 }
 
 int serve(const ServeOptions& o) {

@@ -141,14 +141,23 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
   RunEntry& e = *ep;
   const auto started = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
+  // ComfyUI's order: execution_start, execution_cached (nothing is cached here), executing per node, the
+  // progress of the ticks, executed per output node, execution_success (or _error, _interrupted), and
+  // executing with node null.
   message(e, "execution_start", {{"timestamp", now_ms()}});
-  message(e, "executing", {{"node", "run"}});
+  message(e, "execution_cached", {{"nodes", Json::array()}, {"timestamp", now_ms()}});
   std::string status = "success";
   Json error = nullptr;
   int64_t last_tick = 0;
   try {
     graph::Graph g = graph::load_pipeline_text(e.text, e.path, load_options(e.params));
     if (auto p = path_problems(g); !p.empty()) throw graph::GraphError(p);
+    // The document's own nodes (an include's nodes are its instance's), in the order they run.
+    const bool has_nodes = e.doc.is_object() && e.doc.contains("nodes") && e.doc["nodes"].is_object();
+    for (int i : g.order) {
+      const std::string& id = g.nodes[size_t(i)].id;
+      if (has_nodes && e.doc["nodes"].contains(id)) message(e, "executing", {{"node", id}, {"display_node", id}});
+    }
     auto state = std::make_shared<runtime::RunState>();
     const int64_t ticks = g.ticks;
     // Files the run writes: its outputs, and the images as previews.
@@ -177,7 +186,6 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
           broadcast_binary(preview_frame(*png));
         }
       }
-      message(e, "executed", {{"node", key}, {"output", {{list, Json::array({item})}}}});
     };
     // x0 of the sampler's evaluations: at most 4 a second, and the last one.
     auto last_x0 = std::chrono::steady_clock::now() - std::chrono::seconds(1);
@@ -273,11 +281,17 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
     error = {{"message", ex.what()}, {"node_id", ""}, {"node_type", ""}, {"exception_type", "error"},
              {"diagnostics", Json::array()}};
   }
+  // One executed per node that wrote images, with all of them, after the last progress (files such as
+  // checkpoints are in the history's outputs only; so is the run folder's loss curve).
+  std::vector<std::pair<std::string, Json>> executed;
   {
     std::lock_guard lock(m_);
     e.status = status;
     e.error = error;
+    for (auto& [node, out] : e.outputs.items())
+      if (node != kLossCurve && out.contains("images")) executed.emplace_back(node, Json{{"images", out["images"]}});
   }
+  for (auto& [node, out] : executed) message(e, "executed", {{"node", node}, {"display_node", node}, {"output", out}});
   if (status == "success") {
     message(e, "execution_success", {{"timestamp", now_ms()}});
   } else if (status == "interrupted") {

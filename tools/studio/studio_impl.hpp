@@ -40,6 +40,7 @@ inline constexpr size_t kHistoryLimit = 100;         ///< finished runs kept
 inline constexpr size_t kLossPoints = 5000;          ///< (tick, loss) pairs kept per run, thinned beyond
 inline constexpr uintmax_t kViewLimit = 256u << 20;  ///< files /view serves
 inline const std::string kLossCurve = "loss_curve";  ///< the output name of the run folder's loss.png
+inline const std::string kPromptPath = "pipelines/prompt.json";  ///< the path of a POST /prompt without one
 
 /// Milliseconds since the epoch.
 int64_t now_ms();
@@ -62,7 +63,10 @@ std::optional<std::string> read_file(const fs::path& p, uintmax_t limit);
 /// A submitted run: what to run, and what it reported (under Studio::m_ once queued).
 struct RunEntry {
   std::string id, path, text, name, client_id, run_dir;
-  Json doc = nullptr;  ///< the submitted document, parsed once (text is what the run loads)
+  Json doc = nullptr;        ///< the document run, parsed once (text is what the run loads)
+  Json submitted = nullptr;  ///< the prompt as submitted: ComfyUI's API format, or the document
+  Json extra_data = Json::object();          ///< the submission's extra_data, with its client_id
+  Json outputs_to_execute = Json::array();  ///< the output nodes (node types without outputs)
   int64_t number = 0;
   Json params = Json::object();
   std::string status = "pending";
@@ -112,6 +116,7 @@ class Studio : public Hub {
   Json interrupt(const Json& body);
   Json queue_json();
   Json history_json(const Target& t, const std::string& id);
+  Json clear_history(const Json& body);
   Response view(const Request& req, const Target& t);
 
   // runs.cpp
