@@ -17,7 +17,7 @@
 #include "runtime/node.hpp"
 #include "runtime/run_state.hpp"
 #include "runtime/tensor.hpp"
-#include "tools/run_folder.hpp"
+#include "tools/run_observer.hpp"
 #include "tools/studio/studio_impl.hpp"
 
 namespace noiseflow::studio {
@@ -139,8 +139,6 @@ void Studio::work() {
 
 void Studio::run(const std::shared_ptr<RunEntry>& ep) {
   RunEntry& e = *ep;
-  const auto started = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
   // ComfyUI's order: execution_start, execution_cached (nothing is cached here), executing per node, the
   // progress of the ticks, executed per output node, execution_success (or _error, _interrupted), and
   // executing with node null.
@@ -150,7 +148,14 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
   Json error = nullptr;
   int64_t last_tick = 0;
   try {
-    graph::Graph g = graph::load_pipeline_text(e.text, e.path, load_options(e.params));
+    // Through the embedding API, as a program embedding noiseflow runs a pipeline; the run folder and the
+    // progress as `noiseflow run` keeps them (tools/run_observer.hpp).
+    Options po;
+    po.threads = opt_.threads;
+    for (auto& [k, v] : e.params.items()) po.params[k] = v;
+    po.check_include = [](const std::string& file) { return escapes(file); };
+    Pipeline pipeline = Pipeline::from_text(e.text, e.path, po);
+    const graph::Graph& g = pipeline.graph();
     if (auto p = path_problems(g); !p.empty()) throw graph::GraphError(p);
     // The document's own nodes (an include's nodes are its instance's), in the order they run.
     const bool has_nodes = e.doc.is_object() && e.doc.contains("nodes") && e.doc["nodes"].is_object();
@@ -158,7 +163,8 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
       const std::string& id = g.nodes[size_t(i)].id;
       if (has_nodes && e.doc["nodes"].contains(id)) message(e, "executing", {{"node", id}, {"display_node", id}});
     }
-    auto state = std::make_shared<runtime::RunState>();
+    tools::RunObserver observer(pipeline);  // plans the run, makes its folder
+    runtime::RunState* state = &pipeline.executor().state();
     const int64_t ticks = g.ticks;
     // Files the run writes: its outputs, and the images as previews.
     state->on_artifact = [&](const std::string& kind, const std::string& path, const std::string& node) {
@@ -198,34 +204,22 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
       message(e, "preview", {{"node", node}, {"tick", tick + 1}, {"kind", "x0"}});
       broadcast_binary(preview_frame(png));
     };
-    runtime::ExecutorOptions eo;
-    eo.threads = opt_.threads;
-    runtime::Executor ex(g, eo, state);
-    tools::RunFolder folder(g, ex.next_tick(), "");
+    const std::string run_dir = observer.folder()->dir();
     {
       std::lock_guard lock(m_);
-      e.run_dir = folder.dir();
-      exec_ = &ex;
-      if (cancel_) ex.cancel();
+      e.run_dir = run_dir;
+      exec_ = &pipeline.executor();
+      if (cancel_) exec_->cancel();
     }
-    state->run_dir = folder.dir();
-    state->before_checkpoint = [&](int64_t tick) {
-      folder.row(tick, *state, elapsed());
-      folder.plot();
-    };
     auto last_progress = std::chrono::steady_clock::now() - std::chrono::seconds(1);
-    const int64_t first = ex.next_tick();
     try {
-      ex.run([&](const runtime::TickInfo& t) {
-        folder.row(t.tick, *state, t.seconds);
-        double loss = NAN;
-        int64_t loss_tick = -1;
-        const bool has_loss = state->latest("loss", loss, &loss_tick) && loss_tick == t.tick;
-        const double rate = double(t.tick + 1 - first) / std::max(t.seconds, 1e-9);
-        const double eta = double(t.ticks - t.tick - 1) / std::max(rate, 1e-9);
-        Json progress = {{"value", t.tick + 1},   {"max", t.ticks},       {"node", nullptr},
+      pipeline.run([&](const runtime::TickInfo& t) {
+        const tools::Progress pr = observer.tick(t);
+        const bool has_loss = pr.loss_now;
+        const double loss = pr.loss;
+        Json progress = {{"value", pr.value},      {"max", pr.max},     {"node", nullptr},
                          {"loss", has_loss ? Json(std::isfinite(loss) ? loss : 0.0) : Json(nullptr)},
-                         {"ticks_per_s", rate}, {"eta_s", eta},         {"elapsed_s", t.seconds}};
+                         {"ticks_per_s", pr.rate}, {"eta_s", pr.eta},   {"elapsed_s", pr.seconds}};
         {
           std::lock_guard lock(m_);
           last_tick = t.tick + 1;
@@ -247,7 +241,7 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
         }
       });
     } catch (...) {
-      folder.plot();
+      observer.finish();
       std::lock_guard lock(m_);
       exec_ = nullptr;
       throw;
@@ -256,8 +250,8 @@ void Studio::run(const std::shared_ptr<RunEntry>& ep) {
       std::lock_guard lock(m_);
       exec_ = nullptr;
     }
-    folder.plot();
-    if (folder.plotted()) state->artifact("image", folder.dir() + "/loss.png", kLossCurve);
+    observer.finish();
+    if (observer.folder()->plotted()) state->artifact("image", run_dir + "/loss.png", kLossCurve);
   } catch (const runtime::Cancelled&) {
     status = "interrupted";
   } catch (const graph::GraphError& ge) {
