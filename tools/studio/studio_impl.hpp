@@ -4,7 +4,7 @@
 //
 //   io thread (Boost.Asio)                       worker thread
 //   ──────────────────────                       ─────────────
-//   HTTP sessions ──> Studio::handle() ──queue──> run(): load, plan, Executor::run
+//   HTTP sessions ──> Studio::handle() ──queue──> run(): Pipeline::from_text, RunObserver, run
 //   WebSocket sessions <──post(broadcast)──────── progress / preview / executed / ...
 //
 // Everything that touches a socket runs on the io thread; the worker hands it messages with post(). The

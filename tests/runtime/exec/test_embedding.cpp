@@ -66,7 +66,7 @@ TEST_CASE("running a pipeline leaves the caller's OpenMP thread count as it was"
   omp_set_num_threads(omp_get_num_procs());
 }
 
-TEST_CASE("Pipeline::from_text runs a document's text as the file would run; includes pass check_include") {
+TEST_CASE("Pipeline::from_text runs a document's text as the file would run, its includes shown to check_include") {
   noiseflow::test::TempDir dir;
   dir.write("train.json", kTrain);
   Options o;
