@@ -13,19 +13,27 @@
 namespace noiseflow {
 
 namespace {
-graph::Graph load(const std::string& path, const Options& o) {
+graph::Graph load(const std::string& path, const std::optional<std::string>& text, const Options& o) {
   graph::LoadOptions lo;
   lo.schemas = &runtime::Registry::global();
   lo.overrides = o.params;
   lo.seed = o.seed;
   lo.ticks = o.ticks;
   lo.ranks = o.comm ? o.comm->size() : 1;
-  return graph::load_pipeline(path, lo);
+  lo.check_include = o.check_include;
+  return text ? graph::load_pipeline_text(*text, path, lo) : graph::load_pipeline(path, lo);
 }
 }  // namespace
 
-Pipeline::Pipeline(std::string path, Options options)
-    : path_(std::move(path)), options_(std::move(options)), graph_(std::make_unique<graph::Graph>(load(path_, options_))) {}
+Pipeline::Pipeline(std::string path, Options options) : Pipeline(std::move(path), std::nullopt, std::move(options)) {}
+
+Pipeline::Pipeline(std::string path, std::optional<std::string> text, Options options)
+    : path_(std::move(path)), text_(std::move(text)), options_(std::move(options)),
+      graph_(std::make_unique<graph::Graph>(load(path_, text_, options_))) {}
+
+Pipeline Pipeline::from_text(std::string text, std::string path, Options options) {
+  return Pipeline(std::move(path), std::optional<std::string>(std::move(text)), std::move(options));
+}
 
 Pipeline::~Pipeline() = default;
 Pipeline::Pipeline(Pipeline&&) noexcept = default;
@@ -35,7 +43,7 @@ void Pipeline::set_param(const std::string& name, const nlohmann::json& value) {
   if (exec_) throw std::logic_error("set_param: the pipeline has already been planned");
   auto o = options_;
   o.params[name] = value;
-  graph_ = std::make_unique<graph::Graph>(load(path_, o));
+  graph_ = std::make_unique<graph::Graph>(load(path_, text_, o));
   options_ = std::move(o);
   plan_.reset();
 }

@@ -252,7 +252,7 @@ TEST_CASE("missing required attribute") {
     "x": { "op": "random.normal", "attrs": { "shape": [2, 3] } },
     "r": { "op": "tensor.repeat", "inputs": { "x": "x" } })"));
   CHECK(d.code == "missing_attr");
-  CHECK(d.str() == R"(bad/x.json: node "r", attr "times": missing required attribute (integer))");
+  CHECK(d.str() == R"(bad/x.json: node "r", attr "times": missing required attribute (int))");
 }
 
 TEST_CASE("unknown attribute") {
@@ -635,7 +635,7 @@ TEST_CASE("several errors in one file are all reported") {
   const std::vector<std::string> expected = {
       R"(bad/many.json: node "xt", op: unknown node type "diffusion.add_nois" (did you mean "diffusion.add_noise"?))",
       R"(bad/many.json: node "k", every: only sink nodes take every/at_end (tick is not a sink))",
-      R"(bad/many.json: node "r", attr "times": missing required attribute (integer))",
+      R"(bad/many.json: node "r", attr "times": missing required attribute (int))",
       R"(bad/many.json: node "sched", attr "kind": value "cosin" is not one of "linear", "cosine", "sigmoid" (did you mean "cosine"?))",
       R"(bad/many.json: node "sched", attr "T": value 0 is below the minimum 1)",
       R"(bad/many.json: node "t", input "schedule": no node "shed" (did you mean "sched"?))",
