@@ -2,6 +2,7 @@
 // Save, and the notice line.
 
 import { renderGraph } from "./draw.js";
+import { recordEdit } from "./edit.js";
 import { loadFileList } from "./main.js";
 import { S, indexGraph } from "./model.js";
 import { renderBreadcrumb, renderInspector, renderParams, select } from "./panels.js";
@@ -13,7 +14,14 @@ import { $, api, basename, el, errorMessage, parseDoc, svg } from "./util.js";
 
 export let checkTimer = null, checkSeq = 0;
 
-export function documentEdited() {
+// After every edit of the root document: dirty, an undo step (typing in one field is one step), checked
+// again shortly. `key` names what was edited; by default the field being typed in.
+export function documentEdited(key) {
+  if (key === undefined) {
+    const f = document.activeElement;
+    key = f && f.matches?.("input, select") ? f.dataset.key || f.dataset.param || f.dataset.run || f.dataset.attr || "" : "";
+  }
+  recordEdit(key);
   if (S.root) S.root.dirty = true;
   updateTitle();
   clearTimeout(checkTimer);
@@ -56,7 +64,7 @@ export function setCheck(answer) {
   renderInspector();
 }
 
-function setCheckStatus(text, ok) {
+export function setCheckStatus(text, ok) {
   const s = $("#check-status");
   s.textContent = text;
   s.dataset.ok = ok;
@@ -130,6 +138,7 @@ export async function save(path) {
   if (!r.ok) { notice(`save failed: ${errorMessage(r)}`, true); return false; }
   const a = r.data;
   S.root.dirty = false;
+  if (!S.files.includes(a.saved || path)) await loadFileList();
   if (path !== S.root.path) {
     S.root.path = a.saved || path;
     S.levels[0].path = S.root.path;

@@ -3,6 +3,7 @@
 
 import dagre from "/node_modules/@dagrejs/dagre/dist/dagre.esm.js";
 import { applyDiagnostics } from "./check.js";
+import { editable, layoutGet, layoutOf, startGesture } from "./edit.js";
 import { S, buildView, currentLevel, wireShape } from "./model.js";
 import { goToLevel, markSelection, openInstance, select } from "./panels.js";
 import { $, fmtShape, plain, svg } from "./util.js";
@@ -47,7 +48,7 @@ function measureNode(v, shapes) {
   return { w: Math.ceil(w), h, head };
 }
 
-const portY = (geo, i) => geo.head + 10 + i * ROW;
+export const portY = (geo, i) => geo.head + 10 + i * ROW;
 
 export function renderGraph({ fit = false } = {}) {
   const level = currentLevel();
@@ -94,7 +95,14 @@ export function renderGraph({ fit = false } = {}) {
   wires.replaceChildren();
   nodes.replaceChildren();
 
-  const pos = (id) => { const n = g.node(id), geo = geos.get(id); return { x: n.x - geo.w / 2, y: n.y - geo.h / 2, ...geo }; };
+  // Positions: the document's "layout" section where it names the node (the root level only), else dagre's.
+  const layout = layoutOf(level);
+  const pos = (id) => {
+    const geo = geos.get(id), at = layout && layoutGet(layout, vnodes.get(id));
+    if (at) return { x: at[0], y: at[1], ...geo };
+    const n = g.node(id);
+    return { x: n.x - geo.w / 2, y: n.y - geo.h / 2, ...geo };
+  };
 
   let backCount = 0, loopY = -Infinity, loopX = -Infinity;
   edges.forEach((e, i) => {
@@ -108,8 +116,9 @@ export function renderGraph({ fit = false } = {}) {
     const p0 = { x: a.x + a.w, y: a.y + portY(a, oi) };
     const p1 = { x: b.x, y: b.y + portY(b, ii) };
     let path, back = false;
-    if (p1.x < p0.x + 10) {
-      // A wire back to an earlier node (a state's next value): a loop under the nodes between them.
+    // Laid out by dagre, a wire leftwards goes back to an earlier node (a state's next value): a loop under
+    // the nodes between them. Placed by hand, only a state's next value is drawn so.
+    if (layout ? feedback(e) && p1.x < p0.x + 10 : p1.x < p0.x + 10) {
       back = true;
       let bottom = Math.max(a.y + a.h, b.y + b.h);
       for (const id of vnodes.keys()) {
@@ -121,14 +130,16 @@ export function renderGraph({ fit = false } = {}) {
       loopX = Math.max(loopX, p0.x + 18);
       path = roundedPath([p0, { x: p0.x + 18, y: p0.y }, { x: p0.x + 18, y }, { x: p1.x - 18, y }, { x: p1.x - 18, y: p1.y }, p1], 10);
     } else {
-      const pts = g.edge({ v: e.from, w: e.to, name: "e" + i })?.points || [];
+      const pts = layout ? [] : g.edge({ v: e.from, w: e.to, name: "e" + i })?.points || [];
       const mids = pts.length > 3 ? pts.slice(1, -1) : [];
       path = wirePath([p0, ...mids, p1]);
     }
+    const ends = { "data-from": e.from, "data-from-port": e.fromPort, "data-to": e.to, "data-to-port": e.toPort };
     wires.append(svg("path", { d: path, class: "wire" + (bad ? " bad" : "") + (back ? " back" : "") +
-                                              (vb.disabled || va.disabled ? " off" : ""),
-                               "data-from": e.from, "data-to": e.to },
+                                              (vb.disabled || va.disabled ? " off" : ""), ...ends },
       back ? svg("title", { text: `${va.title}.${e.fromPort} → ${vb.title}.${e.toPort}: the next tick's value` }) : null));
+    // A wide invisible twin to click (select, then Delete removes it).
+    if (editable()) wires.append(svg("path", { d: path, class: "wire-hit", ...ends }));
   });
 
   for (const v of vnodes.values()) nodes.append(drawNode(v, pos(v.id), shapes.get(v.id) || {}));
@@ -137,11 +148,13 @@ export function renderGraph({ fit = false } = {}) {
   let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
   const grow = (x, y) => { x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y); };
   for (const v of vnodes.values()) { const b = pos(v.id); grow(b.x, b.y); grow(b.x + b.w, b.y + b.h); }
-  for (const e of g.edges()) for (const p of g.edge(e).points || []) grow(p.x, p.y);
+  if (!layout) for (const e of g.edges()) for (const p of g.edge(e).points || []) grow(p.x, p.y);
   y1 = Math.max(y1, loopY);   // the loops of wires back
   x1 = Math.max(x1, loopX);
   if (!vnodes.size) { x0 = y0 = 0; x1 = y1 = 1; }
-  S.drawn = { vnodes, bounds: { x: x0 - 16, y: y0 - 16, w: x1 - x0 + 32, h: y1 - y0 + 32 } };
+  const positions = new Map([...vnodes.keys()].map((id) => [id, pos(id)]));
+  $("#empty-hint").hidden = !(editable() && !Object.keys(level.doc.nodes || {}).length);
+  S.drawn = { vnodes, edges, positions, bounds: { x: x0 - 16, y: y0 - 16, w: x1 - x0 + 32, h: y1 - y0 + 32 } };
   applyDiagnostics();
   markSelection();
   // Until the user pans or zooms, the view follows the drawing (it widens when the check's shapes come).
@@ -165,7 +178,7 @@ function roundedPath(p, r) {
 }
 
 // A smooth wire through points, leaving and entering ports horizontally.
-function wirePath(p) {
+export function wirePath(p) {
   let d = `M${p[0].x},${p[0].y}`;
   for (let i = 0; i + 1 < p.length; i++) {
     const a = p[i], b = p[i + 1];
@@ -184,6 +197,8 @@ function drawNode(v, box, shapes) {
   if (v.disabled) cls.push("disabled");
   const attrs = { class: cls.join(" "), transform: `translate(${box.x},${box.y})` };
   if (v.qid) attrs["data-node-id"] = v.qid;
+  const edit = editable();
+  if (edit) attrs["data-local-id"] = v.id;
   const gEl = svg("g", attrs);
   gEl.append(svg("rect", { class: "body", width: box.w, height: box.h, rx: 8 }));
   gEl.append(svg("rect", { class: "head", width: box.w, height: box.head, rx: 8 }));
@@ -208,6 +223,8 @@ function drawNode(v, box, shapes) {
     if (p.dangling || p.extra) cls.push("bad");
     gEl.append(svg("circle", { class: "port in" + (p.ref !== undefined ? " on" : "") + (p.dangling ? " bad" : "") + (p.stub ? " stub" : ""),
                                cx: 0, cy: py, r: 4.5 }));
+    if (edit) gEl.append(svg("circle", { class: "port-hit in", cx: 0, cy: py, r: 10, "data-node": v.id, "data-port": p.name, "data-dir": "in" },
+                             svg("title", { text: p.ref !== undefined ? `${p.name}: drag to move or remove the wire` : `${p.name}: drop a wire here` })));
     const label = svg("text", { class: cls.join(" "), x: PAD - 2, y: py + 4 }, svg("tspan", { text: p.name }));
     if (p.stub) label.append(svg("tspan", { class: "stub-src", dx: 6, text: "◂ " + p.stub }));
     if (p.dangling) label.append(svg("title", { text: `no source "${plain(p.ref)}"` }));
@@ -217,6 +234,8 @@ function drawNode(v, box, shapes) {
   v.outs.forEach((o, i) => {
     const py = portY(box, i);
     gEl.append(svg("circle", { class: "port out on", cx: box.w, cy: py, r: 4.5 }));
+    if (edit) gEl.append(svg("circle", { class: "port-hit out", cx: box.w, cy: py, r: 10, "data-node": v.id, "data-port": o.name, "data-dir": "out" },
+                             svg("title", { text: `${o.name}: drag a wire from here to an input` })));
     const t = svg("text", { class: "port-label", x: box.w - PAD + 2, y: py + 4, "text-anchor": "end" });
     t.append(svg("tspan", { text: o.name }));
     if (shapes[o.name]) t.append(svg("tspan", { class: "shape", dx: 5, text: fmtShape(shapes[o.name]) }));
@@ -277,6 +296,7 @@ export function setupPanZoom() {
   let drag = null;
   area.addEventListener("pointerdown", (ev) => {
     if (ev.button !== 0 || ev.target.closest(".open-btn")) return;
+    if (startGesture(ev)) return;   // a node, a port or a wire of an editable level: edit.js's
     drag = { x: ev.clientX, y: ev.clientY, vx: S.view.x, vy: S.view.y, moved: false };
   });
   window.addEventListener("pointermove", (ev) => {

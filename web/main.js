@@ -3,6 +3,7 @@
 
 import { notice, setupSave } from "./check.js";
 import { setupPanZoom } from "./draw.js";
+import { setupEditing } from "./edit.js";
 import { S } from "./model.js";
 import { openPipeline } from "./panels.js";
 import { connectSocket, drawLoss, loadHistory, runPipeline } from "./run.js";
@@ -23,11 +24,15 @@ export async function loadFileList() {
   S.files = r.ok ? r.data.files || [] : [];
   const picker = $("#picker");
   picker.replaceChildren(...S.files.map((f) => el("option", { value: f, text: f.replace(/^pipelines\//, "") })));
+  // A new document not saved yet.
+  if (S.root && !S.files.includes(S.root.path))
+    picker.append(el("option", { value: S.root.path, text: S.root.path.replace(/^pipelines\//, "") + " (new)" }));
   if (S.root) picker.value = S.root.path;
 }
 
 async function main() {
   setupPanZoom();
+  setupEditing();
   setupSave();
   for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => showTab(b.dataset.tab);
   $("#picker").onchange = (e) => openPipeline(e.target.value);

@@ -3,7 +3,8 @@
 
 import { diagnosticsFor, documentEdited, notice, save, updateTitle, validateNow } from "./check.js";
 import { applyView, renderGraph } from "./draw.js";
-import { showTab } from "./main.js";
+import { addParam, deleteNode, deleteParam, duplicateNode, editable, renameNode, renameParam, resetHistory } from "./edit.js";
+import { loadFileList, showTab } from "./main.js";
 import { S, currentLevel, includePaths, indexGraph, instanceParams, isRef, loadDoc, opInfo, outputShape, preloadIncludes, resolveRef, resolveValue, subInputs, wireShape } from "./model.js";
 import { $, asFloat, basename, el, fmtShape, isFloatValue, parseDoc, plain } from "./util.js";
 
@@ -18,7 +19,11 @@ export async function openPipeline(path) {
   }
   const r = await fetch("/file?path=" + encodeURIComponent(path));
   if (!r.ok) { notice(`cannot open ${path}: HTTP ${r.status}`); return; }
-  const text = await r.text();
+  await openDocument(path, await r.text());
+}
+
+// Opens a document's text as the root level (a file, or a new document not saved yet).
+export async function openDocument(path, text) {
   let doc;
   try { doc = parseDoc(text); } catch (e) { notice(`${path} is not valid JSON: ${e.message}`); return; }
   S.docs.clear();
@@ -26,8 +31,12 @@ export async function openPipeline(path) {
   S.root = { path, doc, original: parseDoc(text), dirty: false };
   S.levels = [{ path, doc, prefix: "", params: doc.params || {}, label: basename(path), readOnly: false }];
   S.selected = null;
+  S.selectedWire = null;
   S.check = null;
+  S.viewTouched = false;
   indexGraph(null);
+  resetHistory();
+  if (!S.files.includes(path)) await loadFileList();
   $("#picker").value = path;
   $("#save-path").value = path;
   history.replaceState(null, "", "#" + path);
@@ -89,6 +98,7 @@ export function renderBreadcrumb() {
 
 export function select(qid) {
   if (qid !== S.selected) textModeKeys.clear();
+  if (qid) S.selectedWire = null;
   S.selected = qid;
   markSelection();
   renderInspector();
@@ -100,6 +110,9 @@ export function markSelection() {
   const local = selectedLocalId();
   for (const w of document.querySelectorAll("#wires .wire"))
     w.classList.toggle("hot", !!local && (w.dataset.from === local || w.dataset.to === local));
+  const picked = S.selectedWire;
+  for (const w of document.querySelectorAll("#wires .wire"))
+    w.classList.toggle("picked", !!picked && w.dataset.to === picked.to && w.dataset.toPort === picked.toPort);
 }
 
 function selectedLocalId() {
@@ -141,6 +154,19 @@ function drawInspector(box) {
   const edited = () => { documentEdited(); renderGraph(); };
 
   box.append(el("div", { class: "insp-title" }, el("h3", { text: v.qid }), el("span", { class: "op-tag", text: v.op })));
+  if (editable()) {
+    const idInput = el("input", { type: "text", value: id, spellcheck: "false", "data-key": "field:id", class: "node-id-field",
+                                  title: "The node's id: Enter renames it and every reference to it" });
+    const idError = el("span", { class: "error-text small" });
+    const commit = () => { const err = renameNode(id, idInput.value.trim()); idError.textContent = err || ""; };
+    idInput.addEventListener("keydown", (e) => { if (e.key === "Enter") commit(); });
+    idInput.addEventListener("change", commit);
+    box.append(el("div", { class: "insp-actions" },
+      el("label", { class: "muted", text: "id " }), idInput,
+      el("button", { text: "Duplicate", title: "A copy beside it, wired to the same sources (Ctrl+D)", onclick: () => duplicateNode(id) }),
+      el("button", { text: "Delete", class: "danger", title: "Remove the node and its wires (Delete)", onclick: () => deleteNode(id) }),
+      idError));
+  }
   if (v.kind === "subgraph") {
     box.append(el("p", { class: "doc" }, `Subgraph instance of ${v.includePath ?? "?"}. `,
       el("button", { text: "open subgraph ▸", onclick: () => openInstance(id) })));
@@ -446,10 +472,44 @@ export function renderParams() {
     const input = row.querySelector("input, select");
     input.dataset.param = name;
     row.classList.toggle("changed", JSON.stringify(params[name]) !== JSON.stringify(orig));
+    row.querySelector(".form-label").append(
+      el("button", { class: "mini", text: "✎", title: `Rename ${name} (and every $${name} that uses it)`, "data-rename-param": name,
+                     onclick: () => { const to = prompt(`Rename the param ${name} to`, name); if (to) { const e = renameParam(name, to.trim()); if (e) notice(e, true); } } }),
+      el("button", { class: "mini", text: "×", title: `Delete ${name}`, "data-delete-param": name,
+                     onclick: () => deleteParam(name) }));
     form.append(row);
   }
   if (!Object.keys(params).length) form.append(el("p", { class: "muted", text: "This pipeline has no params." }));
   box.append(form);
+  if (!editable()) return;
+
+  // A new param: name and value (JSON, else text).
+  const nameIn = el("input", { type: "text", placeholder: "name", spellcheck: "false", id: "new-param-name", size: 10 });
+  const valueIn = el("input", { type: "text", placeholder: "value", spellcheck: "false", id: "new-param-value", size: 10 });
+  const err = el("div", { class: "error-text small" });
+  const add = () => {
+    const e = addParam(nameIn.value.trim(), parseLoose(valueIn.value, "any"));
+    err.textContent = e || "";
+  };
+  valueIn.addEventListener("keydown", (e) => { if (e.key === "Enter") add(); });
+  box.append(el("div", { class: "param-add" }, nameIn, valueIn, el("button", { text: "Add param", id: "add-param", onclick: add })), err);
+
+  // The run block: how many ticks, which seed.
+  box.append(el("h4", { text: "Run" }));
+  const run = el("div", { class: "form" });
+  for (const [key, note] of [["ticks", "how many ticks the run takes"], ["seed", "the random seed"]]) {
+    const set = (nv) => {
+      doc.run ||= {};
+      if (nv === undefined) delete doc.run[key]; else doc.run[key] = nv;
+      if (!Object.keys(doc.run).length) delete doc.run;
+      documentEdited();
+      renderGraph();
+    };
+    const editor = valueEditor({ name: key, type: "int", min: 0 }, doc.run?.[key], set, { params, modeKey: "run:" + key });
+    editor.querySelector("input").dataset.run = key;
+    run.append(formRow(key, note, editor));
+  }
+  box.append(run);
 }
 
 // Where a document uses "$name": node attributes (with their schema entry), node fields, run fields.
