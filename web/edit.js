@@ -485,7 +485,7 @@ export function duplicateNode(id) {
 // Renames node `from` to `to`, and every reference to it; an error text when the name cannot be used.
 export function renameNode(from, to) {
   const doc = S.root.doc;
-  if (to === from) return null;
+  if (to === from || !doc.nodes?.[from]) return null;
   if (!NODE_ID.test(to)) return "an id is letters, digits, _ and -, not starting with a digit";
   if (doc.nodes[to]) return `"${to}" is taken`;
   renameKey(doc.nodes, from, to);

@@ -155,9 +155,15 @@ const nodeSel = (id) => `#nodes .node-box[data-local-id="${id}"]`;
 const portSel = (id, dir, port) => `${nodeSel(id)} .port-hit.${dir}[data-port="${port}"]`;
 const wireSel = (to, toPort) => `#wires .wire[data-to="${to}"][data-to-port="${toPort}"]`;
 
+// The centre of an element on the screen. The page redraws the graph when a check answers (the boxes stay
+// where they are), so an element found may be replaced before it is measured: then it is found again.
 async function center(page, sel) {
-  const b = await (await page.waitForSelector(sel)).boundingBox();
-  return { x: b.x + b.width / 2, y: b.y + b.height / 2 };
+  for (let i = 0; ; i++) {
+    const b = await page.waitForSelector(sel).then((h) => h.boundingBox()).catch(() => null);
+    if (b) return { x: b.x + b.width / 2, y: b.y + b.height / 2 };
+    if (i === 20) fail(`${sel} is not on the screen`);
+    await page.waitForTimeout(50);
+  }
 }
 
 // Double-click the canvas at (x, y), search the palette, take the first hit: it must be `op`.
@@ -303,6 +309,13 @@ async function editorTest(page) {
   await page.waitForSelector('[data-param="unused"]', { state: "detached" }).catch(() => fail("deleting the param unused did not happen"));
   log("params added, renamed, deleted");
 
+  // A node renamed in the inspector: the wires from it follow.
+  await page.click(`${nodeSel("normal")} .nid`);
+  await page.fill("#tab-inspector .node-id-field", "eps");
+  await page.press("#tab-inspector .node-id-field", "Enter");
+  await page.waitForSelector(nodeSel("eps")).catch(() => fail("renaming the node normal to eps did not happen"));
+  await wireTo(page, "eps", "add_noise", "noise");
+
   // Move the optimizer down by dragging its box.
   const before = await translateOf(page, "adam");
   const head = await center(page, `${nodeSel("adam")} .nid`);
@@ -328,7 +341,7 @@ async function editorTest(page) {
   const file = JSON.parse(fs.readFileSync(path.join(project, saved), "utf8"));
   if (Object.keys(file.nodes).length !== 9) fail(`the saved file has not the 9 nodes built: ${Object.keys(file.nodes)}`);
   if (file.nodes.mse.inputs.target !== "target" || file.nodes.adam.inputs.loss !== "mse" ||
-      file.nodes.mlp_denoiser_net.inputs.x !== "add_noise" || file.nodes.mlp_denoiser_net.op !== "mlp_denoiser" ||
+      file.nodes.mlp_denoiser_net.inputs.x !== "add_noise" || file.nodes.target.inputs.noise !== "eps" || file.nodes.mlp_denoiser_net.op !== "mlp_denoiser" ||
       file.include?.mlp_denoiser !== "nets/mlp_denoiser.json" || file.nodes.schedule.attrs?.T !== 100)
     fail(`the saved document is not the one built: ${JSON.stringify(file)}`);
   if (file.nodes.adam.attrs?.lr !== "$learning_rate" || file.params?.learning_rate !== 0.004 || "unused" in file.params)
