@@ -38,6 +38,7 @@ function followRun(promptId, init = {}) {
     return;
   }
   S.run = { promptId, status: "pending", value: 0, max: 0, loss: [], ...init };
+  showPreview(null, "preview: none yet");   // the previous run's image is not this one's
   drawLoss();
   setRunStatus(S.run.status);
   setProgress(S.run);
@@ -102,7 +103,7 @@ function showPreview(url, caption) {
   const img = $("#preview");
   if (S.previewUrl && S.previewUrl.startsWith("blob:")) URL.revokeObjectURL(S.previewUrl);
   S.previewUrl = url;
-  img.src = url;
+  if (url) img.src = url; else img.removeAttribute("src");
   $("#preview-caption").textContent = caption;
 }
 
