@@ -186,6 +186,24 @@ TEST_CASE("top level: not an object / missing version / unknown key") {
   CHECK(d.str() == R"(bad/x.json: parms: unknown top-level key (did you mean "params"?))");
 }
 
+TEST_CASE("top level: the studio's layout section is accepted and ignored, a near miss is still unknown") {
+  const std::string nodes = R"("t": { "op": "tick" })";
+  const auto plain = graph::load_pipeline_text(pipeline(nodes), "ok/x.json", load_options());
+  const auto laid_out = graph::load_pipeline_text(
+      pipeline(nodes, R"("layout": { "nodes": { "t": [120, -40.5], "gone": [0, 0] }, "anything": true },)"),
+      "ok/x.json", load_options());
+  CHECK(laid_out.nodes.size() == plain.nodes.size());
+  CHECK(laid_out.params == plain.params);
+  // Whatever the section holds, the loader does not look inside it.
+  CHECK_NOTHROW(graph::load_pipeline_text(pipeline(nodes, R"("layout": 7,)"), "ok/x.json", load_options()));
+
+  auto d = one_error(pipeline(nodes, R"("layot": { "nodes": {} },)"));
+  CHECK(d.code == "unknown_key");
+  CHECK(d.str() == R"(bad/x.json: layot: unknown top-level key (did you mean "layout"?))");
+  d = one_error(pipeline(nodes, R"("positions": { "t": [0, 0] },)"));
+  CHECK(d.code == "unknown_key");
+}
+
 TEST_CASE("unknown op with a nearest-name suggestion") {
   std::string nodes = kForward;
   replace(nodes, R"("diffusion.add_noise")", R"("diffusion.add_nois")");
