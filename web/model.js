@@ -101,9 +101,8 @@ export async function preloadIncludes(doc, path, params, seen = new Set()) {
 // Node types
 // ---------------------------------------------------------------------------------------------------
 
-// Attribute types as GET /object_info sends them: int, float, bool, string, int_list, float_list, any.
-// Fallback until the server sends only those: graph/schema.cpp's spellings (integer, number, ...).
-const attrType = (t) => ({ integer: "int", number: "float", boolean: "bool", "list of integers": "int_list", "list of numbers": "float_list" })[t] ?? t ?? "any";
+// Attribute types are GET /object_info's (graph::attr_type_name): int, float, bool, string, int_list,
+// float_list, any.
 
 export function opInfo(op) {
   const info = S.objectInfo[op];
@@ -118,7 +117,7 @@ export function opInfo(op) {
     }
   }
   const outs = (info.output_name || []).map((name, i) => ({ name, doc: info.output_tooltips?.[i] || "" }));
-  const attrs = (info.attrs || []).map((a) => ({ ...a, type: attrType(a.type) }));
+  const attrs = (info.attrs || []).map((a) => ({ ...a, type: a.type || "any" }));
   return { doc: info.description || "", ins, outs, attrs, sink: !!info.output_node };
 }
 

@@ -279,14 +279,15 @@ export async function loadHistory() {
     if (h.progress?.loss !== undefined && h.progress?.loss !== null) bits.push(`loss ${fmtNum(h.progress.loss)}`);
     if (t0 && t1) bits.push(fmtDuration((t1 - t0) / 1000));
     else if (h.progress?.elapsed_s !== undefined) bits.push(fmtDuration(h.progress.elapsed_s));
-    const params = Object.entries(h.prompt?.params || {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");
+    const nf = h.noiseflow || {};  // noiseflow's own record; `prompt` is ComfyUI's array
+    const params = Object.entries(nf.params || {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");
     const item = el("div", { class: "history-item", "data-prompt-id": id },
       el("div", { class: "history-head" },
         el("span", { class: "num", text: `#${h.number ?? "?"}` }),
-        el("span", { class: "name", text: h.prompt?.name || "", title: h.prompt?.path || "" }),
+        el("span", { class: "name", text: nf.name || "", title: nf.path || "" }),
         el("span", { class: "pill", "data-status": st, text: st }),
         el("span", { class: "muted", text: bits.join(" · ") })),
-      el("div", { class: "muted small", text: [h.prompt?.path, params, h.run_dir ? `→ ${h.run_dir}/` : ""].filter(Boolean).join("  ") }));
+      el("div", { class: "muted small", text: [nf.path, params, h.run_dir ? `→ ${h.run_dir}/` : ""].filter(Boolean).join("  ") }));
     if (h.error?.message) item.append(el("div", { class: "error-text small", text: (h.error.node_id ? `node "${h.error.node_id}": ` : "") + h.error.message }));
     const thumbs = el("div", { class: "thumbs" });
     const files = el("ul", { class: "files" });
