@@ -134,6 +134,23 @@ inline std::vector<Point> make_points(const diffusion::ScheduleTable& s, const s
   return pts;
 }
 
+/// Steps kept at strength s in [0, 1] (image to image, Meng et al. 2022, as diffusers' img2img): the
+/// last max(1, round(s K)) of the K, so that sampling starts at the grid point nearest t = s T.
+inline int64_t kept_steps(int64_t K, double strength) {
+  return std::clamp<int64_t>(int64_t(std::nearbyint(strength * double(K))), 1, K);
+}
+
+/// The doc of the `strength` attribute.
+inline constexpr const char* kStrengthDoc =
+    "image to image (SDEdit): keep only the last max(1, round(strength K)) grid points, so that sampling "
+    "starts at t ~ strength T from the given images noised to that level (sampler.start); 1: the whole grid";
+
+/// Drops all but the last `kept` steps of a grid (K points and the data point).
+inline void keep_last_steps(std::vector<Point>& pts, int64_t kept) {
+  const int64_t K = int64_t(pts.size()) - 1;
+  pts.erase(pts.begin(), pts.begin() + (K - kept));
+}
+
 /// Row indices of the [3, K+1] `points` tensor.
 enum PointRow : int64_t { kPointT = 0, kPointA = 1, kPointB = 2 };
 
