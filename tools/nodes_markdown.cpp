@@ -26,14 +26,17 @@ const std::map<std::string, std::string>& group_blurbs() {
       {"core", "Graph structure: inputs written by the embedding API, values carried across ticks, the tick index."},
       {"data", "Data sets and batches: MNIST, IDX files, PNG folders, the 2-D toy mixture, labels, augmentation."},
       {"diffusion", "The diffusion process: noise schedule, timesteps, forward noising, training targets and loss "
-                    "weights, DDPM/DDIM steps, classifier-free guidance."},
-      {"eval", "Sample quality: Frechet distances of the digit classifier's features."},
+                    "weights, DDPM/DDIM steps, classifier-free guidance, the variational bound's terms, inpainting "
+                    "masks."},
+      {"eval", "Sample quality: Frechet distances of the digit classifier's features; the variational bound in bits "
+               "per dimension."},
       {"io", "Files: checkpoints, tensors, image grids, trajectories, metrics."},
       {"loss", "Losses, reduced to a scalar an optimizer minimises."},
       {"nn", "Neural-network layers (oneDNN primitives and noiseflow's own kernels), differentiable."},
       {"optim", "Optimizers (they make a pipeline a training pipeline) and the EMA of the weights."},
       {"random", "Random tensors, reproducible from (seed, node id, tick)."},
-      {"sampler", "Samplers on a timestep grid: DDPM, DDIM, Euler, Heun, DPM-Solver++, UniPC and their grids."},
+      {"sampler", "Samplers on a timestep grid: DDPM, DDIM, Euler, Heun, DPM-Solver++, UniPC and their grids; "
+                  "image to image (SDEdit) and inpainting (RePaint)."},
       {"tensor", "Tensor utilities: constants, repeats, scaling, slices."},
   };
   return blurbs;

@@ -134,6 +134,54 @@ inline std::vector<Point> make_points(const diffusion::ScheduleTable& s, const s
   return pts;
 }
 
+/// Steps kept at strength s in [0, 1] (image to image, Meng et al. 2022, as diffusers' img2img): the
+/// last max(1, round(s K)) of the K, so that sampling starts at the grid point nearest t = s T.
+inline int64_t kept_steps(int64_t K, double strength) {
+  return std::clamp<int64_t>(int64_t(std::nearbyint(strength * double(K))), 1, K);
+}
+
+/// The doc of the `strength` attribute.
+inline constexpr const char* kStrengthDoc =
+    "image to image (SDEdit): keep only the last max(1, round(strength K)) grid points, so that sampling "
+    "starts at t ~ strength T from the given images noised to that level (sampler.start); 1: the whole grid";
+
+/// Drops all but the last `kept` steps of a grid (K points and the data point).
+inline void keep_last_steps(std::vector<Point>& pts, int64_t kept) {
+  const int64_t K = int64_t(pts.size()) - 1;
+  pts.erase(pts.begin(), pts.begin() + (K - kept));
+}
+
+/// One model evaluation of a RePaint schedule (Lugmayr et al. 2022) over a grid of K points: a step from
+/// grid point `from` to `to` = from + 1, after which the next evaluation starts at grid point `next`:
+/// `to` itself, or `to` - jump_length after a resampling jump (x noised back up by q(x_next | x_to)).
+struct Move {
+  int64_t from = 0, to = 1, next = 1;
+};
+
+/// RePaint's schedule (its get_schedule_jump, in grid indices): down the grid one step at a time; on
+/// reaching a grid point whose distance from the end is a multiple of jump_length (below K - jump_length),
+/// jump back up jump_length points, resample - 1 times there; then on. resample = 1: the plain K steps.
+inline std::vector<Move> repaint_moves(int64_t K, int64_t jump_length, int64_t resample) {
+  // RePaint's times t in [-1, K-1] (t = -1 the data); grid index = K - 1 - t.
+  std::vector<int64_t> jumps(size_t(K), 0);
+  for (int64_t j = 0; j + jump_length < K; j += jump_length) jumps[size_t(j)] = resample - 1;
+  std::vector<int64_t> times;
+  int64_t t = K;
+  while (t >= 1) {
+    times.push_back(--t);
+    if (jumps[size_t(t)] > 0) {
+      --jumps[size_t(t)];
+      for (int64_t i = 0; i < jump_length; ++i) times.push_back(++t);
+    }
+  }
+  times.push_back(-1);
+  std::vector<Move> moves;
+  for (size_t i = 0; i + 1 < times.size(); ++i)
+    if (times[i + 1] < times[i]) moves.push_back({K - 1 - times[i], K - 1 - times[i + 1], 0});
+  for (size_t i = 0; i < moves.size(); ++i) moves[i].next = i + 1 < moves.size() ? moves[i + 1].from : moves[i].to;
+  return moves;
+}
+
 /// Row indices of the [3, K+1] `points` tensor.
 enum PointRow : int64_t { kPointT = 0, kPointA = 1, kPointB = 2 };
 

@@ -31,6 +31,7 @@ struct SamplerTimesteps final : Node {
         .attr_int("steps", 1000, 1, 100000, "number of steps K (leading, trailing and linspace: at most T)")
         .attr_string("spacing", "leading", spacing_choices(), kSpacingDoc)
         .attr_float("rho", 7.0, 0.0, 1000.0, "karras: the exponent rho (> 0)")
+        .attr_float("strength", 1.0, 0.0, 1.0, kStrengthDoc)
         .shape([](graph::ShapeContext& c) {
           const graph::Shape& like = c.input("like");
           if (like.empty()) c.fail("like", "expected a tensor with a batch dimension, got a scalar shape []");
@@ -42,12 +43,16 @@ struct SamplerTimesteps final : Node {
                                 " timesteps, so steps must be at most T, got " + std::to_string(K));
           if (!(c.attr_float("rho") > 0.0)) c.fail("rho", "rho must be > 0");
           const SamplerInfo& info = sampler_info(c.attr_string("sampler"));
-          const int64_t n = evaluations(info, K);
+          const int64_t kept = kept_steps(K, c.attr_float("strength"));
+          const int64_t n = evaluations(info, kept);
           c.require_ticks(n, "steps",
                           std::string(info.name) + " with steps = " + std::to_string(K) +
+                              (kept < K ? " at strength " + std::to_string(c.attr_float("strength")) + " (" +
+                                              std::to_string(kept) + " steps kept)"
+                                        : std::string()) +
                               (info.two_evaluations ? " (2 x steps - 1 model evaluations)" : ""));
           c.set_output("t", {like[0]});
-          c.set_output("points", {3, K + 1});
+          c.set_output("points", {3, kept + 1});
           graph::Shape h{info.history};
           h.insert(h.end(), like.begin(), like.end());
           c.set_output("history", h);
@@ -62,6 +67,7 @@ struct SamplerTimesteps final : Node {
       pts_ = make_points(diffusion::ScheduleTable(ctx.input("schedule")), ctx.attr_string("spacing"),
                          ctx.attr_int("steps"), ctx.attr_float("rho"));
       check_grid(ctx);
+      keep_last_steps(pts_, kept_steps(ctx.attr_int("steps"), ctx.attr_float("strength")));
     }
     const int64_t K = int64_t(pts_.size()) - 1;
     const Eval e = eval_at(*info_, ctx.tick());
