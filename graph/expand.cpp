@@ -11,7 +11,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::set<std::string> kTopKeys = {"noiseflow", "name", "doc", "params", "include", "inputs", "outputs", "nodes", "run"};
+// "layout" holds the studio's node positions ({"nodes": {ID: [x, y]}}): kept in the file, never read here.
+const std::set<std::string> kTopKeys = {"noiseflow", "name",  "doc", "params", "include",
+                                        "inputs",    "outputs", "nodes", "run",  "layout"};
 const std::set<std::string> kNodeKeys = {"op", "attrs", "inputs", "every", "at_end", "doc", "if"};
 
 bool contains(const std::vector<std::string>& names, const std::string& name) {

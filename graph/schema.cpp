@@ -23,15 +23,15 @@ int64_t numel(const Shape& s) {
 
 std::string attr_type_name(AttrType t) {
   switch (t) {
-    case AttrType::Int: return "integer";
-    case AttrType::Float: return "number";
-    case AttrType::Bool: return "boolean";
+    case AttrType::Int: return "int";
+    case AttrType::Float: return "float";
+    case AttrType::Bool: return "bool";
     case AttrType::String: return "string";
-    case AttrType::IntList: return "list of integers";
-    case AttrType::FloatList: return "list of numbers";
+    case AttrType::IntList: return "int_list";
+    case AttrType::FloatList: return "float_list";
     case AttrType::Any: return "any";
   }
-  return "?";
+  return "any";
 }
 
 // ---- ShapeContext ----------------------------------------------------------

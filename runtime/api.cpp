@@ -18,14 +18,15 @@
 namespace noiseflow {
 
 namespace {
-graph::Graph load(const std::string& path, const Options& o) {
+graph::Graph load(const std::string& path, const std::optional<std::string>& text, const Options& o) {
   graph::LoadOptions lo;
   lo.schemas = &runtime::Registry::global();
   lo.overrides = o.params;
   lo.seed = o.seed;
   lo.ticks = o.ticks;
   lo.ranks = o.comm ? o.comm->size() : 1;
-  return graph::load_pipeline(path, lo);
+  lo.check_include = o.check_include;
+  return text ? graph::load_pipeline_text(*text, path, lo) : graph::load_pipeline(path, lo);
 }
 
 // A budget probe: ticks 0 and 1 warm up, ticks [2, kProbeTicks - 1) are timed, the last one also runs the
@@ -84,9 +85,16 @@ struct TempDir {
 };
 }  // namespace
 
-Pipeline::Pipeline(std::string path, Options options)
-    : path_(std::move(path)), options_(std::move(options)), graph_(std::make_unique<graph::Graph>(load(path_, options_))),
+Pipeline::Pipeline(std::string path, Options options) : Pipeline(std::move(path), std::nullopt, std::move(options)) {}
+
+Pipeline::Pipeline(std::string path, std::optional<std::string> text, Options options)
+    : path_(std::move(path)), text_(std::move(text)), options_(std::move(options)),
+      graph_(std::make_unique<graph::Graph>(load(path_, text_, options_))),
       created_(std::chrono::steady_clock::now()) {}
+
+Pipeline Pipeline::from_text(std::string text, std::string path, Options options) {
+  return Pipeline(std::move(path), std::optional<std::string>(std::move(text)), std::move(options));
+}
 
 Pipeline::~Pipeline() = default;
 Pipeline::Pipeline(Pipeline&&) noexcept = default;
@@ -96,7 +104,7 @@ void Pipeline::set_param(const std::string& name, const nlohmann::json& value) {
   if (exec_) throw std::logic_error("set_param: the pipeline has already been planned");
   auto o = options_;
   o.params[name] = value;
-  graph_ = std::make_unique<graph::Graph>(load(path_, o));
+  graph_ = std::make_unique<graph::Graph>(load(path_, text_, o));
   options_ = std::move(o);
   plan_.reset();
 }
@@ -147,7 +155,7 @@ void Pipeline::size_to_budget() {
   } else {
     Options o = options_;
     o.params[param] = kProbePlaceholder;
-    graph::Graph pg = load(path_, o);
+    graph::Graph pg = load(path_, text_, o);
     pg.ticks = kProbeTicks;
     pg.minutes = 0;
     const auto t_plan = std::chrono::steady_clock::now();
@@ -194,7 +202,7 @@ void Pipeline::size_to_budget() {
   }
   Options o = options_;
   o.params[param] = ticks;
-  graph::Graph sized_graph = load(path_, o);
+  graph::Graph sized_graph = load(path_, text_, o);
   sized_graph.sized = sized;
   sized_graph.resolved["run"]["sized"] = sized;
   *graph_ = std::move(sized_graph);  // in place: references to graph() stay valid

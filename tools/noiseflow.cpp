@@ -23,7 +23,7 @@
 #include "runtime/atomic_write.hpp"
 #include "tools/net/unet.hpp"
 #include "tools/nodes_markdown.hpp"
-#include "tools/run_folder.hpp"
+#include "tools/run_observer.hpp"
 #include "tools/studio/studio.hpp"
 
 namespace graph = noiseflow::graph;
@@ -81,9 +81,8 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   // Data parallelism: rank 0 writes the run folder and prints progress; the others only compute.
   const int rank = o.comm ? o.comm->rank() : 0, ranks = o.comm ? o.comm->size() : 1;
   if (rank != 0) quiet = true;
-  std::optional<noiseflow::tools::RunFolder> folder;
-  if (rank == 0) folder.emplace(g, p.executor().next_tick(), run_folder);
-  else p.executor();  // plan (and resume) on every rank
+  // Plans (and resumes) on every rank; rank 0 keeps the run folder.
+  noiseflow::tools::RunObserver observer(p, run_folder, rank == 0);
   bool tty = isatty(fileno(stderr));
   double smooth = NAN;
   const std::string on_ranks = ranks > 1 ? ", " + std::to_string(ranks) + " ranks" : std::string();
@@ -114,38 +113,25 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   int64_t every = log_every > 0 ? log_every : std::max<int64_t>(1, g.ticks / 20);
   if (!quiet && p.executor().next_tick() > 0)
     std::cerr << "noiseflow: resuming at tick " << p.executor().next_tick() << "\n";
-  const int64_t first_tick = p.executor().next_tick();
+  const int64_t first_tick = observer.first_tick();
   const auto started = std::chrono::steady_clock::now();
-  if (folder) {
-    p.executor().state().before_checkpoint = [&](int64_t tick) {
-      folder->row(tick, p.executor().state(),
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      folder->plot();
-    };
-    // Nodes that write into the run folder (eval.sample_grid's samples/) find it here.
-    p.executor().state().run_dir = folder->dir();
-  }
   p.run([&](const noiseflow::TickInfo& t) {
-    if (folder) folder->row(t.tick, p.executor().state(), t.seconds);
+    const noiseflow::tools::Progress pr = observer.tick(t);
     if (quiet) return;
-    double loss;
-    bool has_loss = p.executor().state().latest("loss", loss);
-    if (has_loss) smooth = std::isnan(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
-    double rate = double(t.tick + 1 - first_tick) / std::max(t.seconds, 1e-9);
-    double eta = (t.ticks - t.tick - 1) / std::max(rate, 1e-9);
-    if (g.minutes > 0) eta = std::min(eta, std::max(0.0, g.minutes * 60 - t.seconds));
+    if (pr.has_loss) smooth = std::isnan(smooth) ? pr.loss : 0.98 * smooth + 0.02 * pr.loss;
     char line[256];
-    std::snprintf(line, sizeof line, "tick %lld/%lld%s%s  %.2f ticks/s  elapsed %s  eta %s", (long long)(t.tick + 1),
-                  (long long)t.ticks, ranks > 1 ? ("  " + std::to_string(ranks) + " ranks").c_str() : "",
-                  has_loss ? ("  loss " + std::to_string(smooth)).c_str() : "", rate, fmt_time(t.seconds).c_str(),
-                  fmt_time(eta).c_str());
+    std::snprintf(line, sizeof line, "tick %lld/%lld%s%s  %.2f ticks/s  elapsed %s  eta %s", (long long)pr.value,
+                  (long long)pr.max, ranks > 1 ? ("  " + std::to_string(ranks) + " ranks").c_str() : "",
+                  pr.has_loss ? ("  loss " + std::to_string(smooth)).c_str() : "", pr.rate, fmt_time(pr.seconds).c_str(),
+                  fmt_time(pr.eta).c_str());
     if (tty) std::cerr << "\r\033[K" << line << std::flush;
     else if ((t.tick + 1) % every == 0 || t.tick + 1 == t.ticks) std::cerr << line << "\n";
   });
   g_running = nullptr;
   if (tty && !quiet) std::cerr << "\n";
   if (rank != 0) return 0;
-  folder->plot();
+  observer.finish();
+  noiseflow::tools::RunFolder* folder = observer.folder();
   if (auto stop = p.executor().budget_stop())
     std::cerr << "noiseflow: the " << fmt_minutes(g.minutes) << " budget (run.minutes) ended the run after tick "
               << stop->first << " of " << stop->second << "; its at_end nodes ran (--resume continues)\n";

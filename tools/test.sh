@@ -35,6 +35,13 @@ if [ ! -f tests/web/node_modules/playwright-core/package.json ]; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix tests/web --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
+# The ComfyUI protocol test (tests/comfy/) drives the server with two stock ComfyUI clients from npm.
+if [ ! -f tests/comfy/node_modules/@stable-canvas/comfyui-client/package.json ] ||
+   [ ! -f tests/comfy/node_modules/@saintno/comfyui-sdk/package.json ]; then
+  echo "test: installing the ComfyUI clients into tests/comfy/"
+  npm ci --prefix tests/comfy --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
 status=0
 (cd build && OMP_WAIT_POLICY=passive ctest --output-on-failure --timeout 600 -j"$(nproc)") || status=1
 

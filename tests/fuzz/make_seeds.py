@@ -12,6 +12,8 @@ idx:         small idx3/idx4 image files, some with a labels file after the file
 png_folder:  small PNGs: grey, grey+alpha, RGB, RGBA, 16-bit, paletted (with tRNS), interlaced,
              several filters, and a folder of three.
 mnist_json:  the first images of the real digit files (data/), in the files' own number format.
+comfy_prompt: POST /prompt bodies in ComfyUI's API format: a sampler writing an image grid, and its
+             mistakes (unknown node types, links to missing nodes or slots, unknown inputs, bad run settings).
 """
 import json
 import os
@@ -249,9 +251,55 @@ def mnist_files():
     put("mnist_json", "truncated.json", one[:500])
 
 
+def comfy_prompts():
+    good = {
+        "1": {"class_type": "diffusion.schedule", "inputs": {"T": 1000}},
+        "2": {"class_type": "random.normal", "inputs": {"shape": [4, 1, 8, 8]}},
+        "3": {"class_type": "sampler.timesteps",
+              "inputs": {"like": ["2", 0], "schedule": ["1", 0], "sampler": "ddim", "steps": 10, "spacing": "trailing"}},
+        "4": {"class_type": "state", "inputs": {"init": ["2", 0], "next": ["6", 0]}},
+        "5": {"class_type": "state", "inputs": {"init": ["3", 2], "next": ["6", 1]}},
+        "6": {"class_type": "sampler.ddim",
+              "inputs": {"x": ["4", 0], "pred": ["7", 0], "t": ["3", 0], "points": ["3", 1], "history": ["5", 0]}},
+        "7": {"class_type": "diffusion.gaussian_denoiser",
+              "inputs": {"x": ["4", 0], "t": ["3", 0], "schedule": ["1", 0], "mu": 0.5, "sigma": 0.1},
+              "_meta": {"title": "denoiser"}},
+        "8": {"class_type": "io.write_images",
+              "inputs": {"images": ["6", 0], "path": "runs/comfy/samples.png", "at_end": True}},
+        "9": {"class_type": "noiseflow.run", "inputs": {"ticks": "auto", "seed": 1, "name": "comfy"}},
+    }
+
+    def put_prompt(name, prompt, **extra):
+        put("comfy_prompt", name, json.dumps({"prompt": prompt, "client_id": "seed", **extra}, indent=1).encode())
+
+    def variant(name, edit):
+        p = json.loads(json.dumps(good))
+        edit(p)
+        put_prompt(name, p)
+
+    put_prompt("sampler.json", good, extra_data={"extra_pnginfo": {"workflow": {}}})
+    variant("unknown_class.json", lambda p: p["7"].update(class_type="diffusion.gausian_denoiser"))
+    variant("missing_source.json", lambda p: p["6"]["inputs"].update(pred=["77", 0]))
+    variant("bad_slot.json", lambda p: p["6"]["inputs"].update(t=["3", 9]))
+    variant("numeric_link.json", lambda p: p["6"]["inputs"].update(t=[3, 0]))
+    variant("link_not_pair.json", lambda p: p["6"]["inputs"].update(t="3"))
+    variant("unknown_input.json", lambda p: p["7"]["inputs"].update(sigmaa=1))
+    variant("attr_wrong_type.json", lambda p: p["7"]["inputs"].update(sigma="wide"))
+    variant("run_bad_ticks.json", lambda p: p["9"]["inputs"].update(ticks=-3))
+    variant("run_link.json", lambda p: p["9"]["inputs"].update(seed=["1", 0]))
+    variant("link_to_run.json", lambda p: p["8"]["inputs"].update(labels=["9", 0]))
+    variant("no_class_type.json", lambda p: p["5"].pop("class_type"))
+    variant("inputs_not_object.json", lambda p: p["5"].update(inputs=[1, 2]))
+    variant("missing_input.json", lambda p: p["6"]["inputs"].pop("pred"))
+    variant("every_on_op.json", lambda p: p["7"]["inputs"].update(every=2))
+    put_prompt("not_an_object.json", [1, 2, 3])
+    put_prompt("empty.json", {})
+
+
 if __name__ == "__main__":
     pipelines()
     checkpoints()
     idx_files()
     png_files()
     mnist_files()
+    comfy_prompts()

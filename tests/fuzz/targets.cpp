@@ -22,6 +22,7 @@
 #include "runtime/exec/executor.hpp"
 #include "runtime/harness.hpp"
 #include "runtime/node.hpp"
+#include "tools/studio/comfy_prompt.hpp"
 
 namespace noiseflow::fuzz {
 namespace {
@@ -187,6 +188,48 @@ int fuzz_pipeline(const uint8_t* data, size_t size) {
   return 0;
 }
 
+int fuzz_comfy_prompt(const uint8_t* data, size_t size) {
+  static const std::string path = NOISEFLOW_SOURCE_DIR "/pipelines/prompt.json";
+  static const graph::LoadOptions options = registry_options();
+  const Json body = Json::parse(std::string(reinterpret_cast<const char*>(data), size), nullptr, false);
+  if (body.is_discarded()) return note("comfy_prompt", "not JSON"), 0;
+  // A POST /prompt body ({"prompt": ...}) or the prompt alone.
+  const Json prompt = body.is_object() && body.contains("prompt") ? body["prompt"] : body;
+  const studio::ApiPrompt t = studio::translate_api_prompt(prompt, *options.schemas);
+  auto check_node_errors = [&](const Json& ne, const char* stage) {
+    if (!ne.is_object()) finding(std::string("comfy_prompt: ") + stage + ": node_errors is no object");
+    for (auto& [id, entry] : ne.items()) {
+      if (!prompt.is_object() || !prompt.contains(id))
+        finding(std::string("comfy_prompt: ") + stage + ": node_errors names " + id + ", which the prompt does not have");
+      if (!entry.contains("errors") || !entry["errors"].is_array() || entry["errors"].empty() ||
+          !entry.contains("dependent_outputs") || !entry.contains("class_type"))
+        finding(std::string("comfy_prompt: ") + stage + ": a node_errors entry out of ComfyUI's shape: " + entry.dump());
+      for (auto& e : entry["errors"])
+        if (!e.contains("type") || !e["type"].is_string() || e["type"].get<std::string>().empty() || !e.contains("message") ||
+            !e["message"].is_string() || e["message"].get<std::string>().empty() || !e.contains("details") ||
+            !e.contains("extra_info"))
+          finding(std::string("comfy_prompt: ") + stage + ": an error out of ComfyUI's shape: " + e.dump());
+    }
+  };
+  if (!t.error.is_null() || !t.node_errors.empty()) {
+    if (t.error.is_null() || !t.doc.is_null()) finding("comfy_prompt: errors without a top-level error, or with a document");
+    if (prompt.is_object() && !prompt.empty() && t.node_errors.empty())
+      finding("comfy_prompt: a prompt with nodes refused without node_errors");
+    check_node_errors(t.node_errors, "translation");
+    return note("comfy_prompt", "refused: " + t.error.dump()), 0;
+  }
+  if (!t.doc.is_object() || !t.doc.contains("nodes")) finding("comfy_prompt: no document from an accepted prompt");
+  try {
+    graph::load_pipeline_text(t.doc.dump(), path, options);
+  } catch (const graph::GraphError& e) {
+    check_diagnostics(e, "comfy_prompt");
+    check_node_errors(studio::node_errors(e.diagnostics, t.doc), "check");
+    return note("comfy_prompt", e.what()), 0;
+  }
+  note("comfy_prompt", "ok: " + std::to_string(t.doc["nodes"].size()) + " nodes");
+  return 0;
+}
+
 int fuzz_safetensors(const uint8_t* data, size_t size) {
   runtime::Executor& ex = checkpoint_executor();
   const std::string path = (fresh_folder("safetensors") / "fuzz.safetensors").string();
@@ -278,7 +321,8 @@ const std::vector<TargetInfo>& targets() {
                                            {"safetensors", fuzz_safetensors},
                                            {"idx", fuzz_idx},
                                            {"png_folder", fuzz_png_folder},
-                                           {"mnist_json", fuzz_mnist_json}};
+                                           {"mnist_json", fuzz_mnist_json},
+                                           {"comfy_prompt", fuzz_comfy_prompt}};
   return all;
 }
 

@@ -1,7 +1,7 @@
 // tests/fuzz/targets.hpp — the fuzz entry points: one per loader, each fed one input as bytes.
 //
 //   fuzz input ──> file(s) in a per-process temp folder (/dev/shm) ──> the real loader
-//        (pipeline text, safetensors, data.idx, data.images, data.mnist)
+//        (pipeline text, safetensors, data.idx, data.images, data.mnist, ComfyUI API-format prompts)
 //        ──> read, or rejected with noiseflow's own error type naming the file
 //
 // libFuzzer executables (tests/fuzz/fuzz_main.cpp, NOISEFLOW_FUZZ) and the corpus replay of the
@@ -33,12 +33,17 @@ int fuzz_png_folder(const uint8_t* data, size_t size);
 /// One to three digit JSON files separated by kNextFile (0.json, 1.json, ...) -> data.mnist.
 int fuzz_mnist_json(const uint8_t* data, size_t size);
 
+/// A POST /prompt body in ComfyUI's API format (or its "prompt" alone) -> the studio's translation to a
+/// pipeline document (tools/studio/comfy_prompt.hpp), then validated and shape-checked; refusals must be
+/// ComfyUI's node_errors naming the prompt's nodes.
+int fuzz_comfy_prompt(const uint8_t* data, size_t size);
+
 /// Separates the files of one input for the targets that read several.
 inline constexpr std::string_view kNextFile = "~~next-file~~";
 
 /// A target by name.
 struct TargetInfo {
-  const char* name;  ///< pipeline, safetensors, idx, png_folder, mnist_json
+  const char* name;  ///< pipeline, safetensors, idx, png_folder, mnist_json, comfy_prompt
   Target run;
 };
 

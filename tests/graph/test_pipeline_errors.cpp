@@ -186,6 +186,24 @@ TEST_CASE("top level: not an object / missing version / unknown key") {
   CHECK(d.str() == R"(bad/x.json: parms: unknown top-level key (did you mean "params"?))");
 }
 
+TEST_CASE("top level: the studio's layout section is accepted and ignored, a near miss is still unknown") {
+  const std::string nodes = R"("t": { "op": "tick" })";
+  const auto plain = graph::load_pipeline_text(pipeline(nodes), "ok/x.json", load_options());
+  const auto laid_out = graph::load_pipeline_text(
+      pipeline(nodes, R"("layout": { "nodes": { "t": [120, -40.5], "gone": [0, 0] }, "anything": true },)"),
+      "ok/x.json", load_options());
+  CHECK(laid_out.nodes.size() == plain.nodes.size());
+  CHECK(laid_out.params == plain.params);
+  // Whatever the section holds, the loader does not look inside it.
+  CHECK_NOTHROW(graph::load_pipeline_text(pipeline(nodes, R"("layout": 7,)"), "ok/x.json", load_options()));
+
+  auto d = one_error(pipeline(nodes, R"("layot": { "nodes": {} },)"));
+  CHECK(d.code == "unknown_key");
+  CHECK(d.str() == R"(bad/x.json: layot: unknown top-level key (did you mean "layout"?))");
+  d = one_error(pipeline(nodes, R"("positions": { "t": [0, 0] },)"));
+  CHECK(d.code == "unknown_key");
+}
+
 TEST_CASE("unknown op with a nearest-name suggestion") {
   std::string nodes = kForward;
   replace(nodes, R"("diffusion.add_noise")", R"("diffusion.add_nois")");
@@ -252,7 +270,7 @@ TEST_CASE("missing required attribute") {
     "x": { "op": "random.normal", "attrs": { "shape": [2, 3] } },
     "r": { "op": "tensor.repeat", "inputs": { "x": "x" } })"));
   CHECK(d.code == "missing_attr");
-  CHECK(d.str() == R"(bad/x.json: node "r", attr "times": missing required attribute (integer))");
+  CHECK(d.str() == R"(bad/x.json: node "r", attr "times": missing required attribute (int))");
 }
 
 TEST_CASE("unknown attribute") {
@@ -635,7 +653,7 @@ TEST_CASE("several errors in one file are all reported") {
   const std::vector<std::string> expected = {
       R"(bad/many.json: node "xt", op: unknown node type "diffusion.add_nois" (did you mean "diffusion.add_noise"?))",
       R"(bad/many.json: node "k", every: only sink nodes take every/at_end (tick is not a sink))",
-      R"(bad/many.json: node "r", attr "times": missing required attribute (integer))",
+      R"(bad/many.json: node "r", attr "times": missing required attribute (int))",
       R"(bad/many.json: node "sched", attr "kind": value "cosin" is not one of "linear", "cosine", "sigmoid" (did you mean "cosine"?))",
       R"(bad/many.json: node "sched", attr "T": value 0 is below the minimum 1)",
       R"(bad/many.json: node "t", input "schedule": no node "shed" (did you mean "sched"?))",

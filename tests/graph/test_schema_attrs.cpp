@@ -58,8 +58,8 @@ TEST_CASE("check_attrs: missing required attribute") {
   CHECK(d.file == "p.json");
   CHECK(d.node == "n");
   CHECK(d.field == R"(attr "steps")");
-  CHECK(d.message == "missing required attribute (integer)");
-  CHECK(d.str() == R"(p.json: node "n", attr "steps": missing required attribute (integer))");
+  CHECK(d.message == "missing required attribute (int)");
+  CHECK(d.str() == R"(p.json: node "n", attr "steps": missing required attribute (int))");
 
   SUBCASE("a required attribute given as null is there, of the wrong type") {
     auto d2 = one_problem({{"steps", nullptr}});

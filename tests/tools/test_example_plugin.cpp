@@ -151,7 +151,7 @@ TEST_CASE("example plugin: bad attributes of example.schedule_sigmoid are errors
   CHECK(md.status == 0);
   CHECK(md.out.find("### `example.schedule_sigmoid`\n\nSigmoid noise schedule (Jabri et al. 2022)") != std::string::npos);
   CHECK(md.out.find("from the plugin `" NOISEFLOW_EXAMPLE_PLUGIN "`") != std::string::npos);
-  CHECK(md.out.find("| `tau` | number | `1.0` | 0 to 100 |") != std::string::npos);
+  CHECK(md.out.find("| `tau` | float | `1.0` | 0 to 100 |") != std::string::npos);
 }
 
 #endif  // NOISEFLOW_EXAMPLE_PLUGIN

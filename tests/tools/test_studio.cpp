@@ -107,7 +107,7 @@ Reply request(uint16_t port, http::verb verb, const std::string& target, const s
   s.connect({net::ip::make_address("127.0.0.1"), port});
   http::request<http::string_body> req{verb, target, 11};
   req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
-  if (!body.empty()) req.set(http::field::content_type, content_type);
+  if (!body.empty() && !content_type.empty()) req.set(http::field::content_type, content_type);
   if (!origin.empty()) req.set(http::field::origin, origin);
   req.body() = body;
   req.prepare_payload();
@@ -247,9 +247,16 @@ TEST_CASE("serve: schemas, pipelines, files, checking and saving") {
   CHECK(kernel);
   CHECK(info.at("io.checkpoint")["output_node"] == true);
   CHECK(get(port, "/object_info/optim.adam").json().contains("optim.adam"));
+  // An unknown node type: 200 {}, as ComfyUI answers (clients probe for extensions' nodes this way).
   const Reply unknown = get(port, "/object_info/optim.adamm");
-  CHECK(unknown.status == 404);
-  CHECK(unknown.json()["error"]["message"].get<std::string>().find("optim.adam") != std::string::npos);
+  CHECK(unknown.status == 200);
+  CHECK(unknown.json() == Json::object());
+  // Attribute types in the API's names, the same as the schema's own (Schema::to_json).
+  for (auto& a : conv["attrs"]) {
+    CHECK(std::string("int float bool string int_list float_list any").find(a["type"].get<std::string>()) != std::string::npos);
+    for (auto& sa : conv["schema"]["attrs"])
+      if (sa["name"] == a["name"]) CHECK(sa["type"] == a["type"]);
+  }
 
   // Pipelines and their text.
   const Json files = get(port, "/pipelines").json()["files"];
@@ -311,6 +318,8 @@ TEST_CASE("serve: schemas, pipelines, files, checking and saving") {
   CHECK(rj["error"]["details"].get<std::string>().find("node \"opt\"") != std::string::npos);
   CHECK(rj["node_errors"]["opt"]["class_type"] == "optim.adam");
   CHECK(rj["node_errors"]["opt"]["errors"][0]["details"] == "attr \"lr\"");
+  CHECK(rj["node_errors"]["opt"]["errors"][0]["extra_info"]["input_name"] == "lr");
+  CHECK(rj["node_errors"]["opt"]["dependent_outputs"] == Json::array());
   CHECK(rj["diagnostics"] == diag["diagnostics"]);
   CHECK(get(port, "/queue").json()["queue_pending"].empty());
 
@@ -379,12 +388,22 @@ TEST_CASE("serve: paths stay inside the project folder, bad requests get clear e
   CHECK(r.status == 400);
   CHECK(r.json()["error"]["type"] == "bad_json");
   CHECK(r.json()["error"]["message"].get<std::string>().find("line 1") != std::string::npos);
-  CHECK(request(port, http::verb::post, "/prompt", "{}", "text/plain").status == 415);
+  // A browser's request (it sends an Origin) says application/json; a program's (no Origin: Node's fetch
+  // sends a string body as text/plain) may send JSON under any type but a form's; another site's page is
+  // refused whatever it sends.
+  const std::string self = "http://127.0.0.1:" + std::to_string(port);
+  CHECK(request(port, http::verb::post, "/interrupt", "{}", "text/plain", self).status == 415);
+  CHECK(request(port, http::verb::post, "/interrupt", "{}", "application/json", self).status == 200);
+  CHECK(request(port, http::verb::post, "/interrupt", "{}", "text/plain;charset=UTF-8").status == 200);
+  CHECK(request(port, http::verb::post, "/interrupt", "{}", "").status == 200);  // no Content-Type
+  CHECK(request(port, http::verb::post, "/interrupt", "a=1", "application/x-www-form-urlencoded").status == 415);
+  CHECK(request(port, http::verb::post, "/interrupt", "{}", "text/plain", "http://evil.example").status == 403);
   CHECK(request(port, http::verb::post, "/interrupt", "{}", "application/json", "http://evil.example").status == 403);
-  CHECK(post(port, "/prompt", {{"pipeline", p}}).status == 400);  // no path
+  CHECK(post(port, "/prompt", {{"pipeline", p}}).status == 400);  // no path (optional), but the name escapes
   CHECK(too_large(port).status == 413);
   CHECK(request(port, http::verb::delete_, "/queue").status == 405);
-  CHECK(get(port, "/history/no-such-run").status == 404);
+  CHECK(get(port, "/history/no-such-run").status == 200);  // {}, as ComfyUI answers
+  CHECK(get(port, "/history/no-such-run").json() == Json::object());
   CHECK_THROWS(Ws(port, "http://evil.example"));
   CHECK(server.stop() == 0);
 }
@@ -430,7 +449,7 @@ TEST_CASE("serve: a training run reports progress, loss and outputs, the history
   }
   CHECK(last == 300);
   CHECK(progress >= 2);
-  CHECK(checkpoints >= 1);
+  CHECK(checkpoints == 0);  // files are outputs in the history, not executed (ComfyUI's clients take those as images)
   CHECK(fs::exists(root.path / "runs/toy2d/checkpoint.safetensors"));
   CHECK(fs::exists(root.path / "runs/toy2d/log.csv"));
 
@@ -445,7 +464,14 @@ TEST_CASE("serve: a training run reports progress, loss and outputs, the history
   CHECK(b < 0.8 * a);
   CHECK(h["outputs"]["ckpt"]["files"][0]["filename"] == "checkpoint.safetensors");
   CHECK(h["outputs"]["ckpt"]["files"][0]["subfolder"] == "runs/toy2d");
-  CHECK(h["prompt"]["params"]["steps"] == 300);
+  CHECK(h["noiseflow"]["params"]["steps"] == 300);
+  CHECK(h["noiseflow"]["path"] == "pipelines/examples/toy2d_train.json");
+  REQUIRE(h["prompt"].is_array());  // ComfyUI's [number, prompt_id, prompt, extra_data, outputs_to_execute]
+  CHECK(h["prompt"][0] == h["number"]);
+  CHECK(h["prompt"][1] == id);
+  CHECK(h["prompt"][2]["nodes"].contains("ckpt"));
+  CHECK(h["prompt"][3]["client_id"] == "test-client");
+  CHECK(std::find(h["prompt"][4].begin(), h["prompt"][4].end(), "ckpt") != h["prompt"][4].end());
   CHECK(get(port, "/history").json().contains(id));
   CHECK(get(port, "/history?max_items=0").json().empty());
   // /view serves what the run wrote.
@@ -549,7 +575,7 @@ TEST_CASE("serve: interrupt stops the running run, the queue goes on, a client t
   CHECK(h["status"]["status_str"] == "success");
   CHECK(h["progress"]["value"] == 50);
   CHECK(get(port, "/history/" + long_id).json()[long_id]["status"]["status_str"] == "interrupted");
-  CHECK(get(port, "/history/" + dropped_id).status == 404);
+  CHECK(get(port, "/history/" + dropped_id).json() == Json::object());
   CHECK(post(port, "/interrupt", Json::object()).json()["interrupted"].is_null());
   CHECK(server.stop() == 0);
 }
@@ -590,5 +616,176 @@ TEST_CASE("serve: a run that fails at plan time ends in execution_error naming t
   r = post(server.port, "/prompt", {{"path", "pipelines/examples/gaussian_sampler.json"}, {"params", {{"n", 4}}}});
   REQUIRE(r.status == 200);
   ws.until("execution_success", r.json()["prompt_id"], seen, 120);
+  CHECK(server.stop() == 0);
+}
+
+// ComfyUI's API format: the DDIM sampler of the exact denoiser of N(0.5, 0.1^2) data, writing a grid at its end
+// (tests/comfy/clients.mjs runs the same with the stock clients).
+Json sampler_prompt(int steps) {
+  return Json::parse(R"({
+    "1": {"class_type": "diffusion.schedule", "inputs": {"T": 1000}},
+    "2": {"class_type": "random.normal", "inputs": {"shape": [16, 1, 8, 8]}},
+    "3": {"class_type": "sampler.timesteps",
+          "inputs": {"like": ["2", 0], "schedule": ["1", 0], "sampler": "ddim", "steps": )" + std::to_string(steps) + R"(, "spacing": "trailing"}},
+    "4": {"class_type": "state", "inputs": {"init": ["2", 0], "next": ["6", 0]}},
+    "5": {"class_type": "state", "inputs": {"init": ["3", 2], "next": ["6", 1]}},
+    "6": {"class_type": "sampler.ddim",
+          "inputs": {"x": ["4", 0], "pred": ["7", 0], "t": ["3", 0], "points": ["3", 1], "history": ["5", 0]}},
+    "7": {"class_type": "diffusion.gaussian_denoiser",
+          "inputs": {"x": ["4", 0], "t": ["3", 0], "schedule": ["1", 0], "mu": 0.5, "sigma": 0.1}},
+    "8": {"class_type": "io.write_images", "inputs": {"images": ["6", 0], "path": "runs/comfy/samples.png", "at_end": true}},
+    "9": {"class_type": "noiseflow.run", "inputs": {"ticks": "auto", "seed": 1, "name": "comfy"}}
+  })");
+}
+
+TEST_CASE("serve: ComfyUI's protocol — an API-format prompt runs, its messages in ComfyUI's order, its history in ComfyUI's shape") {
+  TempDir root, logs;
+  make_project(root);
+  Server server(root, logs / "serve.err");
+  const uint16_t port = server.port;
+  Ws ws(port);
+  std::vector<Ws::Msg> seen;
+  ws.until("status", "", seen, 30);
+  CHECK(get(port, "/prompt").json() == Json{{"exec_info", {{"queue_remaining", 0}}}});
+  const Json stats = get(port, "/system_stats").json();
+  REQUIRE(stats["devices"].size() == 1);
+  CHECK(stats["devices"][0]["type"] == "cpu");
+  CHECK(stats["devices"][0]["index"] == 0);
+  CHECK(stats["devices"][0]["vram_total"].get<int64_t>() > 0);
+  CHECK(stats["devices"][0]["torch_vram_free"].get<int64_t>() > 0);
+  CHECK(stats["system"]["os"].is_string());
+
+  // No Content-Type, no path: as a program sends it.
+  Json body = {{"prompt", sampler_prompt(30)}, {"client_id", "test-client"}, {"extra_data", {{"extra_pnginfo", {{"workflow", Json::object()}}}}}};
+  Reply r = request(port, http::verb::post, "/prompt", body.dump(), "");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const std::string id = r.json()["prompt_id"];
+  ws.until("execution_success", id, seen, 120);
+  ws.until("executing", id, seen, 30);  // node null
+  std::vector<std::string> order;
+  Json executed;
+  int64_t last_progress = 0;
+  for (auto& m : seen) {
+    if (m.binary) continue;
+    const Json j = m.json();
+    if (j["data"].value("prompt_id", "") != id) continue;
+    const std::string type = j["type"];
+    if (type == "preview") continue;
+    if (order.empty() || order.back() != type) order.push_back(type);
+    if (type == "executed") executed = j["data"];
+    if (type == "progress") last_progress = j["data"]["value"];
+    if (type == "executing" && !j["data"]["node"].is_null()) CHECK(j["data"]["node"].get<std::string>().size() == 1);
+  }
+  CHECK(order == std::vector<std::string>{"execution_start", "execution_cached", "executing", "progress", "executed",
+                                          "execution_success", "executing"});
+  CHECK(last_progress == 30);
+  CHECK(executed["node"] == "8");
+  REQUIRE(executed["output"]["images"].size() == 1);
+  const Json image = executed["output"]["images"][0];
+  CHECK(image == Json{{"filename", "samples.png"}, {"subfolder", "runs/comfy"}, {"type", "output"}});
+
+  const Json h = get(port, "/history/" + id).json()[id];
+  CHECK(h["status"]["status_str"] == "success");
+  CHECK(h["status"]["completed"] == true);
+  REQUIRE(h["prompt"].is_array());
+  CHECK(h["prompt"][1] == id);
+  CHECK(h["prompt"][2] == sampler_prompt(30));  // as submitted
+  CHECK(h["prompt"][3]["client_id"] == "test-client");
+  CHECK(h["prompt"][3].contains("extra_pnginfo"));
+  CHECK(h["prompt"][4] == Json::array({"8"}));
+  CHECK(h["outputs"]["8"]["images"][0] == image);
+  CHECK(h["noiseflow"]["name"] == "comfy");
+  CHECK(h["noiseflow"]["pipeline"]["nodes"]["6"]["inputs"]["pred"] == "7.pred");
+  CHECK(h["noiseflow"]["pipeline"]["nodes"]["8"]["at_end"] == true);
+  // The image, as the clients' URL helpers ask for it (stable-canvas encodes the subfolder, saintno does not).
+  for (const std::string q : {"filename=samples.png&type=output&subfolder=runs/comfy",
+                              "filename=samples.png&subfolder=runs%2Fcomfy&type=output"}) {
+    const Reply png = get(port, "/view?" + q);
+    CHECK(png.status == 200);
+    CHECK(png.type == "image/png");
+    CHECK(png.body.substr(1, 3) == "PNG");
+  }
+
+  // POST /history: delete one entry, clear the rest; the queue's runs stay.
+  r = post(port, "/prompt", {{"prompt", sampler_prompt(5)}});
+  REQUIRE(r.status == 200);
+  const std::string second = r.json()["prompt_id"];
+  ws.until("execution_success", second, seen, 120);
+  CHECK(post(port, "/history", {{"delete", {id}}}).json() == Json::object());
+  CHECK(get(port, "/history/" + id).json() == Json::object());
+  CHECK(get(port, "/history").json().contains(second));
+  CHECK(request(port, http::verb::post, "/history", "{\"clear\": true}", "text/plain").status == 200);
+  CHECK(get(port, "/history").json() == Json::object());
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("serve: bad API-format prompts are 400 with ComfyUI's node_errors, never a crash") {
+  TempDir root, logs;
+  make_project(root);
+  Server server(root, logs / "serve.err");
+  const uint16_t port = server.port;
+  auto refused = [&](const Json& prompt, const std::string& node, const std::string& type) {
+    const Reply r = post(port, "/prompt", {{"prompt", prompt}, {"client_id", "x"}});
+    CHECK_MESSAGE(r.status == 400, r.body);
+    if (r.status != 400) return Json();
+    const Json j = r.json();
+    CHECK(j["error"]["type"].is_string());
+    CHECK(j["error"]["message"].is_string());
+    CHECK(j["error"].contains("details"));
+    CHECK(j["error"].contains("extra_info"));
+    REQUIRE_MESSAGE(j["node_errors"].contains(node), j.dump());
+    const Json& ne = j["node_errors"][node];
+    CHECK(ne["dependent_outputs"] == Json::array());
+    REQUIRE(!ne["errors"].empty());
+    CHECK_MESSAGE(ne["errors"][0]["type"] == type, ne.dump());
+    for (auto& e : ne["errors"]) {
+      CHECK(e.contains("message"));
+      CHECK(e.contains("details"));
+      CHECK(e.contains("extra_info"));
+    }
+    return j;
+  };
+  Json p = sampler_prompt(5);
+  p["7"]["class_type"] = "diffusion.gausian_denoiser";
+  Json j = refused(p, "7", "missing_node_type");
+  CHECK(j["error"]["type"] == "missing_node_type");
+  CHECK(j["node_errors"]["7"]["class_type"] == "diffusion.gausian_denoiser");
+  CHECK(j["node_errors"]["7"]["errors"][0]["message"].get<std::string>().find("diffusion.gaussian_denoiser") != std::string::npos);
+  p = sampler_prompt(5);
+  p["6"]["inputs"]["pred"] = {"77", 0};
+  refused(p, "6", "bad_linked_input");
+  p = sampler_prompt(5);
+  p["6"]["inputs"]["t"] = {"3", 9};
+  j = refused(p, "6", "bad_linked_input");
+  CHECK(j["node_errors"]["6"]["errors"][0]["extra_info"]["input_name"] == "t");
+  p = sampler_prompt(5);
+  p["6"]["inputs"]["t"] = "3";
+  refused(p, "6", "bad_linked_input");
+  p = sampler_prompt(5);
+  p["7"]["inputs"]["sigmaa"] = 1;
+  j = refused(p, "7", "unknown_input");
+  CHECK(j["node_errors"]["7"]["errors"][0]["message"].get<std::string>().find("sigma") != std::string::npos);
+  p = sampler_prompt(5);
+  p["9"]["inputs"]["ticks"] = -3;  // the loader's diagnostic, on the run node
+  j = refused(p, "9", "wrong_type");
+  CHECK(j["node_errors"]["9"]["class_type"] == "noiseflow.run");
+  p = sampler_prompt(5);
+  p["7"]["inputs"]["sigma"] = "wide";  // the loader's diagnostic, on the node
+  j = refused(p, "7", "wrong_type");
+  CHECK(j["node_errors"]["7"]["class_type"] == "diffusion.gaussian_denoiser");
+  p = sampler_prompt(5);
+  p["6"]["inputs"].erase("pred");
+  refused(p, "6", "missing_input");
+  p = sampler_prompt(5);
+  p["5"].erase("class_type");
+  refused(p, "5", "invalid_prompt");
+  p = sampler_prompt(5);
+  p["8"]["inputs"]["path"] = "/tmp/escape.png";
+  refused(p, "8", "path_refused");
+  // Not a prompt at all: 400, no crash.
+  for (const std::string bad : {R"({"prompt": [1, 2]})", R"({"prompt": 3})", R"({"prompt": {"1": 5}})",
+                                R"({"prompt": {"1": {"class_type": 5}}})", R"({"prompt": {}})", "[]"})
+    CHECK_MESSAGE(request(port, http::verb::post, "/prompt", bad).status == 400, bad);
+  CHECK(get(port, "/queue").json()["queue_pending"].empty());
   CHECK(server.stop() == 0);
 }

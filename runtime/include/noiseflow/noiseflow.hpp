@@ -56,6 +56,9 @@ struct Options {
   /// Data-parallel training (runtime/distributed.hpp; the CLI passes runtime::world()): each rank trains on
   /// its slice of the pipeline's batch, which stays the global batch. Null: one process.
   std::shared_ptr<runtime::Communicator> comm;
+  /// Shown every included file's path before it is read: a non-empty answer refuses the include with that
+  /// message (graph::LoadOptions::check_include; the studio keeps includes inside its project folder).
+  std::function<std::string(const std::string& file)> check_include;
 };
 
 /// A pipeline file, validated, planned and run.
@@ -63,6 +66,9 @@ class Pipeline {
  public:
   /// Loads and validates; throws GraphError listing every problem.
   explicit Pipeline(std::string path, Options options = {});
+  /// The same from a document's text (the studio's edited or submitted pipeline); `path` names it in
+  /// messages and anchors its relative includes (it need not exist).
+  static Pipeline from_text(std::string text, std::string path, Options options = {});
   ~Pipeline();
   Pipeline(Pipeline&&) noexcept;
   Pipeline& operator=(Pipeline&&) noexcept;
@@ -91,9 +97,11 @@ class Pipeline {
   const runtime::plan::ExecutionPlan& plan();
 
  private:
+  Pipeline(std::string path, std::optional<std::string> text, Options options);
   void resume(runtime::Executor& ex);
   void size_to_budget();
   std::string path_;
+  std::optional<std::string> text_;  ///< the document's text, for a pipeline made from_text
   Options options_;
   std::unique_ptr<graph::Graph> graph_;
   std::unique_ptr<runtime::Executor> exec_;

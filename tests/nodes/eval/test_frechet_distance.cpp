@@ -226,7 +226,7 @@ TEST_CASE("eval.frechet_distance: the bootstrap deviation of FD matches its spre
   CHECK(se < 2.0 * std::sqrt(var));
 }
 
-TEST_CASE("eval.frechet_distance: one KID block is an error; small sets get fewer blocks, or no KID, P and R") {
+TEST_CASE("eval.frechet_distance: one KID block is an error, small sets get fewer blocks or no KID, P and R") {
   const runtime::Tensor f = random_tensor({6, 2}, 1), r = random_tensor({8, 2}, 2);
   CHECK(shape_error_field("eval.frechet_distance", {{"kid_blocks", 1}}, {{"features", f}, {"reference", r}}) == "kid_blocks");
   runtime::NodeHarness h("eval.frechet_distance", {{"path", "build/test_fd_small.json"}}, {{"features", f}, {"reference", r}});

@@ -65,3 +65,37 @@ TEST_CASE("running a pipeline leaves the caller's OpenMP thread count as it was"
   CHECK(omp_get_max_threads() == 1);
   omp_set_num_threads(omp_get_num_procs());
 }
+
+TEST_CASE("Pipeline::from_text runs a document's text as the file would run, its includes shown to check_include") {
+  noiseflow::test::TempDir dir;
+  dir.write("train.json", kTrain);
+  Options o;
+  o.threads = 2;
+  Pipeline from_file((dir / "train.json"), o);
+  from_file.run();
+  Pipeline from_text = Pipeline::from_text(kTrain, (dir / "other.json"), o);  // need not exist
+  CHECK(from_text.graph().file == (dir / "other.json"));
+  from_text.run();
+  REQUIRE(from_file.executor().params().size() == from_text.executor().params().size());
+  for (size_t i = 0; i < from_file.executor().params().size(); ++i)
+    CHECK(from_file.executor().params()[i].value.to_vector() == from_text.executor().params()[i].value.to_vector());
+  // An include the caller refuses is a path_refused diagnostic; one it allows is read relative to `path`.
+  dir.write("sub.json", R"({ "noiseflow": 1, "outputs": { "y": "n" },
+    "nodes": { "n": { "op": "random.normal", "attrs": { "shape": [2, 3] } } } })");
+  const std::string with_include = R"({ "noiseflow": 1, "include": { "s": "sub.json" }, "nodes": {}, "run": { "ticks": 1 } })";
+  o.check_include = [](const std::string& file) { return file.find("sub.json") != std::string::npos ? "not here" : ""; };
+  try {
+    Pipeline::from_text(with_include, (dir / "p.json"), o);
+    FAIL("the refused include loaded");
+  } catch (const GraphError& e) {
+    REQUIRE(!e.diagnostics.empty());
+    CHECK(e.diagnostics[0].code == "path_refused");
+    CHECK(e.diagnostics[0].message.find("not here") != std::string::npos);
+  }
+  o.check_include = nullptr;
+  try {
+    Pipeline::from_text(with_include, (dir / "p.json"), o);
+  } catch (const GraphError& e) {
+    for (auto& d : e.diagnostics) CHECK_MESSAGE(d.code != "path_refused", d.str());
+  }
+}
