@@ -367,7 +367,7 @@ async function editorTest(page) {
   if (outcome.st !== "success") fail(`the built pipeline's run ended "${outcome.st}": ${outcome.error}`);
   if (!/\bloss \d/.test(outcome.text)) fail(`the run shows no loss: "${outcome.text}"`);
   const history = await fetch(serverUrl + "history").then((r) => r.json());
-  const entry = Object.values(history).find((h) => h.prompt?.path === saved);
+  const entry = Object.values(history).find((h) => h.noiseflow?.path === saved);
   if (entry?.status?.status_str !== "success" || entry.loss?.length !== 3 || !entry.loss.every(([, l]) => Number.isFinite(l)))
     fail(`the history has no successful 3-tick run of ${saved} with its losses: ${JSON.stringify(entry)}`);
   log(`built pipeline ran: ${outcome.text}`);
