@@ -88,7 +88,7 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   const std::string on_ranks = ranks > 1 ? ", " + std::to_string(ranks) + " ranks" : std::string();
   if (!quiet && !g.sized.is_null()) {
     const auto& z = g.sized;
-    if (z.contains("tick_seconds"))
+    if (!o.resume)
       std::fprintf(stderr, "noiseflow: the %s budget allows %lld ticks here (%s = %lld; a tick %.3f s, sinks timed in a "
                    "%lld-tick probe); rerun it with --set %s=%lld\n",
                    fmt_minutes(g.minutes).c_str(), (long long)z["ticks"].get<int64_t>(),
