@@ -100,7 +100,7 @@ std::string fitted(const std::string& steps, const std::string& minutes, const s
 
 }  // namespace
 
-TEST_CASE("run.fit: a fitted param of 0 with a budget leaves the run to be sized; without one it is an error") {
+TEST_CASE("run.fit: a fitted param of 0 with a budget leaves the run to be sized, without one it is an error") {
   const auto g = graph::load_pipeline_text(fitted("0", "30"), "p.json", test::load_options());
   CHECK(g.fit == "steps");
   CHECK(g.fit_pending);

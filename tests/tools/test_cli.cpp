@@ -225,7 +225,7 @@ TEST_CASE("train.json --set minutes=M ends the run early with its checkpoint and
   CHECK(bad.err.find("weighting") != std::string::npos);
 }
 
-TEST_CASE("train.json --set steps=0 --set minutes=M sizes the run to its budget; the recorded count reruns and resumes it") {
+TEST_CASE("train.json --set steps=0 --set minutes=M sizes the run to its budget, the recorded count reruns and resumes it") {
   TempDir dir;
   const std::string a = (dir.path / "a.safetensors").string(), b = (dir.path / "b.safetensors").string();
   const std::string common = " --set batch=2 --set checkpoint_every=100000 --set preview_every=5 --set preview_n=2";
