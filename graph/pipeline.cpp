@@ -17,18 +17,29 @@ namespace {
 
 using namespace detail;
 
-// The run block: ticks, seed, minutes and name, then the options that override them.
+// The run block: ticks, seed, minutes, fit and name, then the options that override them.
 void read_run(Graph& g, const Json& run, const std::string& path, const LoadOptions& options, Diagnostics& diag) {
+  const std::vector<std::string> keys = {"ticks", "seed", "name", "minutes", "fit"};
+  bool zero_ticks = false;
   if (!run.is_object()) {
     diag.add(path, "", "run", "wrong_type", "expected an object like {\"ticks\": 100}");
   } else {
     for (auto& [k, v] : run.items())
-      if (k != "ticks" && k != "seed" && k != "name" && k != "minutes")
-        diag.add(path, "", "run", "unknown_key",
-                 "unknown run key " + quote(k) + suggest(k, {"ticks", "seed", "name", "minutes"}));
+      if (std::find(keys.begin(), keys.end(), k) == keys.end())
+        diag.add(path, "", "run", "unknown_key", "unknown run key " + quote(k) + suggest(k, keys));
+    if (run.contains("fit")) {
+      const Json& f = run["fit"];
+      if (!f.is_string() || !g.params.contains(f.get<std::string>()))
+        diag.add(path, "", "run", "bad_fit",
+                 "\"fit\" names the param that a budget sizes (e.g. \"steps\"): a string naming one of the params, got " +
+                     f.dump());
+      else g.fit = f.get<std::string>();
+    }
     if (run.contains("ticks")) {
       if (run["ticks"] == "auto")
         g.ticks_auto = true;
+      else if (run["ticks"] == 0 && !g.fit.empty())
+        zero_ticks = true;  // sized by the budget (run.fit), checked below
       else if (!run["ticks"].is_number_integer() || run["ticks"].get<int64_t>() < 1)
         diag.add(path, "", "run", "wrong_type",
                  "\"ticks\" must be an integer >= 1 or \"auto\" (the count a sampler node requires), got " +
@@ -52,13 +63,26 @@ void read_run(Graph& g, const Json& run, const std::string& path, const LoadOpti
   if (options.ticks) {
     g.ticks = *options.ticks;
     g.ticks_auto = false;
+    zero_ticks = false;
   }
   if (options.seed) g.seed = *options.seed;
+  if (zero_ticks) {
+    if (g.minutes > 0) {
+      g.fit_pending = true;  // the runner sizes `fit` to the budget (noiseflow::Pipeline)
+      g.ticks = 0;
+    } else {
+      diag.add(path, "", "params." + g.fit, "no_budget",
+               "0 ticks: give the run a length (--set " + g.fit + "=N) or a budget to size it to (--set minutes=M)");
+    }
+  }
+  if (g.fit_pending && g.ticks_auto)
+    diag.add(path, "", "run", "bad_fit", "a run sized by its budget (\"fit\") cannot also take \"ticks\": \"auto\"");
 }
 
 // Tick counts that nodes require (the samplers: one tick per model evaluation) against run.ticks:
 // "auto" takes the one count they agree on; a number (or --ticks) must equal each of them.
 void reconcile_ticks(Graph& g, const LoadOptions& options, Diagnostics& diag) {
+  if (g.fit_pending) return;  // the sized graph, loaded again with its tick count, is checked
   const GraphNode* first = nullptr;
   for (const GraphNode& n : g.nodes) {
     if (!n.ticks) continue;
@@ -149,6 +173,7 @@ Json resolved_json(const Graph& g) {
   }
   Json run = {{"ticks", g.ticks}, {"seed", g.seed}};
   if (g.minutes > 0) run["minutes"] = g.minutes;
+  if (!g.fit.empty()) run["fit"] = g.fit;
   return Json{{"noiseflow", 1}, {"name", g.name}, {"params", g.params}, {"nodes", nodes}, {"run", run}};
 }
 

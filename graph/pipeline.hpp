@@ -59,6 +59,15 @@ struct Graph {
   /// run.minutes: a wall-clock budget; the run ends (at_end sinks and all) at the last tick that fits it.
   /// 0: none.
   double minutes = 0;
+  /// run.fit: the top-level param (e.g. "steps") that a budget sizes. When its value makes run.ticks 0 and
+  /// run.minutes is set, `fit_pending` is true and the graph is not runnable as loaded: noiseflow::Pipeline
+  /// measures the machine in a probe of a few ticks, sets the param to the tick count the budget allows and
+  /// loads again (docs/NOTES.md, "A budget, not a step count").
+  std::string fit;
+  bool fit_pending = false;
+  /// How a run sized by its budget was sized ({"param", "ticks", "minutes", "tick_seconds", ...}); null
+  /// otherwise. Kept in the run folder's pipeline.json and the checkpoint's metadata ("sized").
+  Json sized;
   /// Data-parallel ranks the graph is shaped for (LoadOptions::ranks): every data source's batch attribute
   /// (Schema::batch_attr) holds the global batch divided by it; `resolved` keeps the global batch.
   int ranks = 1;

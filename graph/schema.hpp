@@ -193,6 +193,10 @@ class Schema {
   /// Carries a value from one tick to the next (a `state` node): it runs every tick, whether or not a
   /// consumer is due.
   Schema& stateful() { stateful_ = true; return *this; }
+  /// A sink that a budget probe may run (it writes nothing outside the run folder it is given): the probe
+  /// that sizes a run to its budget (run.fit) times one of its firings, so the sized run counts its cost.
+  /// Other sinks are skipped in the probe.
+  Schema& timed_in_probe() { timed_in_probe_ = true; return *this; }
   /// Writes the run's checkpoint to the file its string attribute `path_attr` names: `--resume` reads the
   /// checkpoint to continue from there.
   Schema& checkpoint_writer(std::string path_attr) { checkpoint_path_attr_ = std::move(path_attr); return *this; }
@@ -227,6 +231,7 @@ class Schema {
   bool is_sink() const { return sink_; }
   bool is_optimizer() const { return optimizer_; }
   bool is_stateful() const { return stateful_; }
+  bool is_timed_in_probe() const { return timed_in_probe_; }
   /// The attribute naming the checkpoint file of a checkpoint_writer, empty for other nodes.
   const std::string& checkpoint_path_attr() const { return checkpoint_path_attr_; }
   /// The attribute holding a data source's global batch (batch_attr), empty for other nodes.
@@ -265,7 +270,7 @@ class Schema {
   bool backward_reads_outputs_ = true;
   ShapeFn shape_fn_;
   MemoryFn memory_fn_;
-  bool heavy_ = false, sink_ = false, optimizer_ = false, stateful_ = false;
+  bool heavy_ = false, sink_ = false, optimizer_ = false, stateful_ = false, timed_in_probe_ = false;
   LayoutSupport layouts_ = LayoutSupport::plain;
   std::vector<RecipeAttr> recipe_;
   std::string batch_attr_;

@@ -1,5 +1,9 @@
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -7,6 +11,7 @@
 #include <stdexcept>
 
 #include "runtime/checkpoint.hpp"
+#include "runtime/safetensors.hpp"
 
 #include "noiseflow/noiseflow.hpp"
 
@@ -23,13 +28,69 @@ graph::Graph load(const std::string& path, const std::optional<std::string>& tex
   lo.check_include = o.check_include;
   return text ? graph::load_pipeline_text(*text, path, lo) : graph::load_pipeline(path, lo);
 }
+
+// A budget probe: ticks 0 and 1 warm up, ticks [2, kProbeTicks - 1) are timed, the last one also runs the
+// sinks that are Schema::timed_in_probe once. While probing, the fitted param holds kProbePlaceholder: only
+// the probe's timing is kept, its numbers are thrown away and the sized run starts from tick 0.
+constexpr int64_t kProbeTicks = 12;
+constexpr int64_t kProbePlaceholder = int64_t(1) << 20;
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The (last) node that writes the run's checkpoint (Schema::checkpoint_writer), null if none.
+const graph::GraphNode* checkpoint_node(const graph::Graph& g) {
+  const graph::GraphNode* ck = nullptr;
+  for (auto& n : g.nodes)
+    if (!n.schema->checkpoint_path_attr().empty()) ck = &n;
+  return ck;
+}
+
+RunError no_checkpoint_node(const graph::Graph& g) {
+  std::string writers;
+  for (auto& op : runtime::Registry::global().ops())
+    if (!runtime::Registry::global().find_schema(op)->checkpoint_path_attr().empty())
+      writers += (writers.empty() ? "" : " or ") + op;
+  return RunError({g.file, "", "", "no_checkpoint_node",
+                   "--resume needs an " + (writers.empty() ? std::string("checkpoint-writing") : writers) +
+                       " node in the pipeline"},
+                  "plan");
+}
+
+// The path of the checkpoint --resume reads; throws when there is none.
+std::string resume_path(const graph::Graph& g) {
+  const graph::GraphNode* ck = checkpoint_node(g);
+  if (!ck) throw no_checkpoint_node(g);
+  const std::string& path_attr = ck->schema->checkpoint_path_attr();
+  std::string path = ck->attrs[path_attr];
+  if (!std::filesystem::exists(path))
+    throw runtime::plan_error(*ck, "attr \"" + path_attr + "\"", "nothing_to_resume",
+                              "nothing to resume: no checkpoint at " + path + " (run without --resume to start)");
+  return path;
+}
+
+// Removes a folder when it goes out of scope.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    path = std::filesystem::temp_directory_path() / ("noiseflow-probe-" + std::to_string(stamp));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 }  // namespace
 
 Pipeline::Pipeline(std::string path, Options options) : Pipeline(std::move(path), std::nullopt, std::move(options)) {}
 
 Pipeline::Pipeline(std::string path, std::optional<std::string> text, Options options)
     : path_(std::move(path)), text_(std::move(text)), options_(std::move(options)),
-      graph_(std::make_unique<graph::Graph>(load(path_, text_, options_))) {}
+      graph_(std::make_unique<graph::Graph>(load(path_, text_, options_))),
+      created_(std::chrono::steady_clock::now()) {}
 
 Pipeline Pipeline::from_text(std::string text, std::string path, Options options) {
   return Pipeline(std::move(path), std::optional<std::string>(std::move(text)), std::move(options));
@@ -51,6 +112,7 @@ void Pipeline::set_param(const std::string& name, const nlohmann::json& value) {
 const graph::Graph& Pipeline::graph() const { return *graph_; }
 
 runtime::Executor& Pipeline::executor() {
+  if (!exec_ && graph_->fit_pending) size_to_budget();
   if (!exec_) {
     auto ex = std::make_unique<runtime::Executor>(*graph_, runtime::ExecutorOptions{
         .threads = options_.threads, .flow_threads = options_.flow_threads, .reference = options_.reference,
@@ -68,26 +130,88 @@ const runtime::plan::ExecutionPlan& Pipeline::plan() {
   return *plan_;
 }
 
-void Pipeline::resume(runtime::Executor& ex) {
-  // The (last) node that writes the run's checkpoint (Schema::checkpoint_writer).
-  const graph::GraphNode* ck = nullptr;
-  for (auto& n : graph_->nodes)
-    if (!n.schema->checkpoint_path_attr().empty()) ck = &n;
-  if (!ck) {
-    std::string writers;
-    for (auto& op : runtime::Registry::global().ops())
-      if (!runtime::Registry::global().find_schema(op)->checkpoint_path_attr().empty())
-        writers += (writers.empty() ? "" : " or ") + op;
-    throw RunError({graph_->file, "", "", "no_checkpoint_node",
-                    "--resume needs an " + (writers.empty() ? std::string("checkpoint-writing") : writers) +
-                        " node in the pipeline"},
-                   "plan");
+// A run sized by its budget (graph::Graph::fit): a probe of kProbeTicks ticks measures a tick and one
+// firing of each timed sink; the budget left after the probe, the sized run's planning and its at_end
+// sinks, divided by the cost of a tick (its own plus each periodic sink's share), is the tick count. A
+// resumed run takes the count its checkpoint recorded instead, so it continues the same run.
+void Pipeline::size_to_budget() {
+  graph::Graph& g = *graph_;
+  const std::string param = g.fit;
+  int64_t ticks = 0;
+  nlohmann::json sized;
+  if (options_.resume) {
+    const std::string path = resume_path(g);
+    const runtime::SafeTensors st = runtime::read_safetensors(path);
+    auto it = st.metadata.find("sized");
+    nlohmann::json rec = it == st.metadata.end() ? nlohmann::json() : nlohmann::json::parse(it->second, nullptr, false);
+    if (!rec.is_object() || !rec.contains("ticks") || !rec["ticks"].is_number_integer())
+      throw RunError({path, "", "", "not_sized",
+                      "--resume of a run sized by its budget needs the tick count the checkpoint records (metadata "
+                      "\"sized\"), and this checkpoint has none: resume with --set " + param + "=N, N the run's " +
+                          param},
+                     "plan");
+    sized = rec;
+    ticks = rec["ticks"].get<int64_t>();
+  } else {
+    Options o = options_;
+    o.params[param] = kProbePlaceholder;
+    graph::Graph pg = load(path_, text_, o);
+    pg.ticks = kProbeTicks;
+    pg.minutes = 0;
+    const auto t_plan = std::chrono::steady_clock::now();
+    runtime::Executor ex(pg, runtime::ExecutorOptions{.threads = options_.threads, .flow_threads = options_.flow_threads,
+                                                      .profile = true, .reference = options_.reference,
+                                                      .comm = options_.comm, .probe = true});
+    const double plan_s = seconds_since(t_plan);
+    const TempDir scratch;  // timed sinks that draw pictures write them here
+    ex.state().run_dir = scratch.path.string();
+    std::vector<double> dt;
+    for (int64_t k = 0; k < kProbeTicks; ++k) {
+      const auto t = std::chrono::steady_clock::now();
+      ex.step();
+      dt.push_back(seconds_since(t));
+    }
+    std::vector<double> timed(dt.begin() + 2, dt.end() - 1);
+    std::nth_element(timed.begin(), timed.begin() + long(timed.size() / 2), timed.end());
+    const double tick_s = timed[timed.size() / 2];
+    double periodic_s = 0, at_end_s = 0;  // seconds per tick of the periodic sinks, seconds of the at_end ones
+    nlohmann::json sinks = nlohmann::json::object();
+    const auto profile = ex.profile();
+    for (size_t i = 0; i < pg.nodes.size(); ++i) {
+      const graph::GraphNode& n = pg.nodes[i];
+      if (!n.schema->is_timed_in_probe() || (!n.every && !n.at_end)) continue;
+      const double c = profile[i].forward_s;
+      if (n.every) periodic_s += c / double(n.every);
+      if (n.at_end) at_end_s += c;
+      sinks[n.id] = c;
+    }
+    const double budget = g.minutes * 60.0;
+    const double left = budget - seconds_since(created_) - plan_s - at_end_s;
+    ticks = int64_t(std::floor(left / (tick_s + periodic_s)));
+    if (options_.comm && options_.comm->size() > 1) options_.comm->broadcast(&ticks, sizeof ticks, 0);  // rank 0's
+    if (ticks < 1) {
+      char m[256];
+      std::snprintf(m, sizeof m, "the budget of %g min leaves no tick: a tick takes %.3g s here (%lld-tick probe, "
+                    "%.3g s so far); give more minutes or --set %s=N", g.minutes, tick_s, (long long)kProbeTicks,
+                    seconds_since(created_), param.c_str());
+      throw RunError({g.file, "", "run", "budget_too_small", m}, "plan");
+    }
+    sized = {{"param", param},          {"ticks", ticks},         {"minutes", g.minutes},
+             {"tick_seconds", tick_s},  {"probe_ticks", kProbeTicks}, {"probe_seconds", seconds_since(created_)},
+             {"plan_seconds", plan_s},  {"sink_seconds", sinks}};
   }
-  const std::string& path_attr = ck->schema->checkpoint_path_attr();
-  std::string path = ck->attrs[path_attr];
-  if (!std::filesystem::exists(path))
-    throw runtime::plan_error(*ck, "attr \"" + path_attr + "\"", "nothing_to_resume",
-                              "nothing to resume: no checkpoint at " + path + " (run without --resume to start)");
+  Options o = options_;
+  o.params[param] = ticks;
+  graph::Graph sized_graph = load(path_, text_, o);
+  sized_graph.sized = sized;
+  sized_graph.resolved["run"]["sized"] = sized;
+  *graph_ = std::move(sized_graph);  // in place: references to graph() stay valid
+  options_ = std::move(o);
+  plan_.reset();
+}
+
+void Pipeline::resume(runtime::Executor& ex) {
+  const std::string path = resume_path(*graph_);
   int64_t step = runtime::load_checkpoint(ex, path, {.mode = runtime::LoadMode::Resume});
   if (step > graph_->ticks)
     throw RunError({path, "", "", "checkpoint_past_run",

@@ -37,6 +37,7 @@ void save_checkpoint(Executor& ex, const std::string& path, int64_t step) {
                                           {"pipeline", ex.graph().name},
                                           {"seed", std::to_string(ex.graph().seed)},
                                           {"recipe", recipe_of(ex.graph()).dump()}};
+  if (!ex.graph().sized.is_null()) meta["sized"] = ex.graph().sized.dump();  // a run sized by its budget
   write_safetensors(path, checkpoint_tensors(ex), meta);
 }
 

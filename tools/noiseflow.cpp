@@ -86,6 +86,19 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   bool tty = isatty(fileno(stderr));
   double smooth = NAN;
   const std::string on_ranks = ranks > 1 ? ", " + std::to_string(ranks) + " ranks" : std::string();
+  if (!quiet && !g.sized.is_null()) {
+    const auto& z = g.sized;
+    if (!o.resume)
+      std::fprintf(stderr, "noiseflow: the %s budget allows %lld ticks here (%s = %lld; a tick %.3f s, sinks timed in a "
+                   "%lld-tick probe); rerun it with --set %s=%lld\n",
+                   fmt_minutes(g.minutes).c_str(), (long long)z["ticks"].get<int64_t>(),
+                   z["param"].get<std::string>().c_str(), (long long)z["ticks"].get<int64_t>(),
+                   z["tick_seconds"].get<double>(), (long long)z["probe_ticks"].get<int64_t>(),
+                   z["param"].get<std::string>().c_str(), (long long)z["ticks"].get<int64_t>());
+    else
+      std::cerr << "noiseflow: resuming a run sized by its budget: " << z["ticks"].get<int64_t>() << " ticks, as its "
+                << "checkpoint records\n";
+  }
   if (!quiet)
     std::cerr << "noiseflow: running " << file << " (" << g.nodes.size() << " nodes, " << g.ticks << " ticks, seed "
               << g.seed << on_ranks << (g.minutes > 0 ? ", budget " + fmt_minutes(g.minutes) : std::string()) << ")\n";
@@ -152,7 +165,10 @@ int cmd_check(const std::string& file, const noiseflow::Options& o) {
                 << noiseflow::graph::shape_str(g.shape(*n.inputs[k])) << "\n";
     }
   }
-  std::cout << file << ": ok: " << g.nodes.size() << " nodes, " << edges << " edges, " << g.ticks << " ticks\n";
+  std::cout << file << ": ok: " << g.nodes.size() << " nodes, " << edges << " edges, "
+            << (g.fit_pending ? "ticks sized to the " + fmt_minutes(g.minutes) + " budget (run.fit: " + g.fit + ")"
+                              : std::to_string(g.ticks) + " ticks")
+            << "\n";
   std::cout << "trainable parameters: " << with_commas(g.param_count()) << "\n";
   return 0;
 }

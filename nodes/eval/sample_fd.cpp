@@ -42,6 +42,7 @@ struct SampleFd final : Node {
         .attr_string("classifier", "runs/mnist_classifier/classifier.safetensors", {},
                      "the classifier checkpoint (pipelines/eval/train_classifier.json)")
         .sink()
+        .timed_in_probe()
         .shape([](graph::ShapeContext& c) { c.set_output("fd", {1}); });
   }
 

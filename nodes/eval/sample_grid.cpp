@@ -61,7 +61,8 @@ struct SampleGrid final : Node {
         .attr_string("folder", "", {}, "where the PNGs go; empty: samples/ in the run folder (runs/NAME/samples)")
         .attr_int("cols", 0, 0, 1024, "images per row; 0 = ceil(sqrt(n))")
         .attr_int("scale", 2, 1, 16, "integer upscaling of the images")
-        .sink();
+        .sink()
+        .timed_in_probe();
   }
 
   void plan(Context& ctx) override {

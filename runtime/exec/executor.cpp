@@ -73,7 +73,8 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
                            "'s; a checkpoint needs unique names (give one of them another prefix)");
     }
   }
-  impl_->runner = std::make_unique<exec::TaskRunner>(graph_, impl_->bound.instances, threads, opt_.profile, rank());
+  impl_->runner =
+      std::make_unique<exec::TaskRunner>(graph_, impl_->bound.instances, threads, opt_.profile, rank(), opt_.probe);
   std::function<void(int64_t)> allreduce;
   if (plan_.allreduce.active()) {
     impl_->allreduce = std::make_unique<exec::GradientAllreduce>(plan_, impl_->bound.instances, *opt_.comm);

@@ -41,6 +41,9 @@ struct ExecutorOptions {
   /// Data parallelism: the ranks this executor trains with (runtime/distributed.hpp); null or one rank:
   /// a single process. The graph must be loaded for as many ranks (graph::LoadOptions::ranks).
   std::shared_ptr<Communicator> comm = nullptr;
+  /// A budget probe (noiseflow::Pipeline sizing a run to run.minutes): sinks do not run, except those that
+  /// are Schema::timed_in_probe, once, at the graph's last tick.
+  bool probe = false;
 };
 
 /// Accumulated time of one node (ExecutorOptions::profile).

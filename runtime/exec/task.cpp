@@ -7,8 +7,9 @@
 
 namespace noiseflow::runtime::exec {
 
-TaskRunner::TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile, int rank)
-    : g_(g), instances_(instances), threads_(threads), profile_(profile), rank_(rank) {
+TaskRunner::TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile, int rank,
+                       bool probe)
+    : g_(g), instances_(instances), threads_(threads), profile_(profile), rank_(rank), probe_(probe) {
   const size_t n = g.nodes.size();
   always_.assign(n, false);
   gates_.assign(n, {});
@@ -57,12 +58,14 @@ TaskRunner::TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, 
 
 bool TaskRunner::sink_due(int i, int64_t tick) const {
   const graph::GraphNode& gn = g_.nodes[size_t(i)];
+  if (probe_) return gn.schema->is_timed_in_probe() && tick + 1 == g_.ticks;
   if (gn.every && (tick + 1) % gn.every == 0) return true;
   return gn.at_end && tick + 1 == g_.ticks;
 }
 
 bool TaskRunner::due(int i, int64_t tick) const {
   if (rank_ != 0 && (g_.nodes[size_t(i)].schema->is_sink() || !gates_[size_t(i)].empty())) return false;
+  if (probe_ && g_.nodes[size_t(i)].schema->is_sink() && gates_[size_t(i)].empty()) return false;  // an ungated sink
   if (always_[size_t(i)]) return true;
   for (int s : gates_[size_t(i)])
     if (sink_due(s, tick)) return true;

@@ -21,7 +21,10 @@ namespace noiseflow::runtime::exec {
 class TaskRunner {
  public:
   /// `rank`: data parallelism's rank of this process; sinks (and what only feeds them) run on rank 0 only.
-  TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile, int rank = 0);
+  /// `probe`: a budget probe (ExecutorOptions::probe): the sinks that are Schema::timed_in_probe run once, at
+  /// the last tick, whatever their `every`; every other sink never.
+  TaskRunner(const graph::Graph& g, std::vector<Instance>& instances, int threads, bool profile, int rank = 0,
+             bool probe = false);
 
   /// Runs the forward (backward = false) or backward task of node `i`; never throws.
   void run(int i, bool backward);
@@ -53,6 +56,7 @@ class TaskRunner {
   int threads_;
   bool profile_;
   int rank_ = 0;
+  bool probe_ = false;
   std::mutex lane_;  // the compute lane for heavy nodes
   std::atomic<bool> cancel_{false};
   std::mutex error_m_;

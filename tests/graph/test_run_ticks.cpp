@@ -88,3 +88,36 @@ TEST_CASE("a step node whose timesteps node names another sampler fails on the h
   CHECK(msg.find("node \"step\"") != std::string::npos);
   CHECK(msg.find("sampler heun keeps a history of shape [2, 2, 1, 2, 2]") != std::string::npos);
 }
+
+namespace {
+
+// A pipeline whose run is sized by its budget: ticks "$steps", fit "steps".
+std::string fitted(const std::string& steps, const std::string& minutes, const std::string& fit = "\"steps\"") {
+  return R"({ "noiseflow": 1, "params": { "steps": )" + steps + R"(, "minutes": )" + minutes + R"( },
+  "nodes": { "c": { "op": "tensor.constant", "attrs": { "shape": [1], "fill": 1 } } },
+  "run": { "ticks": "$steps", "minutes": "$minutes", "fit": )" + fit + " } }";
+}
+
+}  // namespace
+
+TEST_CASE("run.fit: a fitted param of 0 with a budget leaves the run to be sized, without one it is an error") {
+  const auto g = graph::load_pipeline_text(fitted("0", "30"), "p.json", test::load_options());
+  CHECK(g.fit == "steps");
+  CHECK(g.fit_pending);
+  CHECK(g.ticks == 0);
+  CHECK(g.resolved["run"]["fit"] == "steps");
+  // A count given is a fixed run: fit changes nothing.
+  const auto fixed = graph::load_pipeline_text(fitted("40", "30"), "p.json", test::load_options());
+  CHECK_FALSE(fixed.fit_pending);
+  CHECK(fixed.ticks == 40);
+  const std::string none = load_error(fitted("0", "0"));
+  CHECK(none.find("params.steps: 0 ticks: give the run a length (--set steps=N) or a budget to size it to "
+                  "(--set minutes=M)") != std::string::npos);
+  CHECK(load_error(fitted("0", "30", "\"stepz\"")).find("\"fit\" names the param that a budget sizes") !=
+        std::string::npos);
+  CHECK(load_error(fitted("0", "30", "3")).find("a string naming one of the params, got 3") != std::string::npos);
+  // Without fit, 0 ticks stays the plain error it was.
+  const std::string plain = load_error(R"({ "noiseflow": 1, "nodes": { "c": { "op": "tensor.constant",
+    "attrs": { "shape": [1], "fill": 1 } } }, "run": { "ticks": 0, "minutes": 5 } })");
+  CHECK(plain.find("\"ticks\" must be an integer >= 1") != std::string::npos);
+}

@@ -225,6 +225,61 @@ TEST_CASE("train.json --set minutes=M ends the run early with its checkpoint and
   CHECK(bad.err.find("weighting") != std::string::npos);
 }
 
+TEST_CASE("train.json --set steps=0 --set minutes=M sizes the run to its budget, the recorded count reruns and resumes it") {
+  TempDir dir;
+  const std::string a = (dir.path / "a.safetensors").string(), b = (dir.path / "b.safetensors").string();
+  const std::string common = " --set batch=2 --set checkpoint_every=100000 --set preview_every=5 --set preview_n=2";
+  // 0.15 minutes: a probe of 12 ticks (the preview timed once), then as many ticks as the rest allows.
+  auto r = run_cli("run pipelines/train.json --set steps=0 --set minutes=0.15" + common + " --set checkpoint=" + a +
+                   " --run-folder " + (dir.path / "a").string());
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.err.find("budget allows") != std::string::npos);
+  const auto ca = noiseflow::runtime::read_safetensors(a);
+  const auto sized = nlohmann::json::parse(ca.metadata.at("sized"));
+  const int64_t n = sized.at("ticks");
+  CHECK(n >= 1);
+  CHECK(sized.at("param") == "steps");
+  CHECK(sized.at("tick_seconds").get<double>() > 0.0);
+  CHECK(sized.at("sink_seconds").contains("preview"));  // the periodic preview was timed in the probe
+  CHECK(ca.metadata.at("step") == std::to_string(n));
+  const auto resolved = nlohmann::json::parse(noiseflow::test::read_bytes((dir.path / "a/pipeline.json").string()));
+  CHECK(resolved["params"]["steps"] == n);
+  CHECK(resolved["run"]["ticks"] == n);
+  CHECK(resolved["run"]["sized"]["ticks"] == n);
+  std::ifstream log((dir.path / "a/log.csv").string());
+  std::string line;
+  int64_t rows = -1;
+  while (std::getline(log, line)) ++rows;
+  CHECK(rows == n);
+  // The same count given as a number is the same run, bitwise.
+  auto again = run_cli("run pipelines/train.json -q --set steps=" + std::to_string(n) + common + " --set checkpoint=" +
+                       b + " --run-folder " + (dir.path / "b").string());
+  REQUIRE(again.status == 0);
+  const auto cb = noiseflow::runtime::read_safetensors(b);
+  REQUIRE(cb.tensors.size() == ca.tensors.size());
+  for (const auto& [name, t] : ca.tensors) {
+    INFO(name);
+    REQUIRE(cb.tensors.count(name) == 1);
+    CHECK(noiseflow::test::same_bytes(t, cb.tensors.at(name)));
+  }
+  CHECK(cb.metadata.count("sized") == 0);
+  // --resume of the sized run takes the count its checkpoint records (no new probe).
+  auto resumed = run_cli("run pipelines/train.json --resume --set steps=0 --set minutes=0.15" + common +
+                         " --set checkpoint=" + a + " --run-folder " + (dir.path / "a").string());
+  INFO(resumed.err);
+  CHECK(resumed.status == 0);
+  CHECK(resumed.err.find("resuming a run sized by its budget: " + std::to_string(n) + " ticks") != std::string::npos);
+  // No count and no budget: an error naming the param and both ways out.
+  auto none = run_cli("check pipelines/train.json --set steps=0");
+  CHECK(none.status == 1);
+  CHECK(none.err.find("params.steps") != std::string::npos);
+  CHECK(none.err.find("--set minutes=M") != std::string::npos);
+  // With a budget, check accepts it and says the run is sized.
+  auto ok = run_cli("check pipelines/train.json --set steps=0 --set minutes=30");
+  CHECK(ok.status == 0);
+}
+
 TEST_CASE("train.json with fd=true logs the sample quality in log.csv's fd column every fd_every ticks") {
   TempDir dir;
   const std::string cls = (dir.path / "cls.safetensors").string(), folder = (dir.path / "run").string();

@@ -10,6 +10,7 @@
 // a pipeline's net with a checkpoint's weights as an ONNX model (runtime/export/onnx.hpp).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -86,7 +87,10 @@ class Pipeline {
   Tensor output(const std::string& ref);
   /// Files the run wrote, as (kind, path).
   std::vector<std::pair<std::string, std::string>> artifacts() const;
-  /// The planned executor (plans it if needed).
+  /// The planned executor (plans it if needed). A run sized by its budget (run.fit with the fitted param 0
+  /// and run.minutes set) is sized first: a probe of a few ticks times the machine, the param gets the
+  /// tick count the budget allows (or, with Options::resume, the count the checkpoint recorded), and
+  /// graph() is loaded again with it (graph().sized says how).
   runtime::Executor& executor();
   /// The execution plan (layouts, tasks, gradients, buffers, memory report) without binding or running
   /// anything; throws RunError when the graph cannot be planned.
@@ -95,12 +99,14 @@ class Pipeline {
  private:
   Pipeline(std::string path, std::optional<std::string> text, Options options);
   void resume(runtime::Executor& ex);
+  void size_to_budget();
   std::string path_;
   std::optional<std::string> text_;  ///< the document's text, for a pipeline made from_text
   Options options_;
   std::unique_ptr<graph::Graph> graph_;
   std::unique_ptr<runtime::Executor> exec_;
   std::unique_ptr<runtime::plan::ExecutionPlan> plan_;
+  std::chrono::steady_clock::time_point created_;  ///< where a budget's minutes start
 };
 
 /// A tensor's elements in plain row-major order, whatever layout the plan gave it (Pipeline::output may
