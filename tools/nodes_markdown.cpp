@@ -27,6 +27,7 @@ const std::map<std::string, std::string>& group_blurbs() {
       {"data", "Data sets and batches: MNIST, IDX files, PNG folders, the 2-D toy mixture, labels, augmentation."},
       {"diffusion", "The diffusion process: noise schedule, timesteps, forward noising, training targets and loss "
                     "weights, DDPM/DDIM steps, classifier-free guidance."},
+      {"dist", "Data parallelism (mpirun): collecting the ranks' slices of a batch on rank 0."},
       {"eval", "Sample quality: Frechet distances of the digit classifier's features."},
       {"io", "Files: checkpoints, tensors, image grids, trajectories, metrics."},
       {"loss", "Losses, reduced to a scalar an optimizer minimises."},
