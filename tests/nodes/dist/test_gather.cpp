@@ -26,7 +26,7 @@ TEST_CASE("dist.gather in one process: y is x, of shape [count, ...]") {
   CHECK(v.output("y").shape() == Shape{5});
 }
 
-TEST_CASE("dist.gather: the shape is [count, x's other dimensions]; count a multiple of x's samples per rank") {
+TEST_CASE("dist.gather: the shape is [count, x's other dimensions], count a multiple of x's samples per rank") {
   // Shape inference does not know the rank count: it refuses what no rank count fits.
   CHECK(shape_error_field("dist.gather", {{"count", 6}}, {{"x", Tensor({4, 1, 2, 2})}}) == "count");
   // Planning, the rank count is known: one process must hold all count samples (2 ranks would fit).
