@@ -148,7 +148,7 @@ void slice_batches(Graph& g, Diagnostics& diag) {
     if (b % g.ranks != 0) {
       diag.add(n.file, n.id, "attr " + quote(a), "batch_not_divisible",
                "the global batch " + std::to_string(b) + " does not divide by the " + std::to_string(g.ranks) +
-                   " ranks of this run (each rank trains on batch / ranks samples); give a batch that is a "
+                   " ranks of this run (each rank takes batch / ranks samples); give a batch that is a "
                    "multiple of " + std::to_string(g.ranks) + " or run another number of ranks");
       continue;
     }

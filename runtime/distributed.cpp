@@ -1,9 +1,11 @@
 #include "runtime/distributed.hpp"
 
 #include <chrono>
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -17,6 +19,10 @@
 namespace noiseflow::runtime {
 
 void LocalCommunicator::abort(int code) { std::_Exit(code); }
+
+void LocalCommunicator::gather(const float* send, int64_t n, float* recv, uint64_t) {
+  if (send != recv) std::copy_n(send, n, recv);
+}
 
 bool mpi_built() {
 #ifdef NOISEFLOW_MPI
@@ -59,6 +65,9 @@ class MpiCommunicator final : public Communicator {
     timeout_ = peer_timeout();
   }
   ~MpiCommunicator() override {
+    // A gather's last messages from this rank: rank 0 took them within their tick; complete the requests.
+    for (auto& [tag, g] : gathers_)
+      if (g.pending) wait({g.request}, "sending samples to rank 0");
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
@@ -85,7 +94,7 @@ class MpiCommunicator final : public Communicator {
         if (me & mask) {
           const int src = (me - mask + root) % size_;
           MPI_Request r;
-          MPI_Irecv(p + off, n, MPI_BYTE, src, kTag, MPI_COMM_WORLD, &r);
+          serial([&] { MPI_Irecv(p + off, n, MPI_BYTE, src, kTag, MPI_COMM_WORLD, &r); });
           wait({r}, "receiving rank " + std::to_string(src) + "'s weights");
           break;
         }
@@ -95,10 +104,40 @@ class MpiCommunicator final : public Communicator {
         if (me + mask < size_) {
           const int dst = (me + mask + root) % size_;
           MPI_Request r;
-          MPI_Isend(p + off, n, MPI_BYTE, dst, kTag, MPI_COMM_WORLD, &r);
+          serial([&] { MPI_Isend(p + off, n, MPI_BYTE, dst, kTag, MPI_COMM_WORLD, &r); });
           wait({r}, "sending the weights to rank " + std::to_string(dst));
         }
     }
+  }
+
+  void gather(const float* send, int64_t n, float* recv, uint64_t channel) override {
+    // Point-to-point messages on a tag of the channel's own, so that gathers met in different orders on
+    // different ranks (a flow graph schedules by readiness; rank 0 runs sinks the others skip) never take
+    // each other's messages: rank 0 receives from every rank, the others send without waiting.
+    const int tag = kGatherTagBase + int(channel % uint64_t(kGatherTags));
+    Gather& g = [&]() -> Gather& {
+      std::lock_guard lock(gathers_m_);  // std::map keeps references valid across inserts
+      return gathers_[tag];
+    }();
+    if (g.channel_set && g.channel != channel)
+      throw std::runtime_error("two gathers share message tag " + std::to_string(tag) +
+                               " (a hash collision of their node ids): rename one of the dist.gather nodes");
+    g.channel = channel;
+    g.channel_set = true;
+    if (n > INT_MAX) throw std::length_error("gather of more than 2^31 floats per rank");
+    if (rank_ == 0) {
+      if (send != recv) std::copy_n(send, n, recv);
+      std::vector<MPI_Request> reqs(size_t(size_ - 1));
+      for (int r = 1; r < size_; ++r)
+        serial([&] { MPI_Irecv(recv + int64_t(r) * n, int(n), MPI_FLOAT, r, tag, MPI_COMM_WORLD, &reqs[size_t(r - 1)]); });
+      wait(std::move(reqs), "gathering the samples of every rank");
+      return;
+    }
+    if (g.pending) wait({g.request}, "sending samples to rank 0");
+    g.pending = false;
+    g.buffer.assign(send, send + n);
+    serial([&] { MPI_Isend(g.buffer.data(), int(n), MPI_FLOAT, 0, tag, MPI_COMM_WORLD, &g.request); });
+    g.pending = true;
   }
 
   [[noreturn]] void abort(int code) override {
@@ -112,12 +151,33 @@ class MpiCommunicator final : public Communicator {
  private:
   static constexpr int kTag = 7117;
   static constexpr int64_t kPiece = int64_t(1) << 30;
+  // Gathers take tags [kGatherTagBase, kGatherTagBase + kGatherTags): MPI guarantees tags up to 32767.
+  static constexpr int kGatherTagBase = 8192, kGatherTags = 24000;
+
+  // One gather channel: this rank's copy of its last slice while its message is under way (ranks > 0).
+  struct Gather {
+    uint64_t channel = 0;
+    bool channel_set = false, pending = false;
+    MPI_Request request = MPI_REQUEST_NULL;
+    std::vector<float> buffer;
+  };
+
+  // MPI_THREAD_SERIALIZED: one MPI call at a time in the process. Gathers may run in flow-graph tasks
+  // beside each other (flow_threads > 1), so every call (and every poll) takes this lock; a wait releases
+  // it between polls, so a gather waiting for a rank never holds up another.
+  template <class F>
+  void serial(F&& f) {
+    std::lock_guard lock(mpi_m_);
+    f();
+  }
 
   void exchange(int to, const float* send, int64_t sn, int from, float* recv, int64_t rn) {
     if (sn > INT_MAX || rn > INT_MAX) throw std::length_error("allreduce chunk above 2^31 floats");
     MPI_Request r[2];
-    MPI_Irecv(recv, int(rn), MPI_FLOAT, from, kTag, MPI_COMM_WORLD, &r[0]);
-    MPI_Isend(send, int(sn), MPI_FLOAT, to, kTag, MPI_COMM_WORLD, &r[1]);
+    serial([&] {
+      MPI_Irecv(recv, int(rn), MPI_FLOAT, from, kTag, MPI_COMM_WORLD, &r[0]);
+      MPI_Isend(send, int(sn), MPI_FLOAT, to, kTag, MPI_COMM_WORLD, &r[1]);
+    });
     wait({r[0], r[1]}, "exchanging gradients with ranks " + std::to_string(from) + " and " + std::to_string(to));
   }
 
@@ -127,7 +187,7 @@ class MpiCommunicator final : public Communicator {
     const auto t0 = std::chrono::steady_clock::now();
     for (int spins = 0;; ++spins) {
       int done = 0;
-      MPI_Testall(int(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE);
+      serial([&] { MPI_Testall(int(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE); });
       if (done) return;
       if (spins > 1000) std::this_thread::yield();
       if ((spins & 1023) == 0 &&
@@ -144,6 +204,9 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1;
   double timeout_ = 300;
   std::vector<float> scratch_;
+  std::mutex mpi_m_;
+  std::mutex gathers_m_;
+  std::map<int, Gather> gathers_;
 };
 
 }  // namespace

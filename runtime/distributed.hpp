@@ -1,4 +1,4 @@
-// runtime/distributed.hpp — the processes of a data-parallel run and the two collectives it needs.
+// runtime/distributed.hpp — the processes of a data-parallel run and the collectives it needs.
 //
 //   rank 0 ─┐                       ┌─ same averaged gradients, bit for bit, on every rank
 //   rank 1 ─┼─ allreduce_mean ──────┼─ (a ring in fixed rank order, not MPI's choice of algorithm)
@@ -6,7 +6,8 @@
 //
 // A Communicator is one process (LocalCommunicator) or, in a build with MPI (NOISEFLOW_MPI) started by
 // mpirun, the ranks of MPI_COMM_WORLD. The executor averages gradients through it between the backward
-// and the optimizer (ExecutionPlan::allreduce) and broadcasts rank 0's weights before the first tick.
+// and the optimizer (ExecutionPlan::allreduce) and broadcasts rank 0's weights before the first tick; a
+// sampling run's dist.gather nodes collect every rank's slice of the samples on rank 0 (gather).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,12 @@ class Communicator {
   virtual void allreduce_mean(float* data, int64_t n) = 0;
   /// Copies `bytes` bytes at `data` from rank `root` to every rank.
   virtual void broadcast(void* data, int64_t bytes, int root = 0) = 0;
+  /// Rank 0 receives every rank's `n` floats at `send`, concatenated in rank order, into `recv` (size() x n
+  /// floats; written on rank 0 only). `channel` tells gathers apart (the same number on every rank, e.g. a
+  /// hash of the node id; two channels must not share a message tag: std::runtime_error). A rank other than
+  /// 0 does not wait for rank 0: `send` is copied and its message completes in the background (before the
+  /// next gather on that channel, or at exit), so ranks may meet several gathers in different orders.
+  virtual void gather(const float* send, int64_t n, float* recv, uint64_t channel) = 0;
   /// Ends every rank of the run (after a rank's error, so that no other waits for it); does not return.
   [[noreturn]] virtual void abort(int code) = 0;
   /// "1 process" or "Open MPI, 4 ranks", for messages.
@@ -42,6 +49,7 @@ class LocalCommunicator final : public Communicator {
   int size() const override { return 1; }
   void allreduce_mean(float*, int64_t) override {}
   void broadcast(void*, int64_t, int) override {}
+  void gather(const float* send, int64_t n, float* recv, uint64_t) override;
   [[noreturn]] void abort(int code) override;
   std::string describe() const override { return "1 process"; }
 };

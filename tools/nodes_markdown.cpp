@@ -28,6 +28,7 @@ const std::map<std::string, std::string>& group_blurbs() {
       {"diffusion", "The diffusion process: noise schedule, timesteps, forward noising, training targets and loss "
                     "weights, DDPM/DDIM steps, classifier-free guidance, the variational bound's terms, inpainting "
                     "masks."},
+      {"dist", "Data parallelism (mpirun): collecting the ranks' slices of a batch on rank 0."},
       {"eval", "Sample quality: Frechet distances of the digit classifier's features; the variational bound in bits "
                "per dimension."},
       {"io", "Files: checkpoints, tensors, image grids, trajectories, metrics."},

@@ -135,7 +135,10 @@ int cmd_run(const std::string& file, const noiseflow::Options& o, bool quiet, in
   if (auto stop = p.executor().budget_stop())
     std::cerr << "noiseflow: the " << fmt_minutes(g.minutes) << " budget (run.minutes) ended the run after tick "
               << stop->first << " of " << stop->second << "; its at_end nodes ran (--resume continues)\n";
-  if (ranks > 1 && !quiet) {
+  if (ranks > 1 && !quiet && !p.plan().allreduce.active())
+    std::fprintf(stderr, "noiseflow: %d ranks (%s), batch split %d ways, each rank's samples gathered on rank 0\n",
+                 ranks, o.comm->describe().c_str(), ranks);
+  if (ranks > 1 && !quiet && p.plan().allreduce.active()) {
     const auto [ar_s, ar_n] = p.executor().allreduce_time();
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const double ticks_run = double(std::max<int64_t>(1, p.executor().next_tick() - first_tick));

@@ -1,5 +1,5 @@
 // nodes/data/class_labels.cpp — the class labels a conditional sampling run asks for: every class in turn
-// (rows of a grid) or one class for the whole batch.
+// (rows of a grid) or one class for the whole batch. Under data parallelism each rank holds its slice.
 #include <string>
 #include <vector>
 
@@ -17,7 +17,8 @@ struct ClassLabels final : Node {
                   "samples of each class, in order: one grid row per class when n = num_classes x columns), or "
                   "`class` for every sample")
         .output("labels", "[n] class indices as floats")
-        .attr_int("n", std::nullopt, 1, {}, "number of samples")
+        .attr_int("n", std::nullopt, 1, {}, "number of samples (the global batch: data parallelism splits it)")
+        .batch_attr("n")
         .attr_int("num_classes", 10, 1, 1 << 20, "number of classes")
         .attr_int("class", -1, -1, 1 << 20, "-1: every class in turn; else this class for all n")
         .shape([](graph::ShapeContext& c) {
@@ -29,9 +30,11 @@ struct ClassLabels final : Node {
         });
   }
   void plan(Context& ctx) override {
+    // Under data parallelism n is this rank's slice: its labels are those of global indices first + i.
     const int64_t n = ctx.attr_int("n"), k = ctx.attr_int("num_classes"), cls = ctx.attr_int("class");
+    const int64_t global = n * ctx.ranks(), first = ctx.sample_offset(n);
     labels_.assign(size_t(n), 0.f);
-    for (int64_t i = 0; i < n; ++i) labels_[size_t(i)] = float(cls >= 0 ? cls : i * k / n);
+    for (int64_t i = 0; i < n; ++i) labels_[size_t(i)] = float(cls >= 0 ? cls : (first + i) * k / global);
   }
   void forward(Context& ctx) override {
     Tensor& y = ctx.output("labels");

@@ -64,7 +64,8 @@ struct SamplerInpaint final : Node {
     const int64_t N = x.dim(0), C = x.dim(1), n = x.numel(), inner = n / (N * C);
     const int64_t mN = mask.dim(0), mC = mask.dim(1);
     const float a = lv[0], b = lv[1], an = lv[2], bn = lv[3];
-    random::fill_normal(z_.data(), n, key_, uint64_t(2 * ctx.tick()));
+    // Elements of the global batch (data parallelism: this rank's slice starts at its first sample).
+    random::fill_normal(z_.data(), n, key_, uint64_t(2 * ctx.tick()), 0.f, 1.f, ctx.sample_offset(1) * n);
     for (int64_t i = 0; i < N; ++i)
       for (int64_t c = 0; c < C; ++c) {
         const float* m = mask.data() + ((mN == 1 ? 0 : i) * mC + (mC == 1 ? 0 : c)) * inner;
@@ -75,7 +76,7 @@ struct SamplerInpaint final : Node {
     if (an == a && bn == b) return;
     // A jump: x_next = (a' / a) y + sqrt(b'^2 - (a' / a)^2 b^2) z2.
     const double r = double(an) / double(a), s = std::sqrt(std::max(double(bn) * bn - r * r * double(b) * b, 0.0));
-    random::fill_normal(z_.data(), n, key_, uint64_t(2 * ctx.tick() + 1));
+    random::fill_normal(z_.data(), n, key_, uint64_t(2 * ctx.tick() + 1), 0.f, 1.f, ctx.sample_offset(1) * n);
     for (int64_t k = 0; k < n; ++k) y[k] = float(r * y[k] + s * z_[size_t(k)]);
   }
 

@@ -305,7 +305,11 @@ class StepNode : public runtime::Node {
     io.x_next = ctx.output("x_next").data();
     io.numel = x.numel();
     std::copy_n(h.data(), h.numel(), hn.data());
-    if (noise_) runtime::random::fill_normal(z_.data(), io.numel, key_, uint64_t(ctx.tick()));
+    // Dimension 0 of x is the batch: under data parallelism this rank's slice, drawn as the same elements of
+    // the whole batch's noise (the counter is the element's index in the global batch).
+    if (noise_)
+      runtime::random::fill_normal(z_.data(), io.numel, key_, uint64_t(ctx.tick()), 0.f, 1.f,
+                                   ctx.sample_offset(1) * io.numel);
     io.z = z_.data();
     step(ctx, io);
     if (runtime::RunState* rs = ctx.run_state(); rs && rs->on_x0) show_x0(ctx, *rs, at);

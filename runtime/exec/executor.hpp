@@ -104,6 +104,8 @@ class Executor {
   /// Data parallelism: this process's rank and the rank count (0 and 1 alone).
   int rank() const { return opt_.comm ? opt_.comm->rank() : 0; }
   int ranks() const { return opt_.comm ? opt_.comm->size() : 1; }
+  /// Data parallelism: the ranks' communicator (null in a single process); dist.gather sends through it.
+  Communicator* communicator() const { return opt_.comm.get(); }
   /// Data parallelism: seconds spent in the gradient allreduce since the last reset, and its calls.
   std::pair<double, int64_t> allreduce_time() const;
 

@@ -17,11 +17,20 @@ AllreducePlan plan_allreduce(const graph::Graph& g, const AutodiffPlan& ad, int 
   AllreducePlan a;
   a.ranks = std::max(1, ranks);
   if (!a.active()) return a;
-  if (ad.optimizer < 0)
+  if (ad.optimizer < 0) {
+    // Sampling: the ranks split a batch of samples (a data source's batch attribute) and dist.gather
+    // collects them on rank 0; there are no gradients to average.
+    for (const graph::GraphNode& n : g.nodes) {
+      const std::string& b = n.schema->batch_attr_name();
+      if (!b.empty() && n.attrs.contains(b) && n.attrs[b].is_number_integer() && n.attrs[b].get<int64_t>() > 0)
+        return AllreducePlan{};
+    }
     throw RunError({g.file, "", "", "data_parallel_needs_optimizer",
                     "data parallelism over " + std::to_string(a.ranks) +
-                        " ranks splits a training batch; this pipeline has no optimizer (run it as one process)"},
+                        " ranks splits a batch: this pipeline has neither an optimizer (training) nor a data source "
+                        "with a batch attribute (sampling: random.normal's `batch`); run it as one process"},
                    "plan");
+  }
   a.nodes = ad.trainable_nodes;
   for (int i : a.nodes)
     for (const graph::ParamDecl& p : g.nodes[size_t(i)].params) a.floats += graph::numel(p.shape);

@@ -102,7 +102,8 @@ struct AutodiffPlan {
 /// Data parallelism over several ranks (PlanOptions::ranks > 1): one task after every backward task and
 /// before the optimizer averages, across the ranks, every trainable parameter's gradient and the loss in
 /// one fused buffer (runtime/distributed.hpp, a ring in fixed order), so the optimizer steps on the
-/// gradient of the global batch's mean loss on every rank alike.
+/// gradient of the global batch's mean loss on every rank alike. A sampling pipeline (no optimizer, a
+/// batch attribute the ranks split) on several ranks has none: ranks stays 1.
 struct AllreducePlan {
   int ranks = 1;
   std::vector<int> nodes;  ///< trainable nodes whose parameter gradients are averaged (AutodiffPlan order)

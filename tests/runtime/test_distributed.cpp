@@ -10,12 +10,14 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "graph/pipeline.hpp"
 #include "runtime/distributed.hpp"
 #include "runtime/exec/executor.hpp"
 #include "runtime/random.hpp"
+#include "runtime/safetensors.hpp"
 #include "tests/test_util.hpp"
 
 namespace {
@@ -26,14 +28,14 @@ using runtime::Communicator;
 // Messages between ranks that are threads of this process.
 class Mailboxes {
  public:
-  void post(int from, int to, std::vector<char> bytes) {
+  void post(int from, int to, std::vector<char> bytes, uint64_t tag = 0) {
     std::lock_guard lock(m_);
-    boxes_[{from, to}].push_back(std::move(bytes));
+    boxes_[{from, to, tag}].push_back(std::move(bytes));
     cv_.notify_all();
   }
-  std::vector<char> take(int from, int to) {
+  std::vector<char> take(int from, int to, uint64_t tag = 0) {
     std::unique_lock lock(m_);
-    auto& q = boxes_[{from, to}];
+    auto& q = boxes_[{from, to, tag}];
     cv_.wait(lock, [&] { return !q.empty(); });
     std::vector<char> b = std::move(q.front());
     q.pop_front();
@@ -43,7 +45,7 @@ class Mailboxes {
  private:
   std::mutex m_;
   std::condition_variable cv_;
-  std::map<std::pair<int, int>, std::deque<std::vector<char>>> boxes_;
+  std::map<std::tuple<int, int, uint64_t>, std::deque<std::vector<char>>> boxes_;
 };
 
 // A rank of a run whose ranks are threads: the ring of runtime/distributed.hpp over the mailboxes.
@@ -72,6 +74,16 @@ class ThreadCommunicator final : public Communicator {
       std::vector<char> got = boxes_.take(root, rank_);
       REQUIRE(int64_t(got.size()) == bytes);
       std::memcpy(data, got.data(), got.size());
+    }
+  }
+  void gather(const float* send, int64_t n, float* recv, uint64_t channel) override {
+    const auto* p = reinterpret_cast<const char*>(send);
+    if (rank_ != 0) return boxes_.post(rank_, 0, std::vector<char>(p, p + n * 4), channel + 1);
+    std::memmove(recv, send, size_t(n) * 4);
+    for (int r = 1; r < size_; ++r) {
+      std::vector<char> got = boxes_.take(r, 0, channel + 1);
+      REQUIRE(int64_t(got.size()) == n * 4);
+      std::memcpy(recv + r * n, got.data(), got.size());
     }
   }
   [[noreturn]] void abort(int) override { throw std::logic_error("abort"); }
@@ -183,5 +195,76 @@ TEST_CASE("2 and 4 ranks as threads train what one process trains (toy model, 20
     single.state().latest("loss", l1);
     ex[0]->state().latest("loss", l2);
     CHECK(l2 == doctest::Approx(l1).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("the single-process communicator's gather is a copy") {
+  runtime::LocalCommunicator c;
+  const std::vector<float> x{1.f, -2.f, 3.5f};
+  std::vector<float> y(3, 0.f);
+  c.gather(x.data(), 3, y.data(), 17);
+  CHECK(y == x);
+}
+
+TEST_CASE("2 and 4 ranks as threads sample what one process samples (DDPM's ancestral noise, class labels)") {
+  // Gaussian data's exact denoiser stands in for a net: the initial noise, every step's ancestral noise and
+  // the labels are drawn per sample, each rank its slice; two gathers (met in any order) bring them to rank 0.
+  const std::string text = R"({
+    "noiseflow": 1, "name": "sample_slices", "params": { "n": 8, "out": "" },
+    "nodes": {
+      "sched":  { "op": "diffusion.schedule", "attrs": { "kind": "linear", "T": 1000 } },
+      "noise":  { "op": "random.normal", "attrs": { "batch": "$n", "shape": [1, 4, 4] } },
+      "x":      { "op": "state", "inputs": { "init": "noise", "next": "step.x_next" } },
+      "ts":     { "op": "sampler.timesteps", "inputs": { "like": "noise", "schedule": "sched" },
+                  "attrs": { "sampler": "ddpm", "steps": 20 } },
+      "hist":   { "op": "state", "inputs": { "init": "ts.history", "next": "step.history" } },
+      "den":    { "op": "diffusion.gaussian_denoiser", "inputs": { "x": "x", "t": "ts.t", "schedule": "sched" },
+                  "attrs": { "mu": 0.5, "sigma": 0.5, "prediction": "eps" } },
+      "step":   { "op": "sampler.ddpm", "inputs": { "x": "x", "pred": "den", "t": "ts.t", "points": "ts.points",
+                  "history": "hist" }, "attrs": { "prediction": "eps" } },
+      "labels": { "op": "data.class_labels", "attrs": { "n": "$n", "num_classes": 3 } },
+      "all":    { "op": "dist.gather", "inputs": { "x": "step.x_next" }, "attrs": { "count": "$n" } },
+      "all_l":  { "op": "dist.gather", "inputs": { "x": "labels" }, "attrs": { "count": "$n" } },
+      "save":   { "op": "io.save_tensor", "inputs": { "x": "all" }, "attrs": { "path": "${out}x.safetensors", "name": "samples" },
+                  "at_end": true },
+      "save_l": { "op": "io.save_tensor", "inputs": { "x": "all_l" }, "attrs": { "path": "${out}l.safetensors", "name": "labels" },
+                  "at_end": true }
+    },
+    "run": { "ticks": "auto", "seed": 5 }
+  })";
+  test::TempDir dir;
+  auto o = test::load_options({{"out", dir / "one_"}});
+  const auto g1 = graph::load_pipeline_text(text, "sample_slices.json", o);
+  runtime::Executor(g1, {.threads = 1}).run();
+  const auto x1 = runtime::read_safetensors(dir / "one_x.safetensors").tensors.at("samples");
+  const auto l1 = runtime::read_safetensors(dir / "one_l.safetensors").tensors.at("labels");
+  CHECK(x1.shape() == runtime::Shape{8, 1, 4, 4});
+  for (int size : {2, 4}) {
+    Mailboxes boxes;
+    const std::string prefix = dir / (std::to_string(size) + "_");
+    o = test::load_options({{"out", prefix}});
+    o.ranks = size;
+    const auto g = graph::load_pipeline_text(text, "sample_slices.json", o);
+    CHECK(g.nodes[size_t(g.find("noise"))].output_shapes[0] == graph::Shape{8 / size, 1, 4, 4});
+    on_ranks(size, [&](int r) {
+      runtime::Executor ex(g, {.threads = 1, .comm = std::make_shared<ThreadCommunicator>(boxes, r, size)});
+      ex.run();
+    });
+    INFO("ranks ", size);
+    CHECK(test::same_bytes(runtime::read_safetensors(prefix + "x.safetensors").tensors.at("samples"), x1));
+    CHECK(test::same_bytes(runtime::read_safetensors(prefix + "l.safetensors").tensors.at("labels"), l1));
+  }
+  // 8 samples do not split 3 ways: the loader says which node and attribute.
+  o.ranks = 3;
+  try {
+    graph::load_pipeline_text(text, "sample_slices.json", o);
+    FAIL("8 does not divide by 3");
+  } catch (const graph::GraphError& e) {
+    REQUIRE(e.diagnostics.size() == 2);  // labels.n and noise.batch
+    for (const auto& d : e.diagnostics) {
+      CHECK(d.code == "batch_not_divisible");
+      CHECK(((d.node == "noise" && d.field == "attr \"batch\"") || (d.node == "labels" && d.field == "attr \"n\"")));
+    }
+    CHECK(e.diagnostics[0].node != e.diagnostics[1].node);
   }
 }

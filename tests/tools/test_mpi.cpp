@@ -1,4 +1,5 @@
-// tests/tools/test_mpi.cpp — data-parallel training: `mpirun -np N noiseflow run ...` against one process.
+// tests/tools/test_mpi.cpp — data-parallel training and sampling: `mpirun -np N noiseflow run ...` against one
+// process.
 //
 //   mpirun -np 2 ──> rank 0: samples [0, B/2) ─┐ ring allreduce ┌─> same Adam step ──> checkpoint (rank 0)
 //                    rank 1: samples [B/2, B) ─┘ (fixed order)   └─> same Adam step
@@ -79,11 +80,13 @@ std::string mpirun(int np, Btl btl) {
   return cmd;
 }
 
-// `noiseflow run PIPELINE ARGS` as one process (np 0) or on np ranks.
-Result train(int np, const std::string& args, Btl btl = Btl::shm) {
+// `noiseflow run PIPELINE ARGS` as one process (np 0) or on np ranks; `threads` OpenMP threads per process.
+Result train(int np, const std::string& args, Btl btl = Btl::shm, int threads_per_process = 0) {
   REQUIRE_MESSAGE(fs::exists(kExe), "build the noiseflow target first: ", kExe);
   // 2 cores: one OpenMP thread per rank when there are several, both for the one process.
-  const std::string threads = np == 0 ? " --threads 2" : " --threads 1";
+  const std::string threads = threads_per_process > 0 ? " --threads " + std::to_string(threads_per_process)
+                              : np == 0               ? " --threads 2"
+                                                      : " --threads 1";
   const std::string line = (np == 0 ? std::string() : mpirun(np, btl)) + "'" + kExe + "' run " + args + threads;
   Result r = noiseflow::test::run_shell(line);
   MESSAGE((np == 0 ? std::string("1 process") : std::to_string(np) + " ranks"), ": ", r.seconds, " s");
@@ -237,7 +240,7 @@ TEST_CASE("a global batch that does not divide by the rank count is an error tha
   const Result r = train(2, toy(dir, "odd", 20, "--set batch=255"));
   CHECK(r.status != 0);
   CHECK(r.err.find("pipelines/examples/toy2d_train.json: node \"data\", attr \"batch\": the global batch 255 does not "
-                   "divide by the 2 ranks of this run (each rank trains on batch / ranks samples); give a batch that "
+                   "divide by the 2 ranks of this run (each rank takes batch / ranks samples); give a batch that "
                    "is a multiple of 2 or run another number of ranks\n") != std::string::npos);
   CHECK(!fs::exists(dir / "odd.safetensors"));
 }
@@ -307,4 +310,49 @@ TEST_CASE("one rank killed mid-run: the others end within seconds with a clear e
   INFO("resumed: ", resumed.err);
   CHECK(resumed.status == 0);
   CHECK(std::stoll(noiseflow::runtime::read_safetensors(ck).metadata.at("step")) == step + 10);
+}
+
+TEST_CASE("mpirun -np 2 noiseflow run pipelines/sample.json writes the samples one process writes, bitwise") {
+  SKIP_WITHOUT_MPI();
+  TempDir dir;
+  // A 2-tick unet-small checkpoint: the samples are noise-like, but every op of a real sampling run is there.
+  const std::string ckpt = dir / "ckpt.safetensors";
+  const Result made = train(0, "pipelines/train.json --ticks 2 -q --set batch=2 --set checkpoint=" + ckpt +
+                                   " --run-folder " + dir / "train");
+  REQUIRE_MESSAGE(made.status == 0, made.err);
+  // Stochastic samplers: DDPM's and DPM-Solver++(2M) SDE's per-step noise is drawn per sample, as is the
+  // initial noise: rank 1 draws samples 4..7 of the 8 as one process draws them.
+  for (const std::string sampler : {"ddpm", "dpmpp_2m_sde"}) {
+    CAPTURE(sampler);
+    const auto args = [&](const std::string& name) {
+      const std::string out = dir / (name + "_" + sampler);
+      return "pipelines/sample.json --set n=8 --set steps=4 --set sampler=" + sampler + " --set checkpoint=" + ckpt +
+             " --set samples=" + out + ".png --set trajectory=" + out + "_traj.png --set samples_file=" + out +
+             ".safetensors --run-folder " + out;
+    };
+    // One OpenMP thread per process on both sides: a unet's bits depend on its OpenMP thread count (in any
+    // run), not on how the batch is split.
+    const Result one = train(0, args("one"), Btl::shm, 1);
+    REQUIRE_MESSAGE(one.status == 0, one.err);
+    const Result two = train(2, args("two"));
+    REQUIRE_MESSAGE(two.status == 0, two.err);
+    INFO("stderr of the 2 ranks: ", two.err);
+    CHECK(two.err.find("noiseflow: 2 ranks (MPI, 2 ranks), batch split 2 ways, each rank's samples gathered on rank 0") !=
+          std::string::npos);
+    const auto samples = noiseflow::runtime::read_safetensors(dir / ("two_" + sampler + ".safetensors"));
+    CHECK(samples.tensors.at("samples").shape() == noiseflow::runtime::Shape{8, 1, 28, 28});
+    const Diff d = compare(dir / ("one_" + sampler + ".safetensors"), dir / ("two_" + sampler + ".safetensors"), "");
+    MESSAGE(sampler, ": largest relative difference of the samples ", d.relative);
+    CHECK(d.bitwise);
+    // The grid and the trajectory (its first 8 rows: both ranks' samples) too.
+    CHECK(read_text(dir / ("one_" + sampler + ".png")) == read_text(dir / ("two_" + sampler + ".png")));
+    CHECK(read_text(dir / ("one_" + sampler + "_traj.png")) == read_text(dir / ("two_" + sampler + "_traj.png")));
+  }
+  // n = 9 does not split 2 ways: the loader names the node and its attribute.
+  const Result odd = train(2, "pipelines/sample.json --set n=9 --set steps=4 --set checkpoint=" + ckpt +
+                                  " --set samples_file=" + dir / "odd.safetensors");
+  CHECK(odd.status != 0);
+  CHECK(odd.err.find("pipelines/sample.json: node \"noise\", attr \"batch\": the global batch 9 does not divide by the 2 "
+                     "ranks of this run") != std::string::npos);
+  CHECK(!fs::exists(dir / "odd.safetensors"));
 }

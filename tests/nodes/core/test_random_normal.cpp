@@ -132,3 +132,25 @@ TEST_CASE("random.normal offset: one extra N(0, offset^2) per sample and channel
   // A tensor without a channel dimension cannot take it.
   CHECK(shape_error_field("random.normal", {{"shape", Json::array({16})}, {"offset", 0.1}}, {}) == "offset");
 }
+
+TEST_CASE("random.normal batch: y is [batch, shape...], a rank's slice draws what the whole batch draws there") {
+  // One process: the same bits as the whole shape in `shape`.
+  NodeHarness whole("random.normal", {{"shape", Json::array({4, 2, 3})}, {"offset", 0.1}}, {}, 11);
+  NodeHarness batched("random.normal", {{"batch", 4}, {"shape", Json::array({2, 3})}, {"offset", 0.1}}, {}, 11);
+  CHECK(batched.output("y").shape() == Shape{4, 2, 3});
+  whole.forward(3);
+  batched.forward(3);
+  CHECK(same_bytes(whole.output("y"), batched.output("y")));
+  // Rank r of 2 holds batch 2 (the loader divides the batch attribute): samples [2r, 2r + 2) of the four.
+  for (int rank : {0, 1}) {
+    NodeHarness slice("random.normal", {{"batch", 2}, {"shape", Json::array({2, 3})}, {"offset", 0.1}}, {}, 11);
+    slice.ctx().rank_ = rank;
+    slice.ctx().ranks_ = 2;
+    slice.forward(3);
+    const Tensor& y = slice.output("y");
+    CHECK(std::equal(y.data(), y.data() + 12, whole.output("y").data() + rank * 12));
+  }
+  // A batch with `like` (which sets the whole shape) is an error.
+  CHECK(shape_error_field("random.normal", {{"batch", 2}}, {{"like", Tensor({2, 3})}}) == "batch");
+  CHECK(shape_error_field("random.normal", {{"batch", 2}}, {}) == "(no error)");  // y [2]
+}
