@@ -44,8 +44,8 @@ struct Stats {
   Eigen::MatrixXd cov;
 };
 
-Eigen::MatrixXd to_matrix(const Tensor& f, int64_t rows) {
-  const int64_t d = f.dim(1);
+Eigen::MatrixXd to_matrix(const Tensor& f) {
+  const int64_t rows = f.dim(0), d = f.dim(1);
   Eigen::MatrixXd x(rows, d);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < d; ++j) x(i, j) = f[i * d + j];
@@ -60,7 +60,7 @@ Stats stats_rows(const Eigen::MatrixXd& x) {
   return s;
 }
 
-Stats stats_of(const Tensor& f) { return stats_rows(to_matrix(f, f.dim(0))); }
+Stats stats_of(const Tensor& f) { return stats_rows(to_matrix(f)); }
 
 /// Square root of a symmetric PSD matrix (negative eigenvalues from rounding clamped to 0).
 Eigen::MatrixXd sqrt_psd(const Eigen::MatrixXd& m) {
@@ -268,10 +268,11 @@ struct FrechetDistance final : Node {
         if (!std::isfinite((*t)[i]))
           ctx.fail(t == &features ? "features" : "reference",
                    "feature " + std::to_string(i) + " is not finite: the samples or the classifier hold NaN or Inf");
-    const Stats a = stats_of(features), b = stats_of(reference);
+    const Eigen::MatrixXd x = to_matrix(features), y = to_matrix(reference);  // once, for every metric
+    const Stats a = stats_rows(x), b = stats_rows(y);
     const double fd = frechet_distance(a.mean, a.cov, b.mean, b.cov);
     ctx.output("fd")[0] = float(fd);
-    const Extras ex = extras(ctx, features, reference);
+    const Extras ex = extras(ctx, x, y);
     ctx.output("kid")[0] = float(ex.kid);
     ctx.output("precision")[0] = float(ex.precision);
     ctx.output("recall")[0] = float(ex.recall);
@@ -319,9 +320,8 @@ struct FrechetDistance final : Node {
 
  private:
   /// FD's bootstrap deviation, KID with its standard error, precision and recall, as the attributes ask.
-  static Extras extras(Context& ctx, const Tensor& features, const Tensor& reference) {
+  static Extras extras(Context& ctx, const Eigen::MatrixXd& x, const Eigen::MatrixXd& y) {
     Extras ex;
-    const Eigen::MatrixXd x = to_matrix(features, features.dim(0)), y = to_matrix(reference, reference.dim(0));
     ex.fd_se = fd_bootstrap_sd(x, y, ctx.attr_int("bootstrap"));
     ex.kid_blocks = std::min<int64_t>(ctx.attr_int("kid_blocks"), std::min(x.rows(), y.rows()) / 2);
     if (ex.kid_blocks > 1) {

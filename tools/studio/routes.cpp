@@ -61,6 +61,23 @@ void check_content_type(const Request& req) {
                    "POST bodies are JSON: send Content-Type: application/json");
 }
 
+// What a POST /queue or /history body asks to remove (ComfyUI's shape): the ids of {"delete": [...]}, and
+// whether {"clear": true} asks for all.
+struct Removal {
+  std::set<std::string> ids;
+  bool all = false;
+  bool covers(const std::string& id) const { return all || ids.count(id); }
+};
+
+Removal removal_of(const Json& body) {
+  Removal r;
+  if (body.contains("delete") && body["delete"].is_array())
+    for (auto& d : body["delete"])
+      if (d.is_string()) r.ids.insert(d.get<std::string>());
+  r.all = body.contains("clear") && body["clear"] == true;
+  return r;
+}
+
 }  // namespace
 
 // ---- paths --------------------------------------------------------------------------------------------
@@ -186,13 +203,9 @@ Response Studio::route(const Request& req, const Target& t) {
       Json deleted = Json::array();
       {
         std::lock_guard lock(m_);
-        std::set<std::string> ids;
-        if (body.contains("delete") && body["delete"].is_array())
-          for (auto& d : body["delete"])
-            if (d.is_string()) ids.insert(d.get<std::string>());
-        const bool clear = body.contains("clear") && body["clear"] == true;
+        const Removal removal = removal_of(body);
         for (auto it = pending_.begin(); it != pending_.end();) {
-          if (clear || ids.count((*it)->id)) {
+          if (removal.covers((*it)->id)) {
             deleted.push_back((*it)->id);
             history_.erase(std::remove(history_.begin(), history_.end(), *it), history_.end());
             it = pending_.erase(it);
@@ -473,15 +486,11 @@ Json Studio::history_json(const Target& t, const std::string& id) {
 
 Json Studio::clear_history(const Json& body) {
   std::lock_guard lock(m_);
-  std::set<std::string> ids;
-  if (body.contains("delete") && body["delete"].is_array())
-    for (auto& d : body["delete"])
-      if (d.is_string()) ids.insert(d.get<std::string>());
-  const bool clear = body.contains("clear") && body["clear"] == true;
+  const Removal removal = removal_of(body);
   // Waiting and running runs stay: POST /queue and /interrupt are for those.
   history_.erase(std::remove_if(history_.begin(), history_.end(),
                                 [&](const std::shared_ptr<RunEntry>& e) {
-                                  return e->status != "pending" && e->status != "running" && (clear || ids.count(e->id));
+                                  return e->status != "pending" && e->status != "running" && removal.covers(e->id);
                                 }),
                  history_.end());
   return Json::object();
