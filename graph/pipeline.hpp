@@ -57,7 +57,7 @@ struct Graph {
   bool ticks_auto = false;  ///< run.ticks was "auto": taken from the node that requires a count
   uint64_t seed = 0;
   /// run.minutes: a wall-clock budget; the run ends (at_end sinks and all) at the last tick that fits it.
-  /// 0: none.
+  /// 0: none. A run sized by it (`fit`) is not cut: it runs the count the probe fixed.
   double minutes = 0;
   /// run.fit: the top-level param (e.g. "steps") that a budget sizes. When its value makes run.ticks 0 and
   /// run.minutes is set, `fit_pending` is true and the graph is not runnable as loaded: noiseflow::Pipeline

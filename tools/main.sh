@@ -4,16 +4,28 @@
 # (pipelines/sample.json: 64 with DDPM over all 1000 steps) and score 1000 samples of the 20-step trailing
 # DPM-Solver++(2M) SDE with the project's metric (pipelines/eval/fd.json). The digit classifier the
 # metric uses is trained first (pipelines/eval/train_classifier.json, about a minute).
-# Extra arguments go to the training run (e.g. --set steps=200).
+# Training is a 30-minute budget (train.json's minutes): its step count is sized to this machine by a
+# probe of its first ticks and printed at the end. Extra arguments go to the training run (e.g.
+# --set minutes=10, or --set steps=200 for a fixed count).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 B=build/tools/noiseflow
 [ -f runs/mnist_classifier/classifier.safetensors ] || $B run pipelines/eval/train_classifier.json
+t0=$(date +%s)
 $B run pipelines/train.json --set fd=true "$@"
+train_s=$(( $(date +%s) - t0 ))
 $B run pipelines/sample.json
 $B run pipelines/sample.json --set n=1000 --set sampler=dpmpp_2m_sde --set steps=20 --set spacing=trailing \
   --set samples=runs/mnist/samples_dpmpp_2m_sde_20.png --set trajectory=runs/mnist/trajectory_dpmpp_2m_sde_20.png
 $B run pipelines/eval/fd.json
 echo "sample quality (Frechet distance to held-out digits, n = 1000; sets of 1000 real digits score 90-116):"
 grep '"fd"' runs/mnist_fd/fd.json
+python3 - "$train_s" <<'EOF'
+import json, sys
+run = json.load(open("runs/mnist/pipeline.json"))["run"]
+z = run.get("sized")
+how = (f"sized to the {z['minutes']:g}-minute budget (a tick took {z['tick_seconds']:.3f} s in the probe)"
+       if z else "a fixed step count")
+print(f"training: {run['ticks']} steps of batch 64 in {int(sys.argv[1]) / 60:.1f} minutes, {how}")
+EOF

@@ -25,7 +25,7 @@ bool has_rows(const std::string& csv) {
 }  // namespace
 
 RunFolder::RunFolder(const graph::Graph& g, int64_t first_tick, const std::string& dir)
-    : dir_(dir.empty() ? "runs/" + g.name : dir), name_(g.name) {
+    : dir_(dir.empty() ? "runs/" + g.name : dir), name_(g.name), ticks_(g.ticks) {
   std::filesystem::create_directories(dir_);
   const auto fail = [](const std::string& m) -> void { throw std::runtime_error("run folder: " + m); };
   std::string csv = dir_ + "/log.csv";
@@ -43,7 +43,9 @@ RunFolder::RunFolder(const graph::Graph& g, int64_t first_tick, const std::strin
   // On resume keep the rows before the resumed tick, drop the rest. A run killed while it wrote its log
   // may have left a last row without its end of line, or cut anywhere: only whole rows with a tick are
   // kept. The new log replaces the old one atomically, then grows by appending.
-  std::string text = "tick,loss,lr,grad_norm,seconds,fd\n";
+  // The last column, ticks, is the run's tick count: a run sized by its budget records the count the
+  // probe fixed on every row (a rerun with --set steps=<ticks> is the same run).
+  std::string text = "tick,loss,lr,grad_norm,seconds,fd,ticks\n";
   if (first_tick > 0) {
     std::ifstream in(csv, std::ios::binary);
     std::string line;
@@ -51,7 +53,9 @@ RunFolder::RunFolder(const graph::Graph& g, int64_t first_tick, const std::strin
       if (in.eof()) break;  // no end of line: a row cut short
       char* end = nullptr;
       const long long tick = std::strtoll(line.c_str(), &end, 10);
-      if (end == line.c_str() || *end != ',' || std::count(line.begin(), line.end(), ',') != 5) continue;
+      const auto commas = std::count(line.begin(), line.end(), ',');
+      if (end == line.c_str() || *end != ',' || (commas != 5 && commas != 6)) continue;
+      if (commas == 5) line += "," + std::to_string(ticks_);  // a row of a log from before the ticks column
       if (tick >= 0 && tick < first_tick) text += line + "\n";
     }
   }
@@ -72,7 +76,7 @@ void RunFolder::row(int64_t tick, const runtime::RunState& st, double seconds) {
   double fd = NAN;
   int64_t fd_tick = -1;
   if (st.latest("fd", fd, &fd_tick) && fd_tick == tick) out_ << fd;
-  out_ << '\n';
+  out_ << ',' << ticks_ << '\n';
   out_.flush();  // a row per write: a killed run loses no row its checkpoint covers
 }
 

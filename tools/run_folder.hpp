@@ -1,5 +1,5 @@
 // tools/run_folder.hpp — a run's folder, runs/NAME/: the resolved pipeline, log.csv of the logged
-// scalars per tick and loss.png drawn from it. Written by `noiseflow run` and by `noiseflow serve`.
+// scalars per tick (tick,loss,lr,grad_norm,seconds,fd and the run's tick count) and loss.png drawn from it. Written by `noiseflow run` and by `noiseflow serve`.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,7 @@ class RunFolder {
   bool plotted_ = false;
   std::ofstream out_;
   int64_t written_ = -1;
+  int64_t ticks_ = 0;  // the run's tick count, log.csv's last column
 };
 
 }  // namespace noiseflow::tools

@@ -31,7 +31,7 @@ Progress RunObserver::tick(const TickInfo& t) {
   pr.loss_now = pr.has_loss && loss_tick == t.tick;
   pr.rate = double(t.tick + 1 - first_tick_) / std::max(t.seconds, 1e-9);
   pr.eta = double(t.ticks - t.tick - 1) / std::max(pr.rate, 1e-9);
-  if (const double minutes = p_.graph().minutes; minutes > 0) pr.eta = std::min(pr.eta, std::max(0.0, minutes * 60 - t.seconds));
+  if (const double minutes = p_.graph().minutes; minutes > 0 && p_.graph().sized.is_null()) pr.eta = std::min(pr.eta, std::max(0.0, minutes * 60 - t.seconds));
   return pr;
 }
 

@@ -141,7 +141,9 @@ void Executor::run(const std::function<void(const TickInfo&)>& on_tick) {
   sync_replicas();
   const auto t0 = std::chrono::steady_clock::now();
   OmpThreads omp(effective_threads(opt_.threads));
-  const double budget = graph_.minutes * 60.0;
+  // A run sized by its budget (graph::Graph::sized) runs the count it was sized to: its schedules end at
+  // that tick, and a rerun with the count is the same run. Only an unsized run is cut by its minutes.
+  const double budget = graph_.sized.is_null() ? graph_.minutes * 60.0 : 0.0;
   int64_t done = 0;
   while (next_tick_ < graph_.ticks) {
     // Rank 0 decides, for every rank, whether to cancel and whether the budget ends the run here.

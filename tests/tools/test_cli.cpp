@@ -247,10 +247,14 @@ TEST_CASE("train.json --set steps=0 --set minutes=M sizes the run to its budget,
   CHECK(resolved["params"]["steps"] == n);
   CHECK(resolved["run"]["ticks"] == n);
   CHECK(resolved["run"]["sized"]["ticks"] == n);
+  // log.csv records the count on every row (its last column, ticks).
   std::ifstream log((dir.path / "a/log.csv").string());
   std::string line;
   int64_t rows = -1;
-  while (std::getline(log, line)) ++rows;
+  while (std::getline(log, line)) {
+    if (++rows == 0) CHECK(line == "tick,loss,lr,grad_norm,seconds,fd,ticks");
+    else CHECK(line.substr(line.rfind(',') + 1) == std::to_string(n));
+  }
   CHECK(rows == n);
   // The same count given as a number is the same run, bitwise.
   auto again = run_cli("run pipelines/train.json -q --set steps=" + std::to_string(n) + common + " --set checkpoint=" +
@@ -271,13 +275,17 @@ TEST_CASE("train.json --set steps=0 --set minutes=M sizes the run to its budget,
   CHECK(resumed.status == 0);
   CHECK(resumed.err.find("resuming a run sized by its budget: " + std::to_string(n) + " ticks") != std::string::npos);
   // No count and no budget: an error naming the param and both ways out.
-  auto none = run_cli("check pipelines/train.json --set steps=0");
+  auto none = run_cli("check pipelines/train.json --set steps=0 --set minutes=0");
   CHECK(none.status == 1);
   CHECK(none.err.find("params.steps") != std::string::npos);
   CHECK(none.err.find("--set minutes=M") != std::string::npos);
   // With a budget, check accepts it and says the run is sized.
   auto ok = run_cli("check pipelines/train.json --set steps=0 --set minutes=30");
   CHECK(ok.status == 0);
+  // The default is that: a 30-minute budget.
+  auto dflt = run_cli("check pipelines/train.json");
+  CHECK(dflt.status == 0);
+  CHECK((dflt.out + dflt.err).find("ticks sized to the 30 min budget (run.fit: steps)") != std::string::npos);
 }
 
 TEST_CASE("train.json with fd=true logs the sample quality in log.csv's fd column every fd_every ticks") {
@@ -293,9 +301,13 @@ TEST_CASE("train.json with fd=true logs the sample quality in log.csv's fd colum
   std::ifstream in(folder + "/log.csv");
   std::string header, line;
   std::getline(in, header);
-  CHECK(header == "tick,loss,lr,grad_norm,seconds,fd");
+  CHECK(header == "tick,loss,lr,grad_norm,seconds,fd,ticks");
   std::vector<std::string> fds;
-  while (std::getline(in, line)) fds.push_back(line.substr(line.rfind(',') + 1));
+  while (std::getline(in, line)) {
+    const size_t last = line.rfind(','), fd = line.rfind(',', last - 1);
+    CHECK(line.substr(last + 1) == "4");  // the run's tick count
+    fds.push_back(line.substr(fd + 1, last - fd - 1));
+  }
   REQUIRE(fds.size() == 4);
   CHECK(fds[0].empty());
   CHECK(fds[2].empty());

@@ -249,8 +249,20 @@ TEST_CASE("a new run keeps the previous run's log.csv and pipeline.json, --resum
   CHECK(lines(run + "/log.1.csv") == 11);
   CHECK(lines(run + "/log.2.csv") == 13);
   CHECK(lines(run + "/log.csv") == 9);
-  // A resume continues log.csv in place.
+  // A resume continues log.csv in place; rows of a log from before its last column (ticks, the run's tick
+  // count) are kept and given it.
+  {
+    std::istringstream in(read_text(run + "/log.csv"));
+    std::string old, line;
+    while (std::getline(in, line)) old += line.substr(0, line.rfind(',')) + "\n";
+    std::ofstream(run + "/log.csv", std::ios::binary) << old;
+  }
   REQUIRE(wait_for(spawn(train_args(dir, "again", 16, true), dir / "4.out")) == 0);
   CHECK_FALSE(fs::exists(run + "/log.3.csv"));
   CHECK(lines(run + "/log.csv") == 17);
+  std::istringstream in(read_text(run + "/log.csv"));
+  std::string line;
+  std::getline(in, line);
+  CHECK(line == "tick,loss,lr,grad_norm,seconds,fd,ticks");
+  while (std::getline(in, line)) CHECK(line.substr(line.rfind(',') + 1) == "16");
 }
