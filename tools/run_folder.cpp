@@ -55,7 +55,7 @@ RunFolder::RunFolder(const graph::Graph& g, int64_t first_tick, const std::strin
       const long long tick = std::strtoll(line.c_str(), &end, 10);
       const auto commas = std::count(line.begin(), line.end(), ',');
       if (end == line.c_str() || *end != ',' || (commas != 5 && commas != 6)) continue;
-      if (commas == 5) line += "," + std::to_string(ticks_);  // a row of a log from before the ticks column
+      if (commas == 5) line.append(",").append(std::to_string(ticks_));  // a row of a log from before the ticks column
       if (tick >= 0 && tick < first_tick) text += line + "\n";
     }
   }
