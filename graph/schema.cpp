@@ -315,6 +315,7 @@ Json Schema::to_json() const {
   j["heavy"] = heavy_;
   j["layouts"] = layouts_ == LayoutSupport::any ? "any" : layouts_ == LayoutSupport::uniform ? "uniform" : "plain";
   j["sink"] = sink_;
+  if (stops_gradient_) j["stops_gradient"] = true;
   return j;
 }
 

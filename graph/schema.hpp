@@ -190,6 +190,10 @@ class Schema {
   Schema& back_edge(std::string input) { back_edges_.push_back(std::move(input)); return *this; }
   /// An optimizer: the runtime derives the backward pass from its `loss` input.
   Schema& optimizer() { optimizer_ = true; return *this; }
+  /// A gradient barrier (tensor.stop_gradient): its inputs are not differentiable by design, so the
+  /// planner sends no gradient through it and does not report the cut as a dropped gradient. What feeds
+  /// the loss only through such nodes gets no gradient and no optimizer state (a frozen net).
+  Schema& stops_gradient() { stops_gradient_ = true; return *this; }
   /// Carries a value from one tick to the next (a `state` node): it runs every tick, whether or not a
   /// consumer is due.
   Schema& stateful() { stateful_ = true; return *this; }
@@ -230,6 +234,7 @@ class Schema {
   LayoutSupport layout_support() const { return layouts_; }
   bool is_sink() const { return sink_; }
   bool is_optimizer() const { return optimizer_; }
+  bool is_gradient_barrier() const { return stops_gradient_; }
   bool is_stateful() const { return stateful_; }
   bool is_timed_in_probe() const { return timed_in_probe_; }
   /// The attribute naming the checkpoint file of a checkpoint_writer, empty for other nodes.
@@ -270,7 +275,8 @@ class Schema {
   bool backward_reads_outputs_ = true;
   ShapeFn shape_fn_;
   MemoryFn memory_fn_;
-  bool heavy_ = false, sink_ = false, optimizer_ = false, stateful_ = false, timed_in_probe_ = false;
+  bool heavy_ = false, sink_ = false, optimizer_ = false, stateful_ = false, timed_in_probe_ = false,
+       stops_gradient_ = false;
   LayoutSupport layouts_ = LayoutSupport::plain;
   std::vector<RecipeAttr> recipe_;
   std::string batch_attr_;

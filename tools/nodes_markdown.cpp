@@ -122,7 +122,9 @@ void node_section(std::ostream& o, const Schema& s, const std::string& origin) {
   std::string grads;
   for (auto& in : s.inputs())
     if (in.differentiable) grads += (grads.empty() ? "" : ", ") + code(in.name);
-  props.push_back(grads.empty() ? "not differentiable" : "differentiable in " + grads);
+  props.push_back(s.is_gradient_barrier() ? "stops the gradient: nothing upstream gets one through it"
+                  : grads.empty()         ? "not differentiable"
+                                          : "differentiable in " + grads);
   if (s.is_optimizer()) props.push_back("optimizer: the runtime derives the backward pass from its `loss`");
   if (s.is_sink()) props.push_back("sink: takes `every` and `at_end`, runs after the tick's compute");
   props.push_back(s.is_heavy() ? "heavy: runs on the compute lane with all cores" : "light: one thread, beside the compute lane");

@@ -59,11 +59,27 @@ std::vector<char> ancestors(const graph::Graph& g, int loss) {
   return anc;
 }
 
-// A node on the loss path whose gradient would be silently dropped is an error.
+// Ancestors of the loss that a gradient reaches: through differentiable inputs only. A gradient barrier
+// (tensor.stop_gradient) cuts the path, so a net feeding the loss only through one is not trained.
+std::vector<char> gradient_ancestors(const graph::Graph& g, int loss) {
+  std::vector<char> anc(g.nodes.size(), 0);
+  anc[size_t(loss)] = 1;
+  for (auto it = g.order.rbegin(); it != g.order.rend(); ++it) {
+    if (!anc[size_t(*it)]) continue;
+    const graph::GraphNode& gn = g.nodes[size_t(*it)];
+    for (size_t p = 0; p < gn.inputs.size(); ++p)
+      if (ordering_edge(gn, p) && gn.schema->inputs()[p].differentiable) anc[size_t(gn.inputs[p]->node)] = 1;
+  }
+  return anc;
+}
+
+// A node on the loss path whose gradient would be silently dropped is an error (a gradient barrier drops
+// it on purpose).
 void check_differentiable(const graph::Graph& g, const std::vector<char>& req, const std::vector<char>& anc, int loss) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (!anc[i]) continue;
     const graph::GraphNode& gn = g.nodes[i];
+    if (gn.schema->is_gradient_barrier()) continue;
     for (size_t p = 0; p < gn.inputs.size(); ++p)
       if (gn.inputs[p] && req[size_t(gn.inputs[p]->node)] && !gn.schema->inputs()[p].differentiable)
         throw plan_error(gn, "input " + q(gn.schema->inputs()[p].name), "not_differentiable",
@@ -107,12 +123,13 @@ AutodiffPlan plan_autodiff(const graph::Graph& g, const std::vector<std::vector<
   const graph::GraphNode& opt = g.nodes[size_t(ad.optimizer)];
   const auto req = requires_grad(g);
   const auto anc = ancestors(g, ad.loss.node);
+  const auto reach = gradient_ancestors(g, ad.loss.node);
   if (!req[size_t(ad.loss.node)])
     throw plan_error(opt, "input \"loss\"", "nothing_to_optimise",
                      "no trainable parameter upstream of " + q(g.nodes[size_t(ad.loss.node)].id) + " (nothing to optimise)");
   check_differentiable(g, req, anc, ad.loss.node);
   for (auto it = g.order.rbegin(); it != g.order.rend(); ++it)
-    if (anc[size_t(*it)] && req[size_t(*it)]) {
+    if (reach[size_t(*it)] && req[size_t(*it)]) {
       ad.backward_order.push_back(*it);
       ad.in_backward[size_t(*it)] = 1;
     }

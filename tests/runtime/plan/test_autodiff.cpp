@@ -115,3 +115,37 @@ TEST_CASE("autodiff: errors name the node, the field and the reason") {
     CHECK(e.code() == "not_differentiable");
   }
 }
+
+TEST_CASE("autodiff: a stop_gradient node routes no gradient, and a net behind it is frozen") {
+  // f is used twice: as the prediction and, through g and the barrier, as the target. A teacher net feeds the
+  // loss only through a barrier: no backward, no trainable parameters.
+  const auto g = test::load_graph(R"({ "noiseflow": 1, "nodes": {
+      "x":       { "op": "random.normal", "attrs": { "shape": [2, 4] } },
+      "f":       { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 4 } },
+      "g":       { "op": "nn.linear", "inputs": { "x": "f" }, "attrs": { "out_features": 4 } },
+      "sg":      { "op": "tensor.stop_gradient", "inputs": { "x": "g" } },
+      "teacher": { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 4 } },
+      "sg2":     { "op": "tensor.stop_gradient", "inputs": { "x": "teacher" } },
+      "mix":     { "op": "nn.add", "inputs": { "a": "sg", "b": "sg2" } },
+      "loss":    { "op": "loss.mse", "inputs": { "pred": "f", "target": "mix" } },
+      "opt":     { "op": "optim.sgd", "inputs": { "loss": "loss" } } } })");
+  const AutodiffPlan ad = autodiff_of(g);
+  const int f = node_index(g, "f"), gg = node_index(g, "g"), sg = node_index(g, "sg"), teacher = node_index(g, "teacher"),
+            mix = node_index(g, "mix"), loss = node_index(g, "loss");
+  CHECK(ad.backward_order == std::vector<int>{loss, f});
+  for (int n : {gg, sg, teacher, mix}) CHECK_FALSE(ad.in_backward[size_t(n)]);
+  CHECK(ad.trainable_nodes == std::vector<int>{f});
+  // One gradient: loss -> f (pred). None into the target side.
+  REQUIRE(ad.gradients.size() == 1);
+  CHECK(ad.gradients[0].value == ValueId{f, 0});
+  CHECK(ad.gradients[0].consumer == loss);
+
+  // Everything behind barriers: nothing to optimise.
+  const RunError e = plan_error_of(R"({ "noiseflow": 1, "nodes": {
+      "x":    { "op": "random.normal", "attrs": { "shape": [2, 4] } },
+      "f":    { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 4 } },
+      "sg":   { "op": "tensor.stop_gradient", "inputs": { "x": "f" } },
+      "loss": { "op": "loss.mse", "inputs": { "pred": "sg", "target": "x" } },
+      "opt":  { "op": "optim.sgd", "inputs": { "loss": "loss" } } } })");
+  CHECK(e.code() == "nothing_to_optimise");
+}
