@@ -14,7 +14,7 @@ namespace {
 // "layout" holds the studio's node positions ({"nodes": {ID: [x, y]}}): kept in the file, never read here.
 const std::set<std::string> kTopKeys = {"noiseflow", "name",  "doc", "params", "include",
                                         "inputs",    "outputs", "nodes", "run",  "layout"};
-const std::set<std::string> kNodeKeys = {"op", "attrs", "inputs", "every", "at_end", "doc", "if"};
+const std::set<std::string> kNodeKeys = {"op", "attrs", "inputs", "every", "at_end", "doc", "if", "params_of"};
 
 bool contains(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
@@ -151,7 +151,7 @@ std::optional<NodeDecl> Expander::read_node(const FileFrame& f, const std::strin
     diag_.add(f.path, qid, "op", "wrong_type", "\"op\" must name a node type, got " + op.dump());
     return std::nullopt;
   }
-  NodeDecl decl{qid, op.get<std::string>(), nd.value("attrs", Json::object()), {}, {}};
+  NodeDecl decl{qid, op.get<std::string>(), nd.value("attrs", Json::object()), {}, {}, {}};
   if (op != nd["op"]) decl.op_written = nd["op"].get<std::string>();
   if (!decl.attrs.is_object()) {
     diag_.add(f.path, qid, "attrs", "wrong_type", "expected an object of attribute: value");
@@ -159,6 +159,14 @@ std::optional<NodeDecl> Expander::read_node(const FileFrame& f, const std::strin
   }
   decl.attrs = subst(decl.attrs, qid, "attrs");
   decl.inputs = read_inputs(f, qid, nd, subst);
+  // Weight tying: "params_of": "net" uses node (or subgraph instance) net's parameters.
+  if (nd.contains("params_of")) {
+    const Json p = subst(nd["params_of"], qid, "params_of");
+    if (!p.is_string() || p.get<std::string>().empty() || p.get<std::string>() == id)
+      diag_.add(f.path, qid, "params_of", "wrong_type",
+                "expected the id of another node or subgraph instance of the same type, got " + p.dump());
+    else decl.params_of = f.prefix + p.get<std::string>();
+  }
   return decl;
 }
 
@@ -209,6 +217,7 @@ void Expander::add_flat_node(const FileFrame& f, NodeDecl decl, const Json& nd, 
   n.file = f.path;
   n.attrs = std::move(decl.attrs);
   n.inputs = std::move(decl.inputs);
+  if (!decl.params_of.empty()) n.params_of = decl.params_of, n.params_of_file = f.path, n.params_of_node = n.id;
   if (nd.contains("every")) {
     Json e = subst(nd["every"], n.id, "every");
     if (!e.is_number_integer() || e.get<int64_t>() < 1)

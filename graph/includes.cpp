@@ -103,7 +103,17 @@ void Expander::expand_instance(const FileFrame& f, const NodeDecl& decl, const J
   std::map<std::string, RawRef> bindings(decl.inputs.begin(), decl.inputs.end());
   FileFrame sub(*doc, file, decl.qid + ".", InstanceSite{f.path, decl.qid}, f.stack);
   sub.stack.push_back(file);
+  const size_t first = out_.nodes.size();
   const std::vector<SubgraphOutput> outs = expand_file(sub, overrides, bindings);
+  // An instance with "params_of": "other" ties each of its nodes to the node of the same local id in
+  // instance other (a node tied within the instance keeps its own tie; the chain ends at other's).
+  if (!decl.params_of.empty())
+    for (size_t k = first; k < out_.nodes.size(); ++k) {
+      FlatNode& n = out_.nodes[k];
+      if (!n.params_of.empty()) continue;
+      n.params_of = decl.params_of + n.id.substr(decl.qid.size());
+      n.params_of_file = f.path, n.params_of_node = decl.qid;
+    }
   // "instance.output" stands for the output's target; an output named like its node needs no alias.
   for (auto& o : outs)
     if (o.target != decl.qid + "." + o.name) out_.aliases[decl.qid + "." + o.name] = o.target;

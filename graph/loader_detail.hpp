@@ -98,6 +98,9 @@ struct FlatNode {
   std::vector<std::pair<std::string, RawRef>> inputs;  ///< port -> reference
   int64_t every = 0;
   bool at_end = false;
+  /// "params_of": the qualified id of the node whose parameters this one shares (empty: none), and where
+  /// that was written (a node's own key, or the subgraph instance that carried it), for errors.
+  std::string params_of, params_of_file, params_of_node;
   bool bad = false;  ///< its op was already reported (unknown, or a missing include): skip later checks
 };
 
@@ -169,6 +172,7 @@ struct NodeDecl {
   Json attrs;       ///< params substituted
   std::string op_written;  ///< "op" as written when params chose it ("sampler.${sampler}"), else empty
   std::vector<std::pair<std::string, RawRef>> inputs;
+  std::string params_of;  ///< "params_of" qualified with the file's prefix, empty when absent
 };
 
 /// Walks a pipeline file and, through its instances, the files it includes.

@@ -156,6 +156,66 @@ void slice_batches(Graph& g, Diagnostics& diag) {
   }
 }
 
+// Weight tying: every "params_of" names a node of the same type with the same parameters (names and
+// shapes); chains end at the owner, which GraphNode::params_of then names. A node without parameters shares
+// nothing (an instance's activations, its data nodes): its tie is dropped, and one written on such a node
+// itself is an error.
+void resolve_ties(Graph& g, const Expansion& ex, Diagnostics& diag) {
+  std::map<std::string, const FlatNode*> flat;
+  for (auto& f : ex.nodes) flat.emplace(f.id, &f);
+  auto param_list = [](const GraphNode& n) {
+    std::string s;
+    for (auto& p : n.params) s += (s.empty() ? "" : ", ") + p.name + " " + shape_str(p.shape);
+    return s.empty() ? std::string("none") : s;
+  };
+  for (GraphNode& n : g.nodes) {
+    if (n.params_of.empty() || !n.schema) continue;
+    const FlatNode& f = *flat.at(n.id);
+    const bool own = f.params_of_node == n.id;  // written on the node itself, not on its instance
+    const std::string who = own ? std::string() : "node " + quote(n.id) + ": ";
+    if (n.params.empty()) {
+      if (own) diag.add(f.params_of_file, n.id, "params_of", "no_params", "node type " + n.op + " has no parameters to share");
+      n.params_of.clear();
+      continue;
+    }
+    const int o = g.find(n.params_of);
+    if (o < 0) {
+      std::vector<std::string> ids;
+      for (auto& m : g.nodes)
+        if (m.id != n.id) ids.push_back(m.id);
+      diag.add(f.params_of_file, f.params_of_node, "params_of", "unknown_node",
+               who + "no node " + quote(n.params_of) + " to share parameters with" + suggest(n.params_of, ids));
+      n.params_of.clear();
+      continue;
+    }
+    const GraphNode& owner = g.nodes[size_t(o)];
+    bool same = owner.params.size() == n.params.size();
+    for (size_t k = 0; same && k < n.params.size(); ++k)
+      same = owner.params[k].name == n.params[k].name && owner.params[k].shape == n.params[k].shape;
+    if (owner.op != n.op)
+      diag.add(f.params_of_file, f.params_of_node, "params_of", "tie_mismatch",
+               who + "a " + n.op + " cannot use the parameters of " + quote(owner.id) + ", a " + owner.op);
+    else if (!same)
+      diag.add(f.params_of_file, f.params_of_node, "params_of", "tie_mismatch",
+               who + "its parameters (" + param_list(n) + ") differ from those of " + quote(owner.id) + " (" +
+                   param_list(owner) + ")");
+  }
+  for (GraphNode& n : g.nodes) {
+    std::string cur = n.params_of;
+    for (size_t hops = 0; !cur.empty(); ++hops) {
+      const int o = g.find(cur);
+      if (o < 0 || g.nodes[size_t(o)].params_of.empty()) break;
+      if (hops > g.nodes.size()) {
+        diag.add(n.file, n.id, "params_of", "tie_cycle", "params_of goes round in a cycle: no node owns the parameters");
+        cur.clear();
+        break;
+      }
+      cur = g.nodes[size_t(o)].params_of;
+    }
+    if (!n.params_of.empty()) n.params_of = cur;
+  }
+}
+
 // The flattened pipeline, params substituted: itself loadable. Batches are the global ones (Graph::ranks).
 Json resolved_json(const Graph& g) {
   Json nodes = Json::object();
@@ -169,6 +229,7 @@ Json resolved_json(const Graph& g) {
     if (!ins.empty()) jn["inputs"] = ins;
     if (n.every) jn["every"] = n.every;
     if (n.at_end) jn["at_end"] = true;
+    if (!n.params_of.empty()) jn["params_of"] = n.params_of;
     nodes[n.id] = jn;
   }
   Json run = {{"ticks", g.ticks}, {"seed", g.seed}};
@@ -213,6 +274,8 @@ Graph load_pipeline_text(const std::string& text, const std::string& path, const
   diag.throw_if_any();
 
   order_and_infer(g, diag);
+  diag.throw_if_any();
+  resolve_ties(g, ex, diag);
   diag.throw_if_any();
   reconcile_ticks(g, options, diag);
   diag.throw_if_any();

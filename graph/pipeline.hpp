@@ -45,6 +45,10 @@ struct GraphNode {
   std::string file;                          ///< the file that declared it
   std::vector<Shape> output_shapes;          ///< indexed like schema outputs
   std::vector<ParamDecl> params;             ///< trainable parameters (local names)
+  /// Weight tying ("params_of"): the node whose parameters this one uses instead of its own (resolved to
+  /// the first node of the chain, which owns them; empty: its own). One set of tensors, one checkpoint name
+  /// per tensor (the owner's); the gradients of every use are summed before the optimizer steps.
+  std::string params_of;
   std::optional<ShapeContext::TickDemand> ticks;  ///< the tick count this node requires, if any
 };
 

@@ -22,6 +22,7 @@ NodeIndex add_graph_nodes(Graph& g, const Expansion& ex, const LoadOptions& opti
     n.file = f.file;
     n.every = f.every;
     n.at_end = f.at_end;
+    n.params_of = f.params_of;
     n.schema = f.bad ? nullptr : options.schemas->find_schema(f.op);
     if (n.schema) n.inputs.resize(n.schema->inputs().size());
     g.nodes.push_back(std::move(n));

@@ -130,10 +130,25 @@ void bind(const graph::Graph& g, const plan::ExecutionPlan& plan, bool reference
     if (!type) throw plan_error(gn, "op", "unknown_op", "no node type " + q(gn.op));
     b.instances.push_back(make_instance(*type, gn.id, gn.attrs, g.seed, g.ticks));
     b.instances.back().ctx.reference_ = reference;
-    allocating(gn, "params", [&] {
-      add_params(b.instances.back(), gn.params, g.seed, b.params);
-      return 0;
-    });
+    if (gn.params_of.empty())
+      allocating(gn, "params", [&] {
+        add_params(b.instances.back(), gn.params, g.seed, b.params);
+        return 0;
+      });
+  }
+  // Weight tying: the owner's values, a gradient of the node's own (the loader checked names and shapes).
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const graph::GraphNode& gn = g.nodes[i];
+    if (gn.params_of.empty()) continue;
+    Context& owner = b.instances[size_t(g.find(gn.params_of))].ctx;
+    Context& c = b.instances[i].ctx;
+    for (const auto& d : gn.params) {
+      const Param& o = *owner.param_by_local_.at(d.name);
+      b.tied.push_back(Param{gn.id + "." + d.name, o.value, allocating(gn, "params", [&] { return Tensor(d.shape); }), d.init});
+      b.tied.back().grad.zero();
+      c.params_.push_back(&b.tied.back());
+      c.param_by_local_[d.name] = &b.tied.back();
+    }
   }
   SlotBuffers slots(plan);
   bind_outputs(g, plan, slots, b);
@@ -141,6 +156,22 @@ void bind(const graph::Graph& g, const plan::ExecutionPlan& plan, bool reference
   if (plan.training()) {
     bind_gradients(g, plan, slots, b);
     bind_trainable(plan, b);
+  }
+}
+
+void sum_tied_gradients(const plan::AutodiffPlan& ad, std::vector<Instance>& instances) {
+  for (const auto& t : ad.tie_sums) {
+    const std::vector<Param*>& owner = instances[size_t(t.owner)].ctx.params_;
+    const bool owner_used = t.users.front() == t.owner;
+    for (size_t k = 0; k < owner.size(); ++k) {
+      float* d = owner[k]->grad.data();
+      const int64_t n = owner[k]->grad.numel();
+      if (!owner_used) std::fill(d, d + n, 0.f);
+      for (size_t u = owner_used ? 1 : 0; u < t.users.size(); ++u) {
+        const float* s = instances[size_t(t.users[u])].ctx.params_[k]->grad.data();
+        for (int64_t e = 0; e < n; ++e) d[e] += s[e];
+      }
+    }
   }
 }
 

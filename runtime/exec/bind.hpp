@@ -16,7 +16,14 @@ namespace noiseflow::runtime::exec {
 struct Bound {
   std::vector<Instance> instances;  ///< indexed like graph.nodes
   std::deque<Param> params;         ///< every parameter (stable addresses)
+  /// Weight tying: a tied node's parameters, its own name and gradient over its owner's value (the same
+  /// buffer). Not in `params`: a checkpoint holds each tensor once, under the owner's name.
+  std::deque<Param> tied;
 };
+
+/// Weight tying: sums, for every AutodiffPlan::TieSum, the users' parameter gradients into the owner's (the
+/// owner's own gradient counts only when the owner is in the backward). Runs after every backward task.
+void sum_tied_gradients(const plan::AutodiffPlan& ad, std::vector<Instance>& instances);
 
 /// Creates every node instance of `g` and its tensors as `plan` says; throws RunError (phase plan) for
 /// an unknown op or a buffer that cannot be allocated (code out_of_memory, naming the node, the output and

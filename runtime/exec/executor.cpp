@@ -80,8 +80,12 @@ Executor::Executor(const graph::Graph& g, ExecutorOptions opt, std::shared_ptr<R
     impl_->allreduce = std::make_unique<exec::GradientAllreduce>(plan_, impl_->bound.instances, *opt_.comm);
     allreduce = [a = impl_->allreduce.get()](int64_t tick) { a->run(tick); };
   }
-  impl_->arena.execute(
-      [&] { impl_->flow = std::make_unique<exec::FlowGraph>(graph_, plan_, *impl_->runner, std::move(allreduce)); });
+  std::function<void(int64_t)> ties;
+  if (!plan_.autodiff.tie_sums.empty())
+    ties = [this](int64_t) { exec::sum_tied_gradients(plan_.autodiff, impl_->bound.instances); };
+  impl_->arena.execute([&] {
+    impl_->flow = std::make_unique<exec::FlowGraph>(graph_, plan_, *impl_->runner, std::move(allreduce), std::move(ties));
+  });
 }
 
 Executor::~Executor() {

@@ -7,8 +7,8 @@ namespace noiseflow::runtime::exec {
 namespace flow = tbb::flow;
 
 FlowGraph::FlowGraph(const graph::Graph& g, const plan::ExecutionPlan& plan, TaskRunner& runner,
-                     std::function<void(int64_t)> allreduce)
-    : allreduce_body_(std::move(allreduce)) {
+                     std::function<void(int64_t)> allreduce, std::function<void(int64_t)> ties)
+    : allreduce_body_(std::move(allreduce)), ties_body_(std::move(ties)) {
   const size_t n = g.nodes.size();
   fwd_.resize(n);
   bwd_.resize(n);
@@ -24,6 +24,13 @@ FlowGraph::FlowGraph(const graph::Graph& g, const plan::ExecutionPlan& plan, Tas
     const int opt = plan.autodiff.optimizer;
     allreduce_ = std::make_unique<Task>(g_, [this, &runner, opt](const flow::continue_msg&) {
       runner.run_allreduce(allreduce_body_, opt);
+      return flow::continue_msg();
+    });
+  }
+  if (!plan.autodiff.tie_sums.empty() && ties_body_) {
+    const int opt = plan.autodiff.optimizer;
+    ties_ = std::make_unique<Task>(g_, [this, &runner, opt](const flow::continue_msg&) {
+      runner.run_allreduce(ties_body_, opt, "tied gradients");
       return flow::continue_msg();
     });
   }
@@ -68,9 +75,11 @@ void FlowGraph::add_edges(const graph::Graph& g, const plan::ExecutionPlan& plan
   // The optimizer steps after every backward task, and everything it feeds after it.
   // With data parallelism the allreduce sits between them.
   if (ad.optimizer >= 0) {
-    Task* before_opt = allreduce_ ? allreduce_.get() : fwd_[size_t(ad.optimizer)].get();
+    Task* opt = fwd_[size_t(ad.optimizer)].get();
+    Task* before_opt = ties_ ? ties_.get() : allreduce_ ? allreduce_.get() : opt;
     for (int b : ad.backward_order) edge(bwd_[size_t(b)].get(), before_opt);
-    if (allreduce_) edge(allreduce_.get(), fwd_[size_t(ad.optimizer)].get());
+    if (ties_) edge(ties_.get(), allreduce_ ? allreduce_.get() : opt);
+    if (allreduce_) edge(allreduce_.get(), opt);
     has_pred[size_t(ad.optimizer)] = true;
   }
   for (size_t i = 0; i < n; ++i)

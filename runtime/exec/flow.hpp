@@ -5,7 +5,8 @@
 // Edges: producer before consumer (back edges of state nodes excepted); a node's backward after its
 // forward and after its consumers' backward; the optimizer after every backward; and, where the plan shares
 // buffers, each forward (or backward) after the one before it in the schedule. With data parallelism
-// (plan.allreduce), one more task between the last backward and the optimizer averages the gradients.
+// (plan.allreduce), one more task between the last backward and the optimizer averages the gradients; with
+// weight tying (plan.autodiff.tie_sums), one before it sums the tied nodes' gradients into their owners'.
 #pragma once
 
 #include <functional>
@@ -23,8 +24,9 @@ class FlowGraph {
  public:
   /// Builds the graph; construct it inside the task_arena that will run it.
   /// `allreduce`: the body of the planned gradient allreduce (plan.allreduce.active() only).
+  /// `ties`: the body that sums tied gradients (plan.autodiff.tie_sums non-empty only).
   FlowGraph(const graph::Graph& g, const plan::ExecutionPlan& plan, TaskRunner& runner,
-            std::function<void(int64_t tick)> allreduce = {});
+            std::function<void(int64_t tick)> allreduce = {}, std::function<void(int64_t tick)> ties = {});
   /// Runs every task of one tick and waits for them (inside the arena).
   void run_tick();
   /// After a failed tick: resets the graph so it can run again.
@@ -40,6 +42,8 @@ class FlowGraph {
   std::vector<std::unique_ptr<Task>> fwd_, bwd_;
   std::unique_ptr<Task> allreduce_;  ///< data parallelism: between the backward and the optimizer
   std::function<void(int64_t)> allreduce_body_;
+  std::unique_ptr<Task> ties_;  ///< weight tying: after the backward, before the allreduce and optimizer
+  std::function<void(int64_t)> ties_body_;
   std::vector<std::pair<Task*, Task*>> edges_;
 };
 

@@ -128,7 +128,7 @@ void TaskRunner::run(int i, bool backward_task) {
   }
 }
 
-void TaskRunner::run_allreduce(const std::function<void(int64_t)>& body, int optimizer) {
+void TaskRunner::run_allreduce(const std::function<void(int64_t)>& body, int optimizer, const char* what) {
   {
     std::lock_guard lock(error_m_);
     if (error_) return;
@@ -137,7 +137,7 @@ void TaskRunner::run_allreduce(const std::function<void(int64_t)>& body, int opt
   try {
     body(instances_[size_t(optimizer)].ctx.tick_);
   } catch (const std::exception& e) {
-    record(std::make_exception_ptr(as_run_error(e, gn, "allreduce")));
+    record(std::make_exception_ptr(as_run_error(e, gn, what)));
   }
 }
 

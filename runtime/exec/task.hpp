@@ -31,7 +31,7 @@ class TaskRunner {
   /// Runs `body`, the gradient allreduce before optimizer node `optimizer` (data parallelism), like a task:
   /// skipped after an error of the tick, an exception becomes a RunError naming the optimizer (phase
   /// allreduce); never throws.
-  void run_allreduce(const std::function<void(int64_t tick)>& body, int optimizer);
+  void run_allreduce(const std::function<void(int64_t tick)>& body, int optimizer, const char* what = "allreduce");
   /// The error of the tick, if any, cleared.
   std::exception_ptr take_error();
   /// Whether node `i` runs at `tick`: sinks every N ticks and/or at the end; a node whose consumers

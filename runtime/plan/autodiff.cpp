@@ -134,8 +134,26 @@ AutodiffPlan plan_autodiff(const graph::Graph& g, const std::vector<std::vector<
       ad.in_backward[size_t(*it)] = 1;
     }
   route_gradients(g, layouts, ad);
+  // Weight tying: a tied node's gradients go to its owner's parameters, which train when any user of them
+  // is in the backward (the owner itself or a tied node).
+  std::map<int, AutodiffPlan::TieSum> ties;
+  for (int i : ad.backward_order) {
+    const graph::GraphNode& gn = g.nodes[size_t(i)];
+    if (gn.params.empty()) continue;
+    const int owner = gn.params_of.empty() ? i : g.find(gn.params_of);
+    AutodiffPlan::TieSum& t = ties[owner];
+    t.owner = owner;
+    if (owner == i) t.users.insert(t.users.begin(), i);
+    else t.users.push_back(i);
+  }
   for (int i : ad.backward_order)
-    if (!g.nodes[size_t(i)].params.empty()) ad.trainable_nodes.push_back(i);
+    if (!g.nodes[size_t(i)].params.empty() && g.nodes[size_t(i)].params_of.empty()) ad.trainable_nodes.push_back(i);
+  for (auto& [owner, t] : ties) {
+    const bool tied = t.users.size() > 1 || t.users.front() != owner;
+    if (!tied) continue;
+    if (!ad.in_backward[size_t(owner)]) ad.trainable_nodes.push_back(owner);
+    ad.tie_sums.push_back(t);
+  }
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (const auto& in : g.nodes[i].inputs)
       if (in && in->node == ad.optimizer) {

@@ -96,6 +96,16 @@ struct AutodiffPlan {
   std::vector<ValueId> zero_gradients;  ///< outputs of backward nodes no gradient flows to (all zeros)
   std::vector<int> trainable_nodes;  ///< nodes whose parameters the optimizer updates (backward order)
   std::vector<int> optimizer_readers;  ///< nodes reading an optimizer output (EMA): same trainable list
+  /// Weight tying (GraphNode::params_of): per owner whose parameters a node in the backward uses, the
+  /// nodes in the backward that use them (the owner first when it is in the backward itself). Their
+  /// parameter gradients are summed into the owner's after every backward task and before the optimizer
+  /// (and the allreduce); the owner is trainable then, a tied node never is.
+  struct TieSum {
+    int owner = -1;
+    std::vector<int> users;  ///< in the backward, the owner first if it is one of them
+    bool operator==(const TieSum&) const = default;
+  };
+  std::vector<TieSum> tie_sums;
   bool operator==(const AutodiffPlan&) const = default;
 };
 

@@ -89,6 +89,20 @@ std::string plan_text(const graph::Graph& g, const ExecutionPlan& plan) {
     for (const FanIn& f : plan.autodiff.fan_in)
       s += fmt("  sum of %zu gradients into %s before its backward\n", f.gradients.size(), value_name(g, f.value).c_str());
   }
+  std::vector<std::string> tied;
+  for (const auto& gn : g.nodes)
+    if (!gn.params_of.empty()) tied.push_back(gn.id);
+  if (!tied.empty()) {
+    s += fmt("\nweight tying (%zu nodes use another node's parameters: one tensor each, saved under the owner's name):\n",
+             tied.size());
+    for (const auto& gn : g.nodes)
+      if (!gn.params_of.empty()) s += "  " + gn.id + " uses the parameters of " + gn.params_of + "\n";
+    for (const auto& t : plan.autodiff.tie_sums) {
+      std::string users;
+      for (int u : t.users) users += (users.empty() ? "" : ", ") + g.nodes[size_t(u)].id;
+      s += "  gradients of " + users + " summed into " + g.nodes[size_t(t.owner)].id + "'s before the optimizer\n";
+    }
+  }
   s += fmt("\nlayout conversions per tick (%zu):\n", plan.conversions.size());
   for (const Conversion& c : plan.conversions)
     s += "  " + value_name(g, c.value) + " -> plain copy for " + g.nodes[size_t(c.node)].id + "." +
@@ -122,6 +136,15 @@ graph::Json plan_json(const graph::Graph& g, const ExecutionPlan& plan) {
                               {"layout", layout_name(gr.layout)},
                               {"converted", gr.converted},
                               {"storage", storage_json(gr.storage)}});
+  j["ties"] = graph::Json::array();
+  for (const auto& gn : g.nodes)
+    if (!gn.params_of.empty()) j["ties"].push_back({{"node", gn.id}, {"params_of", gn.params_of}});
+  j["tie_sums"] = graph::Json::array();
+  for (const auto& t : plan.autodiff.tie_sums) {
+    graph::Json users = graph::Json::array();
+    for (int u : t.users) users.push_back(g.nodes[size_t(u)].id);
+    j["tie_sums"].push_back({{"owner", g.nodes[size_t(t.owner)].id}, {"users", users}});
+  }
   j["conversions"] = graph::Json::array();
   for (const Conversion& c : plan.conversions)
     j["conversions"].push_back({{"value", value_name(g, c.value)}, {"node", g.nodes[size_t(c.node)].id},

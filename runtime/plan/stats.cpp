@@ -53,8 +53,8 @@ MemoryReport memory_report(const graph::Graph& g, const ExecutionPlan& plan) {
   for (int i : plan.autodiff.trainable_nodes) trainable += param_bytes(g.nodes[size_t(i)]);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const graph::GraphNode& gn = g.nodes[i];
-    m.parameters += param_bytes(gn);
-    m.parameter_gradients += param_bytes(gn);
+    if (gn.params_of.empty()) m.parameters += param_bytes(gn);  // a tied node uses its owner's values
+    m.parameter_gradients += param_bytes(gn);                    // but writes gradients of its own
     if (!gn.schema->memory_fn()) continue;
     std::vector<std::optional<Shape>> inputs;
     for (const auto& in : gn.inputs) inputs.push_back(in ? std::optional<Shape>(g.shape(*in)) : std::nullopt);
