@@ -154,7 +154,8 @@ std::string Graph::ref_name(NodeRef r) const {
 int64_t Graph::param_count() const {
   int64_t c = 0;
   for (auto& n : nodes)
-    for (auto& p : n.params) c += numel(p.shape);
+    if (n.params_of.empty())  // a tied node's parameters are its owner's
+      for (auto& p : n.params) c += numel(p.shape);
   return c;
 }
 

@@ -89,7 +89,7 @@ struct Graph {
   /// "node.output" name of a ref.
   std::string ref_name(NodeRef r) const;
   /// Total count of trainable parameter elements.
-  int64_t param_count() const;
+  int64_t param_count() const;  ///< every parameter element once (a tied node counts under its owner)
   /// Graphviz text of the graph (edges labelled with shapes).
   std::string dot() const;
   /// Hash of the resolved pipeline (for checkpoint metadata).

@@ -56,10 +56,32 @@ std::optional<std::string> param_of(const graph::Graph& g, const graph::GraphNod
 
 std::vector<std::string> recipe_mismatches(const graph::Graph& g, const Json& recorded) {
   std::vector<std::string> out;
+  // "model": what the trained net is. A checkpoint without the entry holds a diffusion model; a distillation
+  // records "consistency" (diffusion.consistency_times). A pipeline that uses a checkpoint without declaring
+  // the kind it expects (every sampler but sampler.consistency) expects a diffusion model.
+  const std::string model =
+      recorded.contains("model") && recorded["model"].is_string() ? recorded["model"].get<std::string>() : "diffusion";
+  bool declares_model = false;
   for (int i : g.order) {
     const graph::GraphNode& gn = g.nodes[size_t(i)];
     for (const auto& ra : gn.schema->recipe_attrs()) {
-      if (!recorded.contains(ra.key) || !gn.attrs.contains(ra.attr)) continue;
+      if (ra.key != "model" || !gn.attrs.contains(ra.attr)) continue;
+      declares_model = true;
+      if (gn.attrs[ra.attr] == model) continue;
+      out.push_back("the checkpoint holds a " + model + " model, but node " + q(gn.id) + " (" + gn.op + ") expects a " +
+                    gn.attrs[ra.attr].get<std::string>() + " model" +
+                    (model == "diffusion" ? std::string(": distil it first (noiseflow run pipelines/distill.json) or "
+                                                        "sample it with a diffusion sampler (--set sampler=dpmpp_2m_sde)")
+                                          : std::string()));
+    }
+  }
+  if (!declares_model && model != "diffusion")
+    out.push_back("the checkpoint holds a " + model + " model (distilled), which only the consistency sampler "
+                  "samples: run with --set sampler=consistency --set steps=1 (or 2, 4)");
+  for (int i : g.order) {
+    const graph::GraphNode& gn = g.nodes[size_t(i)];
+    for (const auto& ra : gn.schema->recipe_attrs()) {
+      if (ra.key == "model" || !recorded.contains(ra.key) || !gn.attrs.contains(ra.attr)) continue;
       const Json& want = recorded[ra.key];
       const Json& have = gn.attrs[ra.attr];
       // Numbers compare as numbers (T may be 1000 or 1000.0 in a file).

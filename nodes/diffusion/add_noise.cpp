@@ -2,7 +2,8 @@
 //
 //   x_t[n] = sqrt(abar_{t[n]}) * x0[n] + sqrt(1 - abar_{t[n]}) * noise[n]
 //
-// per sample n, with the coefficients read from the schedule table. Linear in
+// per sample n, with the coefficients read from the schedule table (at a fractional t, the level between
+// the table's two neighbours with log sigma interpolated linearly: level_at). Linear in
 // x0 and noise, so the vector-Jacobian products are the same per-sample scales.
 #include <string>
 #include <vector>
@@ -22,7 +23,7 @@ struct AddNoise final : Node {
                   "Forward diffusion: x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise, per sample")
         .input("x0", "clean samples [N, ...]")
         .input("noise", "noise, same shape as x0 (usually random.normal)")
-        .input("t", "[N] timesteps, integers in [0, T)")
+        .input("t", "[N] timesteps in [0, T-1]; a fractional one noises to the level between its neighbours (log sigma interpolated)")
         .input("schedule", "[8, T] schedule table from diffusion.schedule")
         .output("xt", "noised samples, same shape as x0")
         .differentiable({"x0", "noise"})
@@ -88,9 +89,9 @@ struct AddNoise final : Node {
     ca_.resize(size_t(n));
     cb_.resize(size_t(n));
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t s = timestep_at(ctx, t, i, sched.steps());
-      ca_[size_t(i)] = sched.at(kSqrtAlphaBar, s);
-      cb_[size_t(i)] = sched.at(kSqrtOneMinusAlphaBar, s);
+      const NoiseLevel l = level_at(sched, continuous_timestep_at(ctx, t, i, sched.steps()));
+      ca_[size_t(i)] = float(l.a);
+      cb_[size_t(i)] = float(l.b);
     }
   }
 

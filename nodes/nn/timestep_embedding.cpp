@@ -19,7 +19,7 @@ struct TimestepEmbedding final : Node {
   static Schema schema() {
     return Schema("nn.timestep_embedding",
                   "Sinusoidal timestep embedding [sin(t*f), cos(t*f)], f_i = max_period^(-i/(dim/2-1)) (DDPM)")
-        .input("t", "timesteps [N] (integer values as floats)")
+        .input("t", "timesteps [N] as floats (fractional ones embed between their neighbours)")
         .output("y", "[N, dim]: sines in the first half, cosines in the second")
         .attr_int("dim", std::nullopt, 4, 1 << 16, "embedding width; even, at least 4")
         .attr_float("max_period", 10000.0, 1.0, 1e9, "the longest period; frequencies span 1 .. 1/max_period")

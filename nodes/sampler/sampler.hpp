@@ -49,6 +49,7 @@ inline const std::vector<SamplerInfo>& samplers() {
   static const std::vector<SamplerInfo> list = {
       {"ddpm", 1, false},  {"ddim", 1, false},     {"euler", 1, false},         {"euler_a", 1, false},
       {"heun", 2, true},   {"dpmpp_2m", 1, false}, {"dpmpp_2m_sde", 1, false}, {"unipc", 3, false},
+      {"consistency", 1, false},  // a distilled model's sampler (nodes/sampler/consistency.cpp)
   };
   return list;
 }

@@ -9,6 +9,7 @@
 
 #include "noiseflow/noiseflow.hpp"
 #include "runtime/checkpoint.hpp"
+#include "runtime/recipe.hpp"
 #include "tests/test_util.hpp"
 
 using namespace noiseflow;
@@ -108,4 +109,22 @@ TEST_CASE("a checkpoint without a recipe (written before they were recorded) loa
   runtime::NamedTensorList tensors(st.tensors.begin(), st.tensors.end());
   runtime::write_safetensors(ck, tensors, st.metadata);
   CHECK(sample_error(example("toy2d_sample.json"), {{"checkpoint", ck}, {"T", 50}}) == "");
+}
+
+TEST_CASE("a distilled (consistency) model and an ordinary one each refuse the other's sampler, saying which --set fixes it") {
+  const std::string file = std::string(NOISEFLOW_SOURCE_DIR) + "/pipelines/examples/gaussian_sampler.json";
+  const auto g_ddim = graph::load_pipeline(file, test::load_options({{"sampler", "ddim"}}));
+  const auto g_cm = graph::load_pipeline(file, test::load_options({{"sampler", "consistency"}, {"steps", 2}, {"spacing", "trailing"}}));
+  const nlohmann::json diffusion = {{"objective", "eps"}}, consistency = {{"objective", "eps"}, {"model", "consistency"}};
+  CHECK(runtime::recipe_mismatches(g_ddim, diffusion).empty());
+  CHECK(runtime::recipe_mismatches(g_cm, consistency).empty());
+  const auto a = runtime::recipe_mismatches(g_ddim, consistency);
+  REQUIRE(a.size() == 1);
+  CHECK(a[0] == "the checkpoint holds a consistency model (distilled), which only the consistency sampler samples: run "
+                "with --set sampler=consistency --set steps=1 (or 2, 4)");
+  const auto b = runtime::recipe_mismatches(g_cm, diffusion);
+  REQUIRE(b.size() == 1);
+  CHECK(b[0] == "the checkpoint holds a diffusion model, but node \"step\" (sampler.consistency) expects a consistency "
+                "model: distil it first (noiseflow run pipelines/distill.json) or sample it with a diffusion sampler "
+                "(--set sampler=dpmpp_2m_sde)");
 }

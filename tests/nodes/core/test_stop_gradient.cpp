@@ -105,7 +105,7 @@ TEST_CASE("tensor.stop_gradient: a net behind it alone keeps its weights while t
     "teacher": { "op": "nn.linear", "inputs": { "x": "x" }, "attrs": { "out_features": 3 } },
     "sg":      { "op": "tensor.stop_gradient", "inputs": { "x": "teacher" } },
     "loss":    { "op": "loss.mse", "inputs": { "pred": "f", "target": "sg" } },
-    "opt":     { "op": "optim.sgd", "inputs": { "loss": "loss" }, "attrs": { "lr": 0.1 } } }, "run": { "ticks": 20 } })"));
+    "opt":     { "op": "optim.adam", "inputs": { "loss": "loss" }, "attrs": { "lr": 0.05 } } }, "run": { "ticks": 20 } })"));
   const Tensor teacher0 = ex.find_param("teacher.weight")->value.clone();
   const Tensor f0 = ex.find_param("f.weight")->value.clone();
   double first = 0, last = 0;
@@ -117,4 +117,11 @@ TEST_CASE("tensor.stop_gradient: a net behind it alone keeps its weights while t
   CHECK(same_bytes(ex.find_param("teacher.weight")->value, teacher0));
   CHECK_FALSE(same_bytes(ex.find_param("f.weight")->value, f0));
   CHECK(last < 0.5 * first);  // f is pulled to the teacher
+  // No optimizer state for the teacher: Adam's moments cover f alone.
+  const auto state = state_of(ex, "opt");
+  CHECK_FALSE(state.empty());
+  for (const auto& [name, t] : state) CHECK(name.find("teacher") == std::string::npos);
+  bool f_moments = false;
+  for (const auto& [name, t] : state) f_moments = f_moments || name.find("f.weight") != std::string::npos;
+  CHECK(f_moments);
 }

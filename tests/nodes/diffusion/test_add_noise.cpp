@@ -115,12 +115,12 @@ TEST_CASE("diffusion.add_noise statistics: mean sqrt(abar_t) x0, variance 1 - ab
   }
 }
 
-TEST_CASE("diffusion.add_noise fails at run time on a timestep outside 0..T-1 or not an integer") {
+TEST_CASE("diffusion.add_noise fails at run time on a timestep outside 0..T-1") {
   const Tensor table = schedule_table(100);
   Tensor x0 = uniform({2, 3}, 3);
   NodeHarness h("diffusion.add_noise", {}, {{"x0", x0}, {"noise", x0}, {"t", Tensor({2}, {0.f, 99.f})}, {"schedule", table}});
   CHECK_NOTHROW(h.forward());
-  for (float bad : {100.f, -1.f, 2.5f, NAN}) {
+  for (float bad : {99.5f, -1.f, -0.25f, NAN}) {
     CAPTURE(bad);
     h.set_input("t", Tensor({2}, {5.f, bad}));
     try {
@@ -128,9 +128,26 @@ TEST_CASE("diffusion.add_noise fails at run time on a timestep outside 0..T-1 or
       FAIL("expected a NodeError");
     } catch (const NodeError& e) {
       CHECK(std::string(e.field) == "t");
-      CHECK(std::string(e.what()).find("[0, 100)") != std::string::npos);
+      CHECK(std::string(e.what()).find("[0, 99]") != std::string::npos);
     }
   }
+}
+
+TEST_CASE("diffusion.add_noise at a fractional timestep: log sigma interpolated between the table's levels") {
+  const Tensor table = schedule_table(100);
+  const noiseflow::nodes::diffusion::ScheduleTable s(table);
+  const Tensor x0({2, 1}, {1.f, 1.f}), noise({2, 1}, {0.f, 1.f});
+  NodeHarness h("diffusion.add_noise", {}, {{"x0", x0}, {"noise", noise}, {"t", Tensor({2}, {40.25f, 40.25f})}, {"schedule", table}});
+  h.forward();
+  // sigma = b / a at t = 40.25 is exp(0.75 log sigma_40 + 0.25 log sigma_41); a = 1 / sqrt(1 + sigma^2).
+  auto sigma = [&](int64_t t) { return double(s.at(noiseflow::nodes::diffusion::kSqrtOneMinusAlphaBar, t)) /
+                                       double(s.at(noiseflow::nodes::diffusion::kSqrtAlphaBar, t)); };
+  const double sg = std::exp(0.75 * std::log(sigma(40)) + 0.25 * std::log(sigma(41)));
+  const double a = 1.0 / std::sqrt(1.0 + sg * sg), b = sg * a;
+  CHECK(h.output("xt")[0] == doctest::Approx(a).epsilon(1e-5));          // a x0
+  CHECK(h.output("xt")[1] == doctest::Approx(a + b).epsilon(1e-5));      // a x0 + b noise
+  CHECK(h.output("xt")[0] < s.at(noiseflow::nodes::diffusion::kSqrtAlphaBar, 40));
+  CHECK(h.output("xt")[0] > s.at(noiseflow::nodes::diffusion::kSqrtAlphaBar, 41));
 }
 
 TEST_CASE("diffusion.add_noise shape errors name the input") {
