@@ -61,3 +61,28 @@ TEST_CASE("distill.json: a consistency checkpoint from a teacher, sampled in 1 a
   CHECK(reverse.status == 1);
   CHECK(reverse.err.find("expects a consistency model: distil it first (noiseflow run pipelines/distill.json)") != std::string::npos);
 }
+
+TEST_CASE("distill_conditional.json: a conditional consistency model, sampled with guidance in 1 step") {
+  TempDir dir;
+  const std::string teacher = dir / "teacher.safetensors", student = dir / "student.safetensors";
+  auto train = run_cli("run pipelines/train_conditional.json --ticks 2 -q --set batch=4 --set preview=false --set checkpoint=" +
+                       teacher + " --run-folder " + dir.file("run"));
+  REQUIRE(train.status == 0);
+  auto distill = run_cli("run pipelines/distill_conditional.json --ticks 2 -q --set batch=4 --set minutes=0 --set teacher=" +
+                         teacher + " --set checkpoint=" + student + " --run-folder " + dir.file("distill"));
+  INFO(distill.err);
+  REQUIRE(distill.status == 0);
+  const auto st = noiseflow::runtime::read_safetensors(student);
+  const auto recipe = nlohmann::json::parse(st.metadata.at("recipe"));
+  CHECK(recipe.at("model") == "consistency");
+  CHECK(recipe.at("classes") == 10);
+  const std::string out = dir / "cond";
+  auto r = run_cli("run pipelines/sample_conditional.json -q --run-folder " + dir.file("run") +
+                   " --set n=4 --set sampler=consistency --set steps=1 --set spacing=trailing --set guidance=2 --set checkpoint=" +
+                   student + " --set samples=" + out + ".png --set trajectory=" + out + "_traj.png --set samples_file=" + out +
+                   ".safetensors --set labels_file=" + out + "_labels.safetensors");
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const auto x = noiseflow::runtime::read_safetensors(out + ".safetensors").tensors.at("samples");
+  for (int64_t i = 0; i < x.numel(); ++i) REQUIRE(std::isfinite(x[i]));
+}
