@@ -102,11 +102,13 @@ struct Point {
   double lambda() const { return std::log(a) - std::log(b); }
 };
 
-/// The K grid points (largest noise first) and the data point after them.
+/// The K grid points (largest noise first) and the data point after them. `top` is the grid's largest
+/// timestep (-1: T - 1): the integer spacings lay their points over [0, top] as over a schedule of top + 1
+/// steps, the sigma spacings start at sigma_top.
 inline std::vector<Point> make_points(const diffusion::ScheduleTable& s, const std::string& spacing, int64_t K,
-                                      double rho) {
+                                      double rho, int64_t top = -1) {
   using namespace diffusion;
-  const int64_t T = s.steps();
+  const int64_t T = top < 0 ? s.steps() : std::min(top + 1, s.steps());
   std::vector<Point> pts;
   auto at_t = [&](int64_t t) { pts.push_back({double(t), s.at(kSqrtAlphaBar, t), s.at(kSqrtOneMinusAlphaBar, t)}); };
   if (spacing == "leading") {
@@ -117,7 +119,7 @@ inline std::vector<Point> make_points(const diffusion::ScheduleTable& s, const s
     for (int64_t i = 0; i < K; ++i)
       at_t(K == 1 ? T - 1 : int64_t(std::nearbyint(double(T - 1) * double(K - 1 - i) / double(K - 1))));
   } else {  // karras, exponential: sigma between the table's smallest and largest (a floored)
-    const double lmin = log_sigma_at(s, 0, kAFloor), lmax = log_sigma_at(s, T - 1, kAFloor);
+    const double lmin = log_sigma_at(s, 0, kAFloor), lmax = log_sigma_at(s, T - 1, kAFloor);  // T - 1 = top
     for (int64_t i = 0; i < K; ++i) {
       const double f = K == 1 ? 0.0 : double(i) / double(K - 1);
       double sigma;

@@ -32,15 +32,21 @@ struct SamplerTimesteps final : Node {
         .attr_string("spacing", "leading", spacing_choices(), kSpacingDoc)
         .attr_float("rho", 7.0, 0.0, 1000.0, "karras: the exponent rho (> 0)")
         .attr_float("strength", 1.0, 0.0, 1.0, kStrengthDoc)
+        .attr_int("t_max", -1, -1, {}, "the grid's largest timestep: the spacing is laid over [0, t_max] (-1: T - 1); "
+                                       "a distilled model sampled in few steps may start below pure noise")
         .shape([](graph::ShapeContext& c) {
           const graph::Shape& like = c.input("like");
           if (like.empty()) c.fail("like", "expected a tensor with a batch dimension, got a scalar shape []");
-          const int64_t T = diffusion::schedule_steps(c);
+          const int64_t T_all = diffusion::schedule_steps(c), t_max = c.attr_int("t_max");
+          if (t_max >= T_all)
+            c.fail("t_max", "t_max " + std::to_string(t_max) + " is past the schedule's last timestep " + std::to_string(T_all - 1));
+          const int64_t T = t_max < 0 ? T_all : t_max + 1;
           const int64_t K = c.attr_int("steps");
           const std::string spacing = c.attr_string("spacing");
           if (discrete(spacing) && K > T)
-            c.fail("steps", "spacing " + spacing + " picks K of the T = " + std::to_string(T) +
-                                " timesteps, so steps must be at most T, got " + std::to_string(K));
+            c.fail("steps", "spacing " + spacing + " picks K of the " + (t_max < 0 ? "T = " : "t_max + 1 = ") +
+                                std::to_string(T) + " timesteps, so steps must be at most " +
+                                (t_max < 0 ? "T" : "t_max + 1") + ", got " + std::to_string(K));
           if (!(c.attr_float("rho") > 0.0)) c.fail("rho", "rho must be > 0");
           const SamplerInfo& info = sampler_info(c.attr_string("sampler"));
           const int64_t kept = kept_steps(K, c.attr_float("strength"));
@@ -65,7 +71,7 @@ struct SamplerTimesteps final : Node {
     if (pts_.empty()) {
       // The schedule is a constant: build the grid once, on the first tick that sees it.
       pts_ = make_points(diffusion::ScheduleTable(ctx.input("schedule")), ctx.attr_string("spacing"),
-                         ctx.attr_int("steps"), ctx.attr_float("rho"));
+                         ctx.attr_int("steps"), ctx.attr_float("rho"), ctx.attr_int("t_max"));
       check_grid(ctx);
       keep_last_steps(pts_, kept_steps(ctx.attr_int("steps"), ctx.attr_float("strength")));
     }

@@ -166,3 +166,30 @@ TEST_CASE("sampler.timesteps for ddim: leading and trailing sequences, one per t
     check_seq(sequence(1000, 3, "trailing"), {999, 666, 332});
   }
 }
+
+TEST_CASE("sampler.timesteps: t_max lays the grid over [0, t_max]") {
+  auto points = [](const std::string& spacing, int64_t K, int64_t t_max) {
+    runtime::NodeHarness h("sampler.timesteps", {{"sampler", "consistency"}, {"steps", K}, {"spacing", spacing}, {"t_max", t_max}},
+                           {{"like", runtime::Tensor({1, 1})}, {"schedule", schedule_table()}});
+    h.forward(0);
+    std::vector<double> t;
+    for (int64_t k = 0; k <= K; ++k) t.push_back(h.output("points")[k]);
+    return t;
+  };
+  CHECK(points("trailing", 2, 499) == std::vector<double>{499, 249, -1});
+  CHECK(points("trailing", 1, 300) == std::vector<double>{300, -1});
+  CHECK(points("leading", 2, 399) == std::vector<double>{200, 0, -1});
+  CHECK(points("linspace", 3, 600) == std::vector<double>{600, 300, 0, -1});
+  CHECK(points("trailing", 4, -1) == std::vector<double>{999, 749, 499, 249, -1});  // -1: all T
+  const std::vector<double> k = points("karras", 3, 499);
+  CHECK(k[0] == doctest::Approx(499.0).epsilon(1e-4));  // starts at sigma_499
+  CHECK(k[2] == doctest::Approx(0.0).epsilon(1e-4));
+  // Past the schedule: an error naming t_max.
+  try {
+    runtime::NodeHarness bad("sampler.timesteps", {{"sampler", "ddim"}, {"steps", 2}, {"t_max", 1000}},
+                             {{"like", runtime::Tensor({1, 1})}, {"schedule", schedule_table()}});
+    FAIL("expected an error");
+  } catch (const graph::ShapeError& e) {
+    CHECK(e.field == "t_max");
+  }
+}
