@@ -1,7 +1,7 @@
 // nodes/diffusion/consistency_times.cpp — the noise-level pairs of Easy Consistency Tuning (ECT, Geng et al.
 // 2024), per sample and tick, in the schedule's timesteps:
 //
-//   sigma_t ~ exp(N(log_sigma_mean, log_sigma_std^2))      clamped to the table's [sigma_0, sigma_{T-1}]
+//   sigma_t ~ exp(N(log_sigma_mean, log_sigma_std^2))      clamped to the table's [sigma_0, sigma_{t_max}]
 //   sigma_r = sigma_t (1 - q^-(stage+1) (1 + k sigmoid(-b sigma_t)))          the gap shrinks with the stage
 //   w       = (sigma_t^2 + sigma_data^2) / (sigma_t sigma_data)^2             ECT's weighting, 1/sigma_t^2 + 1/sigma_data^2
 //
@@ -46,12 +46,16 @@ struct ConsistencyTimes final : Node {
         .attr_float("sigma_data", 0.5, 1e-6, {}, "the data's standard deviation in the weighting")
         .attr_int("stages", 4, 1, 64, "the run's ticks in this many equal stages (when stage_ticks is 0)")
         .attr_int("stage_ticks", 0, 0, {}, "ticks per stage; 0: the run's ticks / stages")
+        .attr_int("t_max", -1, -1, {}, "the largest timestep t takes (sigma_t clamped to its level); -1: T - 1. A model "
+                                       "sampled from t_max (sampler.timesteps' t_max) needs no consistency above it")
         .attr_string("model", "consistency", {"consistency"}, "what the trained net becomes (recorded in the checkpoint's recipe)")
         .recipe("model", "model")
         .shape([](graph::ShapeContext& c) {
           const graph::Shape& like = c.input("like");
           if (like.empty()) c.fail("like", "expected a tensor [N, ...] with a batch dimension");
-          schedule_steps(c);
+          if (c.attr_int("t_max") >= schedule_steps(c))
+            c.fail("t_max", "t_max " + std::to_string(c.attr_int("t_max")) + " is past the schedule's last timestep " +
+                                std::to_string(schedule_steps(c) - 1));
           c.set_output("t", {like[0]});
           c.set_output("r", {like[0]});
           c.set_output("weights", {like[0]});
@@ -71,7 +75,8 @@ struct ConsistencyTimes final : Node {
   void forward(Context& ctx) override {
     const ScheduleTable s(ctx.input("schedule"));
     const int64_t T = s.steps(), n = ctx.output("t").numel();
-    const double smin = std::exp(log_sigma_at(s, 0, kFloor)), smax = std::exp(log_sigma_at(s, T - 1, kFloor));
+    const int64_t top = ctx.attr_int("t_max") < 0 ? T - 1 : ctx.attr_int("t_max");
+    const double smin = std::exp(log_sigma_at(s, 0, kFloor)), smax = std::exp(log_sigma_at(s, top, kFloor));
     const double q = ctx.attr_float("q"), k = ctx.attr_float("k"), b = ctx.attr_float("b"), sd = ctx.attr_float("sigma_data");
     const double decay = std::pow(q, -double(stage(ctx.tick()) + 1));
     random::fill_normal(draws_.data(), n, key_, uint64_t(ctx.tick()), float(ctx.attr_float("log_sigma_mean")),

@@ -74,3 +74,14 @@ TEST_CASE("diffusion.consistency_times: stages split the run's ticks when stage_
   h.forward(5);  // stage 1: 1 - 1/16
   CHECK(sigma_of(s, h.output("r")[0]) / sigma_of(s, h.output("t")[0]) == doctest::Approx(1.0 - 1.0 / 16).epsilon(1e-3));
 }
+
+TEST_CASE("diffusion.consistency_times: t_max bounds t") {
+  const Tensor table = schedule_table(1000);
+  NodeHarness h("diffusion.consistency_times", {{"log_sigma_mean", 2.0}, {"log_sigma_std", 2.0}, {"t_max", 600}},
+                {{"like", Tensor({2000, 1})}, {"schedule", table}}, 2, 10);
+  h.forward(0);
+  float top = 0;
+  for (int64_t i = 0; i < 2000; ++i) top = std::max(top, h.output("t")[i]);
+  CHECK(top <= 600.f + 1e-3f);
+  CHECK(top >= 599.f);  // log sigma ~ N(2, 4): many draws above sigma_600 are clamped to it
+}
