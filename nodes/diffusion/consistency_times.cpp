@@ -4,6 +4,10 @@
 //   sigma_t ~ exp(N(log_sigma_mean, log_sigma_std^2))      clamped to the table's [sigma_0, sigma_{t_max}]
 //   sigma_r = sigma_t (1 - q^-(stage+1) (1 + k sigmoid(-b sigma_t)))          the gap shrinks with the stage
 //   w       = (sigma_t^2 + sigma_data^2) / (sigma_t sigma_data)^2             ECT's weighting, 1/sigma_t^2 + 1/sigma_data^2
+//   or, weighting "eps", w = sqrt(sigma_t^2 + sigma_data^2) / (sigma_t^2 sigma_data): ECT's balance across noise
+//   levels for a net that predicts eps, whose x0 error is sigma_t times its own (EDM's is at most sigma_data
+//   times): with the L2-norm distance (loss.pseudo_huber c = 0) each level weighs the eps error as ECT weighs
+//   its net's output error.
 //
 // stage = floor(stages * tick / ticks) (a per-tick schedule of the gap: `stages` equal stretches of the run)
 // or floor(tick / stage_ticks). t and r are the continuous timesteps of those levels (sigma = sqrt(1-abar)/
@@ -44,6 +48,8 @@ struct ConsistencyTimes final : Node {
         .attr_float("k", 8.0, 0.0, {}, "sigmoid adjustment: small sigma_t get a larger relative gap")
         .attr_float("b", 1.0, {}, {}, "sigmoid adjustment's slope in sigma_t")
         .attr_float("sigma_data", 0.5, 1e-6, {}, "the data's standard deviation in the weighting")
+        .attr_string("weighting", "ect", {"ect", "eps"}, "ect: 1/sigma_t^2 + 1/sigma_data^2; eps: sqrt(sigma_t^2 + sigma_data^2) / "
+                                                        "(sigma_t^2 sigma_data), the same balance for an eps-predicting net")
         .attr_int("stages", 4, 1, 64, "the run's ticks in this many equal stages (when stage_ticks is 0)")
         .attr_int("stage_ticks", 0, 0, {}, "ticks per stage; 0: the run's ticks / stages")
         .attr_int("t_max", -1, -1, {}, "the largest timestep t takes (sigma_t clamped to its level); -1: T - 1. A model "
@@ -79,6 +85,7 @@ struct ConsistencyTimes final : Node {
     const double smin = std::exp(log_sigma_at(s, 0, kFloor)), smax = std::exp(log_sigma_at(s, top, kFloor));
     const double q = ctx.attr_float("q"), k = ctx.attr_float("k"), b = ctx.attr_float("b"), sd = ctx.attr_float("sigma_data");
     const double decay = std::pow(q, -double(stage(ctx.tick()) + 1));
+    const bool eps_weights = ctx.attr_string("weighting") == "eps";
     random::fill_normal(draws_.data(), n, key_, uint64_t(ctx.tick()), float(ctx.attr_float("log_sigma_mean")),
                         float(ctx.attr_float("log_sigma_std")), ctx.sample_offset(n));
     Tensor &t = ctx.output("t"), &r = ctx.output("r"), &w = ctx.output("weights");
@@ -88,7 +95,7 @@ struct ConsistencyTimes final : Node {
       const double sr = st * ratio;
       t[i] = float(timestep_of_sigma(s, st, kFloor));
       r[i] = sr < smin ? 0.f : std::min(float(timestep_of_sigma(s, sr, kFloor)), t[i]);
-      w[i] = float((st * st + sd * sd) / (st * st * sd * sd));
+      w[i] = eps_weights ? float(std::sqrt(st * st + sd * sd) / (st * st * sd)) : float((st * st + sd * sd) / (st * st * sd * sd));
     }
     if (ctx.run_state()) ctx.run_state()->scalar("stage", ctx.tick(), double(stage(ctx.tick())));
   }

@@ -85,3 +85,15 @@ TEST_CASE("diffusion.consistency_times: t_max bounds t") {
   CHECK(top <= 600.f + 1e-3f);
   CHECK(top >= 599.f);  // log sigma ~ N(2, 4): many draws above sigma_600 are clamped to it
 }
+
+TEST_CASE("diffusion.consistency_times: the eps weighting is sqrt(sigma_t^2 + sigma_data^2) / (sigma_t^2 sigma_data)") {
+  const Tensor table = schedule_table(1000);
+  const d::ScheduleTable s(table);
+  NodeHarness h("diffusion.consistency_times", {{"weighting", "eps"}, {"sigma_data", 0.5}},
+                {{"like", Tensor({500, 1})}, {"schedule", table}}, 3, 10);
+  h.forward(0);
+  for (int64_t i = 0; i < 500; ++i) {
+    const double st = sigma_of(s, h.output("t")[i]);
+    CHECK(h.output("weights")[i] == doctest::Approx(std::sqrt(st * st + 0.25) / (st * st * 0.5)).epsilon(1e-3));
+  }
+}
