@@ -55,10 +55,14 @@ if teacher:
     ax.axhline(teacher[0] * 1.5, color="gray", linestyle="-.", label="target at 1 evaluation (+50%)")
 ax.set_xlabel("minutes of distillation (2 cores)")
 ax.set_ylabel("FD (n = 1000, lower is better)")
-ax.set_title("Consistency distillation of the default model" + (f" (sampled from t_max {tmax})" if tmax is not None and tmax >= 0 else ""))
+ax.set_title("Consistency distillation (ECT) of the default model" +
+             (f",\nsampled from t_max {tmax}" if tmax is not None and tmax >= 0 else ""), fontsize=10)
 ax.set_ylim(bottom=0)
+xs = [m for k in curves for m in curves[k]]
+if xs:
+    ax.set_xlim(0, max(xs) * 1.1 + 1)
 ax.grid(alpha=0.3)
-ax.legend(fontsize=7, loc="upper right")
+ax.legend(fontsize=7, loc="best")
 fig.tight_layout()
 fig.savefig(out)
 print(f"wrote {out}")
