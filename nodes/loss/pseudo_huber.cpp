@@ -71,11 +71,8 @@ struct PseudoHuber final : Node {
     float* dp = ctx.wants_grad("pred") ? ctx.grad_input("pred").data() : nullptr;
     float* dt = ctx.wants_grad("target") ? ctx.grad_input("target").data() : nullptr;
     for (int64_t k = 0; k < n; ++k) {
-      // The forward's root of this tick (recomputed: backward may run without this node's forward state).
-      double sq = 0;
       const float *pk = p.data() + k * per, *tk = t.data() + k * per;
-      for (int64_t i = 0; i < per; ++i) sq += double(pk[i] - tk[i]) * double(pk[i] - tk[i]);
-      const double root = std::sqrt(sq + c_ * c_);
+      const double root = root_[size_t(k)];  // this tick's forward
       const float s = root > 0 ? float(g * (w ? double(w[k]) : 1.0) / root) : 0.f;
       for (int64_t i = 0; i < per; ++i) {
         const float d = s * (pk[i] - tk[i]);

@@ -46,29 +46,18 @@ std::vector<char> requires_grad(const graph::Graph& g) {
   return req;
 }
 
-// Ancestors of the loss through ordering edges (the loss included).
-std::vector<char> ancestors(const graph::Graph& g, int loss) {
+// Ancestors of the loss through ordering edges (the loss included); with `differentiable_only`, those a
+// gradient reaches: through differentiable inputs only. A gradient barrier (tensor.stop_gradient) cuts that
+// path, so a net feeding the loss only through one is not trained.
+std::vector<char> ancestors(const graph::Graph& g, int loss, bool differentiable_only = false) {
   std::vector<char> anc(g.nodes.size(), 0);
   anc[size_t(loss)] = 1;
   for (auto it = g.order.rbegin(); it != g.order.rend(); ++it) {
     if (!anc[size_t(*it)]) continue;
     const graph::GraphNode& gn = g.nodes[size_t(*it)];
     for (size_t p = 0; p < gn.inputs.size(); ++p)
-      if (ordering_edge(gn, p)) anc[size_t(gn.inputs[p]->node)] = 1;
-  }
-  return anc;
-}
-
-// Ancestors of the loss that a gradient reaches: through differentiable inputs only. A gradient barrier
-// (tensor.stop_gradient) cuts the path, so a net feeding the loss only through one is not trained.
-std::vector<char> gradient_ancestors(const graph::Graph& g, int loss) {
-  std::vector<char> anc(g.nodes.size(), 0);
-  anc[size_t(loss)] = 1;
-  for (auto it = g.order.rbegin(); it != g.order.rend(); ++it) {
-    if (!anc[size_t(*it)]) continue;
-    const graph::GraphNode& gn = g.nodes[size_t(*it)];
-    for (size_t p = 0; p < gn.inputs.size(); ++p)
-      if (ordering_edge(gn, p) && gn.schema->inputs()[p].differentiable) anc[size_t(gn.inputs[p]->node)] = 1;
+      if (ordering_edge(gn, p) && (!differentiable_only || gn.schema->inputs()[p].differentiable))
+        anc[size_t(gn.inputs[p]->node)] = 1;
   }
   return anc;
 }
@@ -123,7 +112,7 @@ AutodiffPlan plan_autodiff(const graph::Graph& g, const std::vector<std::vector<
   const graph::GraphNode& opt = g.nodes[size_t(ad.optimizer)];
   const auto req = requires_grad(g);
   const auto anc = ancestors(g, ad.loss.node);
-  const auto reach = gradient_ancestors(g, ad.loss.node);
+  const auto reach = ancestors(g, ad.loss.node, true);
   if (!req[size_t(ad.loss.node)])
     throw plan_error(opt, "input \"loss\"", "nothing_to_optimise",
                      "no trainable parameter upstream of " + q(g.nodes[size_t(ad.loss.node)].id) + " (nothing to optimise)");
