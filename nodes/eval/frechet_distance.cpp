@@ -7,12 +7,13 @@
 // with unbiased covariances (divided by N - 1, as numpy.cov). The matrix square roots come from
 // Eigen's self-adjoint eigensolver: C_1^1/2 = V diag(sqrt(max(l, 0))) V', and the trace of the
 // square root of the symmetric PSD product is the sum of the square roots of its eigenvalues.
-// All in double.
+// All in double. With scale = whiten every metric is computed on features whitened by the reference's
+// mean and covariance (see whiten()).
 //
 // Beside it, with their uncertainty (each can be switched off by its attribute = 0):
 // - fd_se: the standard deviation of FD over `bootstrap` resamplings (with replacement) of both sets;
 // - KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic kernel k(x, y) = (x.y / F + 1)^3 over all
-//   pairs, and kid_se = std / sqrt(B) of the same estimate on B = `kid_blocks` disjoint blocks of each set;
+//   pairs (by default of the whitened features: kid_whiten), and kid_se = std / sqrt(B) of the same estimate on B = `kid_blocks` disjoint blocks of each set;
 // - precision and recall (Kynkaenniemi et al. 2019) on the first min(N, M) vectors of each set: a sample is
 //   "precise" when it lies within the distance of some reference vector to that vector's `pr_k`-th nearest
 //   reference neighbour, a reference vector "recalled" when likewise inside some sample's ball; each with its
@@ -60,13 +61,26 @@ Stats stats_rows(const Eigen::MatrixXd& x) {
   return s;
 }
 
-Stats stats_of(const Tensor& f) { return stats_rows(to_matrix(f)); }
-
 /// Square root of a symmetric PSD matrix (negative eigenvalues from rounding clamped to 0).
 Eigen::MatrixXd sqrt_psd(const Eigen::MatrixXd& m) {
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(m);
   const Eigen::VectorXd l = es.eigenvalues().cwiseMax(0.0).cwiseSqrt();
   return es.eigenvectors() * l.asDiagonal() * es.eigenvectors().transpose();
+}
+
+/// Maps both sets into the reference's whitened coordinates, (v - mu_ref) V diag(1 / sqrt(l + floor)) with
+/// C_ref = V diag(l) V' and floor = 1e-2 mean(l) + 1e-12 (dead features, a rank-deficient covariance and
+/// an outlier along a direction the reference barely spans stay bounded). Every distance is then in units of
+/// the reference's own spread, the same (up to the floor) for any invertible linear
+/// map of the features. (A floor of 1e-3 let two similar outliers among 2000 real digits dominate KID.)
+void whiten(Eigen::MatrixXd& x, Eigen::MatrixXd& y) {
+  const Stats r = stats_rows(y);
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(r.cov);
+  const Eigen::VectorXd l = es.eigenvalues().cwiseMax(0.0);
+  const double floor = 1e-2 * l.mean() + 1e-12;
+  const Eigen::MatrixXd w = es.eigenvectors() * (l.array() + floor).rsqrt().matrix().asDiagonal();
+  x = (x.rowwise() - r.mean.transpose()) * w;
+  y = (y.rowwise() - r.mean.transpose()) * w;
 }
 
 /// The Fréchet distance between two Gaussians.
@@ -223,6 +237,14 @@ struct FrechetDistance final : Node {
         .attr_int("pr_k", 3, 0, 1000,
                   "k of the k-NN balls of precision and recall (Kynkaanniemi et al. use 3); 0, or sets of k vectors "
                   "or fewer: none")
+        .attr_bool("kid_whiten", true,
+                   "KID on whitened features (as scale = whiten) whatever `scale` is: its cubic kernel (x.y / F + 1)^3 "
+                   "needs features of unit scale, and on raw ReLU features its standard error exceeds its value")
+        .attr_string("scale", "none", {"none", "whiten"},
+                     "none: the features as they are; whiten: every metric (FD, precision and recall, the per-class FD; "
+                     "KID always unless kid_whiten is false) on features whitened by the reference's mean and covariance (eigenvalues floored "
+                     "at 1e-2 of their mean): distances in units of the reference's spread, the same for any "
+                     "invertible linear map of the features")
         .attr_string("path", "", {}, "JSON report to write (atomically), e.g. runs/mnist/fd.json; empty: none")
         .attr_string("label", "", {}, "a name for the report (e.g. the sampler and step count)")
         .sink()
@@ -268,7 +290,8 @@ struct FrechetDistance final : Node {
         if (!std::isfinite((*t)[i]))
           ctx.fail(t == &features ? "features" : "reference",
                    "feature " + std::to_string(i) + " is not finite: the samples or the classifier hold NaN or Inf");
-    const Eigen::MatrixXd x = to_matrix(features), y = to_matrix(reference);  // once, for every metric
+    Eigen::MatrixXd x = to_matrix(features), y = to_matrix(reference);  // once, for every metric
+    if (ctx.attr_string("scale") == "whiten") whiten(x, y);
     const Stats a = stats_rows(x), b = stats_rows(y);
     const double fd = frechet_distance(a.mean, a.cov, b.mean, b.cov);
     ctx.output("fd")[0] = float(fd);
@@ -299,7 +322,7 @@ struct FrechetDistance final : Node {
     ctx.output("entropy")[0] = float(entropy);
     nlohmann::json per_class = nlohmann::json::array();
     double asked = -1;  // share of the samples classified as the class they were asked to be
-    if (ctx.has_input("labels")) per_class = class_report(ctx, features, reference, asked);
+    if (ctx.has_input("labels")) per_class = class_report(ctx, x, y, asked);
     if (ctx.run_state()) {
       ctx.run_state()->scalar("fd", ctx.tick(), fd);
       ctx.run_state()->scalar("class_entropy", ctx.tick(), entropy);
@@ -325,8 +348,10 @@ struct FrechetDistance final : Node {
     ex.fd_se = fd_bootstrap_sd(x, y, ctx.attr_int("bootstrap"));
     ex.kid_blocks = std::min<int64_t>(ctx.attr_int("kid_blocks"), std::min(x.rows(), y.rows()) / 2);
     if (ex.kid_blocks > 1) {
-      ex.kid = kid_estimate(x, y);
-      ex.kid_se = kid_block_se(x, y, ex.kid_blocks);
+      Eigen::MatrixXd xk = x, yk = y;
+      if (ctx.attr_bool("kid_whiten") && ctx.attr_string("scale") != "whiten") whiten(xk, yk);
+      ex.kid = kid_estimate(xk, yk);
+      ex.kid_se = kid_block_se(xk, yk, ex.kid_blocks);
     }
     if (const int64_t k = ctx.attr_int("pr_k"); k > 0 && std::min(x.rows(), y.rows()) > k) {
       ex.pr_n = std::min(x.rows(), y.rows());
@@ -343,9 +368,9 @@ struct FrechetDistance final : Node {
   /// Per class k: the FD between the samples asked to be k and the reference vectors of class k (classes with
   /// fewer than 2 of either are left out), and with logits the share of those samples classified as k.
   /// `asked` gets the share over all samples (-1 without logits).
-  nlohmann::json class_report(Context& ctx, const Tensor& features, const Tensor& reference, double& asked) const {
+  nlohmann::json class_report(Context& ctx, const Eigen::MatrixXd& x, const Eigen::MatrixXd& y, double& asked) const {
     const Tensor labels = ctx.input("labels").to_plain(), ref_labels = ctx.input("reference_labels").to_plain();
-    const int64_t n = features.dim(0), m = reference.dim(0), d = features.dim(1);
+    const int64_t n = x.rows(), m = y.rows();
     const bool logits = ctx.has_input("logits");
     const Tensor lg = logits ? ctx.input("logits").to_plain() : Tensor();
     const int64_t C = logits ? lg.dim(1) : 0;
@@ -373,13 +398,12 @@ struct FrechetDistance final : Node {
         e["accuracy"] = double(hits) / double(si.size());
       }
       if (si.size() >= 2 && ri.size() >= 2) {
-        auto pick = [&](const Tensor& src, const std::vector<int64_t>& rows) {
-          Tensor t({int64_t(rows.size()), d});
-          for (size_t r = 0; r < rows.size(); ++r)
-            std::memcpy(t.data() + int64_t(r) * d, src.data() + rows[r] * d, size_t(d) * sizeof(float));
+        auto pick = [&](const Eigen::MatrixXd& src, const std::vector<int64_t>& rows) {
+          Eigen::MatrixXd t(Eigen::Index(rows.size()), src.cols());
+          for (size_t r = 0; r < rows.size(); ++r) t.row(Eigen::Index(r)) = src.row(rows[r]);
           return t;
         };
-        const Stats a = stats_of(pick(features, si)), b = stats_of(pick(reference, ri));
+        const Stats a = stats_rows(pick(x, si)), b = stats_rows(pick(y, ri));
         e["fd"] = frechet_distance(a.mean, a.cov, b.mean, b.cov);
       }
       out.push_back(e);
@@ -391,7 +415,8 @@ struct FrechetDistance final : Node {
   void write_report(Context& ctx, double fd, double entropy, int64_t n, int64_t m, const Tensor& hist,
                     const nlohmann::json& per_class, double asked, const Extras& ex) const {
     nlohmann::json j{{"label", ctx.attr_string("label")}, {"tick", ctx.tick()}, {"fd", fd},
-                     {"class_entropy", entropy}, {"n", n}, {"reference_n", m}};
+                     {"class_entropy", entropy}, {"n", n}, {"reference_n", m}, {"scale", ctx.attr_string("scale")}};
+    if (ex.kid_blocks > 1) j["kid_whitened"] = ctx.attr_bool("kid_whiten") || ctx.attr_string("scale") == "whiten";
     if (ctx.attr_int("bootstrap") > 1) j["fd_se"] = ex.fd_se, j["bootstrap"] = ctx.attr_int("bootstrap");
     if (ex.kid_blocks > 1) j["kid"] = ex.kid, j["kid_se"] = ex.kid_se, j["kid_blocks"] = ex.kid_blocks;
     if (ex.pr_n > 0)

@@ -55,6 +55,9 @@ struct SampleGrid final : Node {
         .attr_int("steps", 20, 1, 1000, "sampler steps")
         .attr_string("sampler", "ddim", {}, "the sampler (sampler.<name>)")
         .attr_string("spacing", "trailing", {}, "the grid spacing")
+        .attr_int("t_max", -1, -1, {},
+                  "the sampler's grid covers [0, t_max] (sampler.timesteps' t_max, e.g. a consistency model distilled "
+                  "below t_max); -1: all T timesteps")
         .attr_string("prediction", "eps", {"eps", "x0", "v"}, "what the net predicts (the training objective)")
         .attr_int("seed", 0, 0, {}, "seed of the sampling pipeline: the same noise in every grid")
         .attr_string("output", "step.x_next", {}, "the sampling pipeline's images [n, C, H, W] in [-1, 1]")
@@ -146,6 +149,8 @@ struct SampleGrid final : Node {
                    {"prediction", ctx.attr_string("prediction")}, {"seed", ctx.attr_int("seed")},
                    {"channels", s[1]},                  {"height", s[2]},
                    {"width", s[3]}};
+    // Only when set: a sampling pipeline of its own need not declare t_max.
+    if (ctx.attr_int("t_max") >= 0) o.overrides["t_max"] = ctx.attr_int("t_max");
     try {
       graph_ = graph::load_pipeline_text(doc.dump(), file, o);
     } catch (const graph::GraphError& e) {

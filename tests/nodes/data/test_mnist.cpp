@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string_view>
@@ -65,8 +66,9 @@ TEST_CASE("data.mnist loads all 10,000 images with MNIST statistics") {
                                     {5, 863},  {6, 1014}, {7, 1070}, {8, 944}, {9, 978}};
   CHECK(count == expected);
 
-  // Unshuffled order interleaves the classes: the first ten are 0..9.
-  for (int i = 0; i < 10; ++i) CHECK(y[i] == float(i));
+  // Unshuffled, the classes are merged in proportion: the first ten are one of each digit.
+  std::set<float> first_ten(y.data(), y.data() + 10);
+  CHECK(first_ten.size() == 10);
   // Every image has ink: no all-background image.
   for (int64_t j = 0; j < 10000; j += 997) {
     float m = -1.f;
@@ -75,13 +77,71 @@ TEST_CASE("data.mnist loads all 10,000 images with MNIST statistics") {
   }
 }
 
-TEST_CASE("data.mnist digits, offset and limit pick a fixed range of the interleaved order") {
+TEST_CASE("data.mnist: the first 8000 are the training split and the last 2000 the held-out one, both in the natural class mix") {
+  REQUIRE(mnist_installed());
+  NodeHarness h("data.mnist", {{"batch", 10000}, {"shuffle", false}}, {});
+  h.forward(0);
+  const Tensor& y = h.output("labels");
+  std::map<int, int> train, held, first;
+  for (int64_t i = 0; i < 10000; ++i) ++(i < 8000 ? train : held)[int(y[i])];
+  for (int64_t i = 0; i < 1000; ++i) ++first[int(y[i])];
+  // A fifth of each class file (2000 in all: floor(n / 5), one more for the four largest remainders).
+  const std::map<int, int> n{{0, 1001}, {1, 1127}, {2, 991}, {3, 1032}, {4, 980},
+                             {5, 863},  {6, 1014}, {7, 1070}, {8, 944}, {9, 978}};
+  const std::map<int, int> h_expected{{0, 200}, {1, 225}, {2, 198}, {3, 206}, {4, 196},
+                                      {5, 173}, {6, 203}, {7, 214}, {8, 189}, {9, 196}};
+  CHECK(held == h_expected);
+  for (auto [c, count] : n) {
+    CHECK(train[c] == count - h_expected.at(c));
+    // Any range of the order has the split's mix: here the first 1000 of the training split.
+    CHECK(std::abs(first[c] - 1000.0 * train[c] / 8000.0) <= 1.0);
+  }
+  // The two splits are disjoint and together every image.
+  std::set<uint64_t> a, b;
+  for (int64_t i = 0; i < 10000; ++i) (i < 8000 ? a : b).insert(image_hash(h.output("images"), i));
+  for (uint64_t v : b) CHECK(a.count(v) == 0);
+}
+
+TEST_CASE("data.mnist holds out every fifth image of a class file, spread evenly over the file") {
+  REQUIRE(mnist_installed());
+  // Class 5 alone: 863 images, the last 172 of the order held out (floor(863 / 5)).
+  NodeHarness h("data.mnist", {{"batch", 863}, {"shuffle", false}, {"digits", {5}}}, {});
+  h.forward(0);
+  std::ifstream in(kDigits + "/5.json");
+  const auto file = Json::parse(in);
+  const auto& v = file.at("data");
+  REQUIRE(v.size() == 863u * 784u);
+  std::map<uint64_t, int64_t> position;  // image hash -> index in the file
+  std::vector<float> img(784);
+  for (int64_t j = 0; j < 863; ++j) {
+    for (int64_t i = 0; i < 784; ++i) img[size_t(i)] = v[size_t(j * 784 + i)].get<float>() * 2.f - 1.f;
+    position[random::hash(std::string_view(reinterpret_cast<const char*>(img.data()), 784 * sizeof(float)))] = j;
+  }
+  std::vector<int64_t> held, train;
+  for (int64_t k = 0; k < 863; ++k) {
+    auto it = position.find(image_hash(h.output("images"), k));
+    REQUIRE(it != position.end());
+    (k < 863 - 172 ? train : held).push_back(it->second);
+  }
+  // Each split keeps the file's order, and the held-out images are one in every 5 (gaps of 5 or 6).
+  CHECK(std::is_sorted(train.begin(), train.end()));
+  CHECK(std::is_sorted(held.begin(), held.end()));
+  CHECK(held.front() < 6);
+  CHECK(held.back() >= 863 - 6);
+  for (size_t k = 1; k < held.size(); ++k) {
+    CHECK(held[k] - held[k - 1] >= 5);
+    CHECK(held[k] - held[k - 1] <= 6);
+  }
+}
+
+TEST_CASE("data.mnist digits, offset and limit pick a fixed range of the dataset order") {
   REQUIRE(mnist_installed());
   NodeHarness h("data.mnist", {{"batch", 6}, {"shuffle", false}, {"digits", {3, 7}}, {"offset", 1}, {"limit", 4}}, {});
   h.forward(0);
-  // order 3,7,3,7,...; from offset 1, four images: 7,3,7,3; then the epoch wraps: 7,3.
+  // order 7,3,7,3,... (7 has more images, so its first sorts first); from offset 1, four images: 3,7,3,7;
+  // then the epoch wraps: 3,7.
   const std::vector<float> labels = h.output("labels").to_vector();
-  CHECK(labels == std::vector<float>{7, 3, 7, 3, 7, 3});
+  CHECK(labels == std::vector<float>{3, 7, 3, 7, 3, 7});
   const Tensor& x = h.output("images");
   CHECK(std::equal(x.data(), x.data() + 784, x.data() + 4 * 784));  // image 0 again at position 4
   // The same images at the next tick (tick 1 covers positions 6..11 = dataset 2,3,0,1,2,3).

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -134,7 +135,8 @@ TEST_CASE("eval.frechet_distance: KID against its closed form for 1-d Gaussians,
   const int64_t n = 2000;
   const double mu = 0.5;
   const double exact = std::pow(mu * mu * mu + 3 * mu, 2) + 3 * std::pow(mu, 4) + 3 * mu * mu;  // 3.578125
-  const runtime::Json attrs = {{"bootstrap", 0}, {"pr_k", 0}, {"kid_blocks", 10}, {"path", "build/test_kid.json"}};
+  const runtime::Json attrs = {{"bootstrap", 0}, {"pr_k", 0}, {"kid_blocks", 10}, {"kid_whiten", false},
+                               {"path", "build/test_kid.json"}};
   runtime::NodeHarness h("eval.frechet_distance", attrs, {{"features", normal_column(n, mu, 11)},
                                                            {"reference", normal_column(n, 0.0, 12)}});
   h.forward();
@@ -169,7 +171,7 @@ TEST_CASE("eval.frechet_distance: KID over all pairs equals the unbiased estimat
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < m; ++j) xy += k(X, i, Y, j);
   const double want = xx / double(n * (n - 1)) + yy / double(m * (m - 1)) - 2 * xy / double(n * m);
-  runtime::NodeHarness h("eval.frechet_distance", {{"bootstrap", 0}, {"pr_k", 0}, {"kid_blocks", 5}},
+  runtime::NodeHarness h("eval.frechet_distance", {{"bootstrap", 0}, {"pr_k", 0}, {"kid_blocks", 5}, {"kid_whiten", false}},
                          {{"features", X}, {"reference", Y}});
   h.forward();
   CHECK(h.output("kid")[0] == doctest::Approx(want).epsilon(1e-5));
@@ -241,4 +243,57 @@ TEST_CASE("eval.frechet_distance: one KID block is an error, small sets get fewe
   CHECK_FALSE(k.contains("kid"));        // 3 vectors: 1 block
   CHECK_FALSE(k.contains("precision"));  // k = 3 needs 4
   CHECK(t.output("kid")[0] == 0.f);
+}
+
+TEST_CASE("eval.frechet_distance with scale whiten: the same for any invertible linear map, in the reference's units") {
+  // Reference N(0, 3^2 I) and samples N(3 e_1, 3^2 I) in 8 dimensions, 2000 each: whitened, the mean shift is
+  // one standard deviation, so FD is 1 plus the sampling bias (about d / n each side: ~0.01), where the raw
+  // FD is 9. Then both sets through y = x A + c (A stretches some directions 1.5 times as much as others): the raw FD moves, the
+  // whitened one does not (up to the eigenvalue floor, 1e-2 of their mean).
+  const int64_t n = 2000, d = 8;
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> z(0.0, 3.0);
+  runtime::Tensor ref({n, d}), smp({n, d});
+  for (int64_t i = 0; i < n * d; ++i) ref[i] = float(z(rng)), smp[i] = float(z(rng) + (i % d == 0 ? 3.0 : 0.0));
+  auto run = [](const runtime::Tensor& s, const runtime::Tensor& r, const std::string& scale, bool kid_whiten = true) {
+    runtime::NodeHarness h("eval.frechet_distance", {{"scale", scale}, {"bootstrap", 0}, {"kid_whiten", kid_whiten}},
+                           {{"features", s}, {"reference", r}});
+    h.forward();
+    return std::pair<double, double>(h.output("fd")[0], h.output("kid")[0]);
+  };
+  auto fd_of = [&](const runtime::Tensor& s, const runtime::Tensor& r, const std::string& scale) {
+    return run(s, r, scale).first;
+  };
+  const double raw = fd_of(smp, ref, "none"), white = fd_of(smp, ref, "whiten");
+  CHECK(raw == doctest::Approx(9.0).epsilon(0.1));
+  CHECK(white == doctest::Approx(1.0).epsilon(0.05));
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::vector<double> A(size_t(d * d));
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < d; ++j) A[size_t(i * d + j)] = (i == j ? 1.5 : 0.0) + 0.06 * u(rng);
+  auto map = [&](const runtime::Tensor& x) {
+    runtime::Tensor y({n, d});
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < d; ++j) {
+        double v = 0.25 * double(j);
+        for (int64_t i = 0; i < d; ++i) v += x[r * d + i] * A[size_t(i * d + j)] * (j % 2 ? 1.2 : 0.8);
+        y[r * d + j] = float(v);
+      }
+    return y;
+  };
+  const runtime::Tensor smp2 = map(smp), ref2 = map(ref);
+  CHECK(std::fabs(fd_of(smp2, ref2, "none") - raw) > 0.2 * raw);
+  CHECK(fd_of(smp2, ref2, "whiten") == doctest::Approx(white).epsilon(0.03));
+  // KID is whitened by default (kid_whiten) whatever the scale: unmoved by the map; on raw features it moves.
+  const double kid = run(smp, ref, "none").second;
+  CHECK(kid > 0.1);
+  CHECK(run(smp2, ref2, "none").second == doctest::Approx(kid).epsilon(0.03));
+  CHECK(run(smp, ref, "whiten").second == doctest::Approx(kid).epsilon(1e-6));
+  CHECK(std::fabs(run(smp2, ref2, "none", false).second - run(smp, ref, "none", false).second) >
+        0.2 * run(smp, ref, "none", false).second);
+  // KID and precision/recall take the same features: equal sets stay at KID ~0, precision 1.
+  runtime::NodeHarness same("eval.frechet_distance", {{"scale", "whiten"}}, {{"features", ref}, {"reference", ref}});
+  same.forward();
+  CHECK(std::fabs(same.output("fd")[0]) < 1e-4);
+  CHECK(same.output("precision")[0] == doctest::Approx(1.0));
 }

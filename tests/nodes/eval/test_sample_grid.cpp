@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <stb/stb_image.h>
 
@@ -131,4 +132,23 @@ TEST_CASE("eval.sample_grid: what it cannot build is an error naming the node an
     CHECK(noiseflow::test::shape_error_field("eval.sample_grid", {{"n", 0}}, {}) == "n");
     CHECK(noiseflow::test::shape_error_field("eval.sample_grid", {{"prediction", "noise"}}, {}) == "prediction");
   }
+}
+
+TEST_CASE("eval.sample_grid's t_max reaches the sampling pipeline's grid: a grid from a low level is another picture") {
+  auto grid_bytes = [](const std::string& attrs) {
+    TempDir dir;
+    auto g = noiseflow::graph::load_pipeline(training(dir, 1, attrs), noiseflow::test::load_options());
+    Executor ex(g);
+    ex.run();
+    int w = 0, h = 0, c = 0;
+    unsigned char* p = stbi_load((dir.str() + "/samples/step_000004.png").c_str(), &w, &h, &c, 1);
+    REQUIRE(p != nullptr);
+    std::vector<unsigned char> v(p, p + w * h);
+    stbi_image_free(p);
+    return v;
+  };
+  const auto all = grid_bytes(""), again = grid_bytes(", \"t_max\": -1"), low = grid_bytes(", \"t_max\": 10");
+  CHECK(all == again);  // -1 is the default: the whole grid
+  REQUIRE(all.size() == low.size());
+  CHECK(all != low);  // three steps within [0, 10] from the same noise leave it nearly as it was
 }

@@ -11,7 +11,7 @@
 using namespace noiseflow;
 using namespace noiseflow::test;
 
-TEST_CASE("io.save_tensor then io.load_tensor: the same floats, shape checked, a prefix on request") {
+TEST_CASE("io.save_tensor then io.load_tensor: the same floats, shape checked, a prefix (from an entry) on request") {
   TempDir dir;
   const std::string path = (dir.path / "sub" / "s.safetensors").string();
   const runtime::Tensor x = random_tensor({6, 1, 2, 3}, 3);
@@ -29,6 +29,17 @@ TEST_CASE("io.save_tensor then io.load_tensor: the same floats, shape checked, a
   for (int64_t i = 0; i < 4 * 6; ++i) CHECK(first.output("y")[i] == x[i]);
   CHECK_THROWS_WITH_AS(runtime::NodeHarness("io.load_tensor", {{"path", path}, {"name", "samples"}, {"shape", {4, 1, 2, 3}}}, {}),
                        doctest::Contains("has shape [6, 1, 2, 3], the pipeline expects [4, 1, 2, 3]"), runtime::NodeError);
+  // Entries 2..4 with start 2; start past what the file holds, or without prefix, is an error.
+  runtime::NodeHarness middle("io.load_tensor", {{"path", path}, {"name", "samples"}, {"shape", {3, 1, 2, 3}},
+                                                 {"prefix", true}, {"start", 2}}, {});
+  middle.forward(0);
+  for (int64_t i = 0; i < 3 * 6; ++i) CHECK(middle.output("y")[i] == x[2 * 6 + i]);
+  CHECK_THROWS_WITH_AS(runtime::NodeHarness("io.load_tensor", {{"path", path}, {"name", "samples"}, {"shape", {3, 1, 2, 3}},
+                                                               {"prefix", true}, {"start", 4}}, {}),
+                       doctest::Contains("(or more entries along dim 0, from entry 4)"), runtime::NodeError);
+  CHECK_THROWS_WITH_AS(runtime::NodeHarness("io.load_tensor", {{"path", path}, {"name", "samples"}, {"shape", {3, 1, 2, 3}},
+                                                               {"start", 1}}, {}),
+                       doctest::Contains("start 1 needs prefix: true"), runtime::NodeError);
   CHECK_THROWS_WITH_AS(runtime::NodeHarness("io.load_tensor", {{"path", path}, {"name", "x"}, {"shape", {6, 1, 2, 3}}}, {}),
                        doctest::Contains("no tensor 'x' (it holds: samples)"), runtime::NodeError);
   CHECK_THROWS_WITH_AS(runtime::NodeHarness("io.load_tensor", {{"path", (dir.path / "none.safetensors").string()}, {"shape", {1}},
