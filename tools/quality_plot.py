@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """tools/quality_plot.py — draws tools/quality's results (runs/quality/results.tsv): the Frechet
 distance against training minutes (ticks x the idle tick time of runs/quality/tick_seconds.tsv), one
-line per recipe, the metric's floor (real training digits: the range of tools/quality floor as a band, the
+line per recipe with the FD's standard error as error bars (where results.tsv has fd_se), the metric's floor (real training digits: the range of tools/quality floor as a band, the
 given mean) and twice the floor as dotted lines;
 writes a PNG and prints the Markdown table for docs/QUALITY.md.
 
@@ -32,7 +32,8 @@ fig, ax = plt.subplots(figsize=(8, 5.2), dpi=110)
 for name, rs in sorted(by.items()):
     rs.sort(key=lambda r: float(r["minutes"]))
     xs, ys = [float(r["minutes"]) for r in rs], [float(r["fd"]) for r in rs]
-    ax.plot(xs, ys, marker="o", linestyle="-" if len(rs) > 1 else "none", label=name)
+    se = [float(r["fd_se"]) if r.get("fd_se") not in (None, "") else 0.0 for r in rs]
+    ax.errorbar(xs, ys, yerr=se, marker="o", capsize=3, linestyle="-" if len(rs) > 1 else "none", label=name)
 import os  # noqa: E402
 
 band = os.path.join(os.path.dirname(tsv), "floor.tsv")  # tools/quality floor: 8 sets of real digits
@@ -60,5 +61,10 @@ for name, rs in sorted(by.items(), key=lambda kv: min(float(r["fd"]) for r in kv
     cells = []
     for b in budgets:
         m = [r for r in rs if float(r["minutes"]) == b]
-        cells.append("%.1f" % float(m[0]["fd"]) if m else "—")
+        if not m:
+            cells.append("—")
+        elif m[0].get("fd_se") not in (None, ""):
+            cells.append("%.1f ± %.1f" % (float(m[0]["fd"]), float(m[0]["fd_se"])))
+        else:
+            cells.append("%.1f" % float(m[0]["fd"]))
     print("| " + name + " | " + " | ".join(cells) + " |")
