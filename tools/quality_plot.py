@@ -29,9 +29,10 @@ for r in rows:
     by.setdefault(r["recipe"], []).append(r)
 
 fig, ax = plt.subplots(figsize=(8, 5.2), dpi=110)
-for name, rs in sorted(by.items()):
+for k, (name, rs) in enumerate(sorted(by.items())):
     rs.sort(key=lambda r: float(r["minutes"]))
-    xs, ys = [float(r["minutes"]) for r in rs], [float(r["fd"]) for r in rs]
+    dx = 0.25 * (k - (len(by) - 1) / 2)  # side by side: recipes of equal budgets and close scores stay apart
+    xs, ys = [float(r["minutes"]) + dx for r in rs], [float(r["fd"]) for r in rs]
     se = [float(r["fd_se"]) if r.get("fd_se") not in (None, "") else 0.0 for r in rs]
     ax.errorbar(xs, ys, yerr=se, marker="o", capsize=3, linestyle="-" if len(rs) > 1 else "none", label=name)
 import os  # noqa: E402
