@@ -207,7 +207,7 @@ TEST_CASE("sample.json: a 2-sample smoke run of every sampler on a 2-tick checkp
   CHECK(bad.err.find("unknown node type \"sampler.dpmpp_3m\" (from \"sampler.${sampler}\")") != std::string::npos);
 }
 
-TEST_CASE("train.json --set net=FILE trains a net noiseflow net unet wrote; sample.json samples it with the same net") {
+TEST_CASE("train.json --set net=FILE trains a net noiseflow net unet wrote, and sample.json samples it with the same net") {
   TempDir dir;
   const std::string net = (dir.path / "tiny_unet.json").string(), ckpt = (dir.path / "ckpt.safetensors").string();
   const std::string folder = " --run-folder " + (dir.path / "run").string();
